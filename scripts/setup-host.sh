@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs what podwire's build, tests and demo need on a Debian 12 machine, only when missing.
+# Sourced by scripts/test.sh and scripts/demo.sh; safe to run twice.
+set -euo pipefail
+
+need_root() {
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "podwire: this needs root (network namespaces, bridges, nftables): run it with sudo" >&2
+        exit 1
+    fi
+}
+
+# Debian packages: the kernel tools tests read state back with, the reference plugins we compare
+# against, and (for the real-runtime suites) containerd, runc, podman and protoc.
+PODWIRE_APT_PACKAGES=(iproute2 nftables iptables containernetworking-plugins jq ca-certificates curl build-essential
+    pkg-config)
+
+install_apt_packages() {
+    local missing=()
+    for p in "${PODWIRE_APT_PACKAGES[@]}" "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        echo "podwire: installing ${missing[*]}"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    fi
+}
+
+install_rust() {
+    if ! command -v cargo >/dev/null 2>&1 && [ -x "$HOME/.cargo/bin/cargo" ]; then
+        export PATH="$HOME/.cargo/bin:$PATH"
+    fi
+    if ! command -v cargo >/dev/null 2>&1; then
+        # Debian 12's own rustc is too old for the workspace: take stable from rustup.
+        echo "podwire: installing the Rust stable toolchain with rustup"
+        curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal -c rustfmt,clippy
+        export PATH="$HOME/.cargo/bin:$PATH"
+    fi
+    rustup component list --installed 2>/dev/null | grep -q clippy || rustup component add clippy rustfmt 2>/dev/null || true
+}
+
+# The CNI runtimes find plugins in /opt/cni/bin; Debian ships the reference ones in /usr/lib/cni.
+REFERENCE_CNI_DIR=/usr/lib/cni
