@@ -63,6 +63,10 @@ pub mod plugin_code {
     pub const RANGE_EXHAUSTED: u32 = 101;
     /// A delegated plugin failed.
     pub const DELEGATE: u32 = 102;
+    /// ADD found the interface it was asked to create already in the container.
+    pub const INTERFACE_EXISTS: u32 = 103;
+    /// CHECK found the kernel state differing from the previous result.
+    pub const CHECK_MISMATCH: u32 = 104;
     /// The plugin panicked (a bug): the message says where.
     pub const INTERNAL: u32 = 199;
 }

@@ -6,11 +6,13 @@
 //! - [`validate`]: libcni's rules for container IDs, network and interface names
 //! - [`args`]: `CNI_ARGS` parsing
 //! - [`skel`]: the plugin entry point (environment, dispatch, panics → error JSON)
+//! - [`invoke`]: exec'ing a delegate plugin (e.g. IPAM) as libcni does
 //! - [`log`]: stderr / log-file logging, never stdout
 
 pub mod args;
 pub mod config;
 pub mod error;
+pub mod invoke;
 pub mod log;
 pub mod result;
 pub mod skel;
