@@ -1,0 +1,32 @@
+//! podwire's kernel layer: network namespaces, links (bridges, veths,
+//! bridge ports), addresses, routes, sysctls and nftables, all through
+//! synchronous netlink. See README.md.
+
+mod address;
+mod attr;
+mod bridge;
+mod bridge_port;
+mod error;
+mod link;
+mod mac;
+mod netlink;
+pub mod netns;
+mod route;
+mod socket;
+pub mod sysctl;
+mod veth;
+
+pub use address::{Address, AddressOptions, IpFamily};
+pub use bridge::BridgeSpec;
+pub use bridge_port::BridgeVlan;
+pub use error::{Error, Result, ResultExt};
+pub use link::{Link, LinkId, OperState};
+pub use mac::{MacAddr, ParseMacError};
+pub use netlink::Netlink;
+pub use netns::{Netns, NetnsGuard};
+pub use route::{Route, Scope, TABLE_MAIN};
+pub use veth::{VethPair, VethSpec};
+
+/// The rust-netlink message types, for callers of `Netlink::request`/`dump`.
+pub use ipnet;
+pub use netlink_packet_route as rtnl;
