@@ -1,4 +1,3 @@
-#![allow(dead_code)] // nf_tables users land in the next commit
 //! Minimal netlink attribute (TLV) writer and reader, for the messages
 //! the rust-netlink crates do not model (nf_tables, extended acks).
 
@@ -93,6 +92,7 @@ pub(crate) fn as_str(v: &[u8]) -> String {
     String::from_utf8_lossy(s).into_owned()
 }
 
+#[cfg(test)]
 pub(crate) fn as_be32(v: &[u8]) -> Option<u32> {
     Some(u32::from_be_bytes(v.get(..4)?.try_into().ok()?))
 }

@@ -11,6 +11,7 @@ mod link;
 mod mac;
 mod netlink;
 pub mod netns;
+pub mod nft;
 mod route;
 mod socket;
 pub mod sysctl;

@@ -184,7 +184,6 @@ impl NlSocket {
     /// The kernel processes a send synchronously, so every answer is queued
     /// by the time `send` returns; reading non-blocking cannot hang even if
     /// the kernel stopped early. Returns the first error, after draining.
-    #[allow(dead_code)]
     pub fn recv_batch_acks(&self, seqs: &[u32], op: &str) -> Result<()> {
         let mut pending: Vec<u32> = seqs.to_vec();
         let mut first_err: Option<Error> = None;

@@ -1,0 +1,382 @@
+//! nftables over netlink (NETLINK_NETFILTER), hand-written.
+//!
+//! Why not a crate: `nftables` execs the `nft` binary (no exec in
+//! library code); `rustables` is GPL-3.0-or-later, which cannot go into
+//! this Apache-2.0 project, and pulls in more than we use. What podwire
+//! needs is small: one table, two base chains, match-on-address rules
+//! ending in masquerade or accept, found again by a comment tag. That is
+//! a few hundred lines of nf_tables messages over our netlink socket.
+//!
+//! Every change is one nfnetlink batch (BEGIN ... END), which the kernel
+//! applies atomically: a masquerade add creates table, chain and rule in
+//! one transaction, so a concurrent reader never sees half of it.
+
+mod expr;
+mod msg;
+
+use ipnet::IpNet;
+use netlink_sys::protocols::NETLINK_NETFILTER;
+
+use crate::attr::{self, AttrWriter};
+use crate::error::{Error, Result};
+use crate::netns::Netns;
+use crate::socket::NlSocket;
+use expr::{Cmp, Dir, Exprs};
+use msg::*;
+
+/// nftables address family of a table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Family {
+    /// IPv4 and IPv6 together.
+    Inet,
+    Ip,
+    Ip6,
+}
+
+impl Family {
+    fn proto(self) -> u8 {
+        match self {
+            Family::Inet => 1,
+            Family::Ip => 2,
+            Family::Ip6 => 10,
+        }
+    }
+}
+
+impl std::fmt::Display for Family {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Family::Inet => "inet",
+            Family::Ip => "ip",
+            Family::Ip6 => "ip6",
+        })
+    }
+}
+
+/// A table of ours, e.g. `Table::new(Family::Inet, "podwire")`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Table {
+    pub family: Family,
+    pub name: String,
+}
+
+impl Table {
+    pub fn new(family: Family, name: impl Into<String>) -> Table {
+        Table {
+            family,
+            name: name.into(),
+        }
+    }
+}
+
+/// Base chain holding the masquerade rules (type nat, hook postrouting,
+/// priority srcnat).
+pub const NAT_CHAIN: &str = "postrouting";
+/// Base chain holding the forward accept rules (type filter, hook
+/// forward, priority filter).
+pub const FORWARD_CHAIN: &str = "forward";
+
+const NF_INET_FORWARD: u32 = 2;
+const NF_INET_POST_ROUTING: u32 = 4;
+const NF_IP_PRI_FILTER: i32 = 0;
+const NF_IP_PRI_NAT_SRC: i32 = 100;
+
+/// Longest tag libnftnl can read back as a comment (u8 length incl. NUL).
+pub const MAX_TAG_LEN: usize = 254;
+
+/// A rule as listed: where it is, and its tag.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rule {
+    pub chain: String,
+    pub handle: u64,
+    /// The rule's comment, which podwire uses as its identity.
+    pub tag: Option<String>,
+}
+
+/// A handle on the nf_tables subsystem of one netns.
+pub struct Nftables {
+    sock: NlSocket,
+}
+
+impl Nftables {
+    /// A socket in the calling thread's netns.
+    pub fn new() -> Result<Self> {
+        Ok(Nftables {
+            sock: NlSocket::open(NETLINK_NETFILTER, "open nftables socket")?,
+        })
+    }
+
+    /// A socket inside `ns`; the thread is back in its netns on return.
+    pub fn new_in(ns: &Netns) -> Result<Self> {
+        Ok(Nftables {
+            sock: crate::netlink::open_in(ns, NETLINK_NETFILTER, "open nftables socket")?,
+        })
+    }
+
+    fn commit(&self, batch: Batch, op: &str) -> Result<()> {
+        let (bytes, acked, last) = batch.finish();
+        // Keep our counter past the batch's sequence numbers.
+        while self.sock.next_seq() != last {}
+        self.sock.send(&bytes, op)?;
+        self.sock.recv_batch_acks(&acked, op)
+    }
+
+    fn batch(&self) -> Batch {
+        Batch::new(self.sock.next_seq())
+    }
+
+    /// Creates the table if it does not exist.
+    pub fn ensure_table(&self, table: &Table) -> Result<()> {
+        let mut b = self.batch();
+        add_table(&mut b, table);
+        self.commit(b, &format!("create table {} {}", table.family, table.name))
+    }
+
+    /// Deletes the table and everything in it; `is_not_found()` if absent.
+    pub fn delete_table(&self, table: &Table) -> Result<()> {
+        let mut b = self.batch();
+        let mut a = AttrWriter::new();
+        a.str(NFTA_TABLE_NAME, &table.name);
+        b.add(NFT_MSG_DELTABLE, 0, table.family.proto(), &a);
+        self.commit(b, &format!("delete table {} {}", table.family, table.name))
+    }
+
+    /// Adds `saddr == src and daddr != exclude → masquerade` to the nat
+    /// chain, tagged with `tag`; table and chain are created on the way,
+    /// all in one batch. `exclude` is usually the pod subnet.
+    pub fn add_masquerade(
+        &self,
+        table: &Table,
+        src: IpNet,
+        exclude: Option<IpNet>,
+        tag: &str,
+    ) -> Result<()> {
+        let op = format!("add masquerade for {src} ({tag})");
+        self.check_rule_args(table, src, exclude, tag, &op)?;
+        let mut b = self.batch();
+        add_table(&mut b, table);
+        add_base_chain(
+            &mut b,
+            table,
+            NAT_CHAIN,
+            "nat",
+            NF_INET_POST_ROUTING,
+            NF_IP_PRI_NAT_SRC,
+        );
+        add_rule(&mut b, table, NAT_CHAIN, tag, |e| {
+            if table.family == Family::Inet {
+                e.nfproto(matches!(src, IpNet::V6(_)));
+            }
+            e.addr(Dir::Src, Cmp::Eq, src);
+            if let Some(ex) = exclude {
+                e.addr(Dir::Dst, Cmp::Neq, ex);
+            }
+            e.masquerade();
+        });
+        self.commit(b, &op)
+    }
+
+    /// Accepts forwarded traffic from and to `cidr` (two rules with the
+    /// same tag) in the forward chain, for hosts whose forward policy
+    /// drops. One batch, table and chain included.
+    pub fn add_forward_accept(&self, table: &Table, cidr: IpNet, tag: &str) -> Result<()> {
+        let op = format!("add forward accept for {cidr} ({tag})");
+        self.check_rule_args(table, cidr, None, tag, &op)?;
+        let mut b = self.batch();
+        add_table(&mut b, table);
+        add_base_chain(
+            &mut b,
+            table,
+            FORWARD_CHAIN,
+            "filter",
+            NF_INET_FORWARD,
+            NF_IP_PRI_FILTER,
+        );
+        for dir in [Dir::Src, Dir::Dst] {
+            add_rule(&mut b, table, FORWARD_CHAIN, tag, |e| {
+                if table.family == Family::Inet {
+                    e.nfproto(matches!(cidr, IpNet::V6(_)));
+                }
+                e.addr(dir, Cmp::Eq, cidr);
+                e.accept();
+            });
+        }
+        self.commit(b, &op)
+    }
+
+    fn check_rule_args(
+        &self,
+        table: &Table,
+        a: IpNet,
+        b: Option<IpNet>,
+        tag: &str,
+        op: &str,
+    ) -> Result<()> {
+        if tag.is_empty() || tag.len() > MAX_TAG_LEN || tag.contains('\0') {
+            return Err(Error::invalid(
+                op,
+                format!("tag must be 1..={MAX_TAG_LEN} bytes without NUL"),
+            ));
+        }
+        let v6 = matches!(a, IpNet::V6(_));
+        if b.is_some_and(|b| matches!(b, IpNet::V6(_)) != v6) {
+            return Err(Error::invalid(op, "mixed IPv4 and IPv6 addresses"));
+        }
+        let fits = match table.family {
+            Family::Inet => true,
+            Family::Ip => !v6,
+            Family::Ip6 => v6,
+        };
+        if !fits {
+            return Err(Error::invalid(
+                op,
+                format!("address family does not fit table family {}", table.family),
+            ));
+        }
+        Ok(())
+    }
+
+    /// All rules of the table (every chain). An absent table has none.
+    pub fn rules(&self, table: &Table) -> Result<Vec<Rule>> {
+        let op = format!("list rules of {} {}", table.family, table.name);
+        let mut out = Vec::new();
+        let mut attrs = AttrWriter::new();
+        attrs.str(NFTA_RULE_TABLE, &table.name);
+        let family = table.family.proto();
+        let result = self.sock.dump(
+            &op,
+            |seq| {
+                let mut bytes = Vec::new();
+                put_msg(
+                    &mut bytes,
+                    nft_type(NFT_MSG_GETRULE),
+                    NLM_F_REQUEST | NLM_F_DUMP,
+                    seq,
+                    family,
+                    0,
+                    &attrs.buf,
+                );
+                bytes
+            },
+            |raw| {
+                let Some(raw) = raw else {
+                    out.clear(); // dump restarted
+                    return Ok(());
+                };
+                if raw.ty != nft_type(NFT_MSG_NEWRULE) {
+                    return Ok(());
+                }
+                let a = raw.payload().get(4..).unwrap_or_default(); // skip nfgenmsg
+                if attr::find(a, NFTA_RULE_TABLE).map(attr::as_str).as_deref()
+                    != Some(table.name.as_str())
+                {
+                    return Ok(());
+                }
+                out.push(Rule {
+                    chain: attr::find(a, NFTA_RULE_CHAIN)
+                        .map(attr::as_str)
+                        .unwrap_or_default(),
+                    handle: attr::find(a, NFTA_RULE_HANDLE)
+                        .and_then(attr::as_be64)
+                        .unwrap_or(0),
+                    tag: attr::find(a, NFTA_RULE_USERDATA).and_then(comment_of),
+                });
+                Ok(())
+            },
+        );
+        match result {
+            Ok(()) => Ok(out),
+            // Dumping a table that does not exist: nothing to list.
+            Err(e) if e.errno() == Some(libc::ENOENT) => Ok(Vec::new()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Deletes every rule of the table tagged exactly `tag`. Idempotent:
+    /// returns how many were deleted, 0 when none (or no table).
+    pub fn delete_by_tag(&self, table: &Table, tag: &str) -> Result<usize> {
+        self.delete_where(table, &format!("delete rules tagged {tag}"), |t| t == tag)
+    }
+
+    /// Deletes every rule whose tag starts with `prefix` (e.g. all rules
+    /// of one network, for garbage collection).
+    pub fn delete_by_tag_prefix(&self, table: &Table, prefix: &str) -> Result<usize> {
+        self.delete_where(table, &format!("delete rules tagged {prefix}*"), |t| {
+            t.starts_with(prefix)
+        })
+    }
+
+    fn delete_where(
+        &self,
+        table: &Table,
+        op: &str,
+        matches: impl Fn(&str) -> bool,
+    ) -> Result<usize> {
+        // A rule deleted concurrently makes the batch fail with ENOENT as
+        // a whole; list again and retry.
+        let mut last_err = None;
+        for _ in 0..3 {
+            let doomed: Vec<Rule> = self
+                .rules(table)?
+                .into_iter()
+                .filter(|r| r.tag.as_deref().is_some_and(&matches))
+                .collect();
+            if doomed.is_empty() {
+                return Ok(0);
+            }
+            let mut b = self.batch();
+            for r in &doomed {
+                let mut a = AttrWriter::new();
+                a.str(NFTA_RULE_TABLE, &table.name)
+                    .str(NFTA_RULE_CHAIN, &r.chain)
+                    .be64(NFTA_RULE_HANDLE, r.handle);
+                b.add(NFT_MSG_DELRULE, 0, table.family.proto(), &a);
+            }
+            match self.commit(b, op) {
+                Ok(()) => return Ok(doomed.len()),
+                Err(e) if e.is_not_found() => last_err = Some(e),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last_err.expect("loop ran"))
+    }
+}
+
+fn add_table(b: &mut Batch, table: &Table) {
+    let mut a = AttrWriter::new();
+    a.str(NFTA_TABLE_NAME, &table.name);
+    // NLM_F_CREATE without EXCL: an existing table is fine.
+    b.add(NFT_MSG_NEWTABLE, NLM_F_CREATE, table.family.proto(), &a);
+}
+
+fn add_base_chain(b: &mut Batch, table: &Table, name: &str, ty: &str, hook: u32, prio: i32) {
+    let mut a = AttrWriter::new();
+    a.str(NFTA_CHAIN_TABLE, &table.name)
+        .str(NFTA_CHAIN_NAME, name)
+        .nest(NFTA_CHAIN_HOOK, |h| {
+            h.be32(NFTA_HOOK_HOOKNUM, hook)
+                .be32(NFTA_HOOK_PRIORITY, prio as u32);
+        })
+        .str(NFTA_CHAIN_TYPE, ty);
+    b.add(NFT_MSG_NEWCHAIN, NLM_F_CREATE, table.family.proto(), &a);
+}
+
+fn add_rule(
+    b: &mut Batch,
+    table: &Table,
+    chain: &str,
+    tag: &str,
+    exprs: impl FnOnce(&mut Exprs<'_>),
+) {
+    let mut a = AttrWriter::new();
+    a.str(NFTA_RULE_TABLE, &table.name)
+        .str(NFTA_RULE_CHAIN, chain)
+        .nest(NFTA_RULE_EXPRESSIONS, |w| exprs(&mut Exprs::new(w)))
+        .bytes(NFTA_RULE_USERDATA, &comment_userdata(tag));
+    b.add(
+        NFT_MSG_NEWRULE,
+        NLM_F_CREATE | NLM_F_APPEND,
+        table.family.proto(),
+        &a,
+    );
+}
