@@ -109,7 +109,7 @@ impl<'a> Exprs<'a> {
         if plen == 0 {
             return;
         }
-        if plen % 8 == 0 {
+        if plen.is_multiple_of(8) {
             let n = plen / 8;
             self.payload(offset, n as u32);
             self.cmp(op, &octets[..n]);
