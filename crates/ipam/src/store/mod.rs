@@ -265,6 +265,7 @@ impl Store {
             .list()
             .map_err(|e| io_err(format!("network {}: cannot list state", self.network), e))?;
         let mut held: HashMap<Owner, Vec<IpAddr>> = HashMap::new();
+        let mut unreadable = HashSet::new();
         for name in names {
             let Some(ip) = parse_ip_name(&name) else {
                 continue;
@@ -276,7 +277,10 @@ impl Store {
                     "network {}: allocation file {ip} names no valid owner; its address stays reserved",
                     self.network
                 )),
-                Err(e) => cni::log::warn(&format!("{e}; its address stays reserved")),
+                Err(e) => {
+                    cni::log::warn(&format!("{e}; its address stays reserved"));
+                    unreadable.insert(ip);
+                }
             }
         }
         let mut old = HashMap::new();
@@ -290,6 +294,13 @@ impl Store {
                 None => {
                     let _ = self.index.remove(&key);
                 }
+            }
+        }
+        // An unreadable file keeps the entry that listed it: DEL and GC then report it
+        // instead of forgetting it.
+        for (owner, e) in &old {
+            for ip in e.ips.iter().filter(|ip| unreadable.contains(*ip)) {
+                held.entry(owner.clone()).or_default().push(*ip);
             }
         }
         for (owner, mut ips) in held {
