@@ -167,3 +167,50 @@ impl Netlink {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use netlink_packet_core::Emitable;
+
+    // This kernel may lack CONFIG_BRIDGE_VLAN_FILTERING, so pin the wire
+    // format here: ifinfomsg(AF_BRIDGE, index) + IFLA_AF_SPEC {
+    // IFLA_BRIDGE_VLAN_INFO { flags = PVID|UNTAGGED, vid } }, as iproute2's
+    // `bridge vlan add dev X vid 42 pvid untagged` sends it.
+    #[test]
+    fn vlan_add_wire_format() {
+        let mut msg = bridge_msg(7);
+        msg.attributes
+            .push(LinkAttribute::AfSpecBridge(vec![AfSpecBridge::VlanInfo(
+                BridgeVlan::access(42).info(),
+            )]));
+        let mut buf = vec![0; msg.buffer_len()];
+        msg.emit(&mut buf);
+        assert_eq!(buf[0], libc::AF_BRIDGE as u8);
+        assert_eq!(u32::from_ne_bytes(buf[4..8].try_into().unwrap()), 7);
+        let attrs = &buf[16..];
+        // IFLA_AF_SPEC = 26, containing one 8-byte IFLA_BRIDGE_VLAN_INFO (2).
+        assert_eq!(u16::from_ne_bytes([attrs[2], attrs[3]]) & 0x3fff, 26);
+        let inner = &attrs[4..];
+        assert_eq!(u16::from_ne_bytes([inner[0], inner[1]]), 8);
+        assert_eq!(u16::from_ne_bytes([inner[2], inner[3]]), 2);
+        assert_eq!(u16::from_ne_bytes([inner[4], inner[5]]), 0x2 | 0x4);
+        assert_eq!(u16::from_ne_bytes([inner[6], inner[7]]), 42);
+    }
+
+    #[test]
+    fn hairpin_goes_in_nested_protinfo() {
+        let mut msg = bridge_msg(3);
+        msg.attributes.push(LinkAttribute::ProtoInfoBridge(vec![
+            LinkProtoInfoBridge::Other(DefaultNla::new(IFLA_BRPORT_MODE, vec![1])),
+        ]));
+        let mut buf = vec![0; msg.buffer_len()];
+        msg.emit(&mut buf);
+        let attrs = &buf[16..];
+        // IFLA_PROTINFO = 12 with NLA_F_NESTED: br_setlink ignores the
+        // non-nested (legacy port state) form.
+        assert_eq!(u16::from_ne_bytes([attrs[2], attrs[3]]), 12 | 0x8000);
+        assert_eq!(u16::from_ne_bytes([attrs[6], attrs[7]]), IFLA_BRPORT_MODE);
+        assert_eq!(attrs[8], 1);
+    }
+}

@@ -86,6 +86,8 @@ pub struct Link {
     pub hairpin: Option<bool>,
     /// For a bridge: whether VLAN filtering is on.
     pub vlan_filtering: Option<bool>,
+    /// IFLA_IFALIAS: free text a plugin can tag its links with.
+    pub alias: Option<String>,
 }
 
 impl Link {
@@ -104,10 +106,12 @@ impl Link {
             peer_netnsid: None,
             hairpin: None,
             vlan_filtering: None,
+            alias: None,
         };
         for attr in &msg.attributes {
             match attr {
                 LinkAttribute::IfName(n) => link.name = n.clone(),
+                LinkAttribute::IfAlias(a) => link.alias = Some(a.clone()),
                 LinkAttribute::Address(a) => link.mac = MacAddr::from_slice(a),
                 LinkAttribute::Mtu(m) => link.mtu = *m,
                 LinkAttribute::Controller(m) if *m != 0 => link.master = Some(*m),
@@ -273,6 +277,15 @@ impl Netlink {
         }
         let what = if on { "on" } else { "off" };
         self.set_link(msg, &format!("set {id} promisc {what}"))
+    }
+
+    /// Sets IFLA_IFALIAS, free text shown by `ip link` (an owner tag).
+    pub fn link_set_alias<'a>(&self, id: impl Into<LinkId<'a>>, alias: &str) -> Result<()> {
+        let id = id.into();
+        let mut msg = addressed(id);
+        msg.attributes
+            .push(LinkAttribute::IfAlias(alias.to_string()));
+        self.set_link(msg, &format!("set {id} alias {alias:?}"))
     }
 
     /// Renames a link. The kernel refuses (EBUSY) while it is up.

@@ -32,6 +32,9 @@ pub struct VethSpec<'a> {
     /// Bring the host end up in the same request. (The peer cannot be:
     /// the kernel opens it before the pair is tied, veth_open -> ENOTCONN.)
     pub up: bool,
+    /// IFLA_IFALIAS of the host end (an owner tag). The kernel ignores
+    /// it on creation, so it costs one SETLINK after the create.
+    pub alias: Option<String>,
 }
 
 impl<'a> VethSpec<'a> {
@@ -45,7 +48,12 @@ impl<'a> VethSpec<'a> {
             peer_mac: None,
             master: None,
             up: false,
+            alias: None,
         }
+    }
+    pub fn alias(mut self, alias: impl Into<String>) -> Self {
+        self.alias = Some(alias.into());
+        self
     }
     pub fn peer_netns(mut self, ns: &'a Netns) -> Self {
         self.peer_netns = Some(ns);
@@ -115,10 +123,9 @@ impl<'a> VethSpec<'a> {
 /// The two ends of a new veth pair.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VethPair {
-    /// ifindex of the host end.
-    pub index: u32,
-    /// MAC of the host end (kernel-chosen unless given).
-    pub mac: Option<MacAddr>,
+    /// The host end as the kernel reported it on creation (name, index,
+    /// kernel-chosen MAC, up state, master).
+    pub host: Link,
     /// ifindex of the peer, in its own netns.
     pub peer_index: u32,
 }
@@ -142,19 +149,28 @@ impl Netlink {
             }
             _ => None,
         });
-        let host = match echoed {
+        let mut host = match echoed {
             Some(l) => l,
             None => self
                 .link(spec.name.as_str())
                 .map_err(|e| e.with_op(op.clone()))?,
         };
+        // The echo is sent before the kernel applies IFLA_MASTER, within
+        // the same (successful, hence complete) request.
+        if spec.master.is_some() {
+            host.master = spec.master;
+        }
+        if let Some(alias) = &spec.alias {
+            if let Err(e) = self.link_set_alias(host.index, alias) {
+                // Do not leave an untagged pair behind for the caller to leak.
+                let _ = self.link_delete(host.index);
+                return Err(e.with_op(format!("{op}: set alias")));
+            }
+            host.alias = Some(alias.clone());
+        }
         let peer_index = host.peer_index.ok_or_else(|| {
             crate::error::Error::protocol(op, "kernel did not report the veth peer index")
         })?;
-        Ok(VethPair {
-            index: host.index,
-            mac: host.mac,
-            peer_index,
-        })
+        Ok(VethPair { host, peer_index })
     }
 }

@@ -19,7 +19,7 @@ fn with_link() -> (TestNs, u32, String) {
         .veth_add(&VethSpec::new(a.as_str(), unique("pwz")).up())
         .unwrap();
     ns.nl.link_set_up(pair.peer_index, true).unwrap();
-    (ns, pair.index, a)
+    (ns, pair.host.index, a)
 }
 
 #[test]

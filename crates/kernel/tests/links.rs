@@ -24,19 +24,24 @@ fn veth_into_pod_netns_in_one_request() {
                 .mtu(1400)
                 .peer_mac(mac)
                 .master(br.index)
+                .alias("podwire:net1:abc:eth0")
                 .up(),
         )
         .unwrap();
 
     // Host end: master, up, MTU, kind, peer index as reported.
     let h = host.nl.link(veth.as_str()).unwrap();
-    assert_eq!(h.index, pair.index);
+    assert_eq!(h.index, pair.host.index);
     assert_eq!(h.master, Some(br.index));
     assert!(h.up);
     assert_eq!(h.mtu, 1400);
     assert_eq!(h.kind.as_deref(), Some("veth"));
-    assert_eq!(h.mac, pair.mac);
+    assert_eq!(h.mac, pair.host.mac);
     assert_eq!(h.peer_index, Some(pair.peer_index));
+    assert_eq!(pair.host.name, veth);
+    assert_eq!(pair.host.master, Some(br.index));
+    assert!(pair.host.up);
+    assert_eq!(h.alias.as_deref(), Some("podwire:net1:abc:eth0"));
     // It is not in the pod namespace, and the peer is not on the host.
     assert!(pod.nl.link(veth.as_str()).unwrap_err().is_not_found());
     assert!(host.nl.link("eth0").unwrap_err().is_not_found());
@@ -136,11 +141,11 @@ fn link_setters_read_back() {
 
     ns.nl.link_set_mtu(a.as_str(), 1280).unwrap();
     let mac: MacAddr = "02:00:00:fb:00:01".parse().unwrap();
-    ns.nl.link_set_mac(pair.index, mac).unwrap();
+    ns.nl.link_set_mac(pair.host.index, mac).unwrap();
     ns.nl.link_set_promisc(a.as_str(), true).unwrap();
     ns.nl.link_set_master(a.as_str(), Some(br.index)).unwrap();
     ns.nl.link_set_up(a.as_str(), true).unwrap();
-    let l = ns.nl.link(pair.index).unwrap();
+    let l = ns.nl.link(pair.host.index).unwrap();
     assert_eq!(
         (l.mtu, l.mac, l.promisc, l.master, l.up),
         (1280, Some(mac), true, Some(br.index), true)
@@ -152,12 +157,12 @@ fn link_setters_read_back() {
         .iter()
         .any(|f| f == "PROMISC"));
 
-    ns.nl.link_set_master(pair.index, None).unwrap();
-    ns.nl.link_set_promisc(pair.index, false).unwrap();
-    ns.nl.link_set_up(pair.index, false).unwrap();
+    ns.nl.link_set_master(pair.host.index, None).unwrap();
+    ns.nl.link_set_promisc(pair.host.index, false).unwrap();
+    ns.nl.link_set_up(pair.host.index, false).unwrap();
     let renamed = unique("pwr");
     ns.nl.link_rename(a.as_str(), &renamed).unwrap();
-    let l = ns.nl.link(pair.index).unwrap();
+    let l = ns.nl.link(pair.host.index).unwrap();
     assert_eq!(l.name, renamed);
     assert_eq!((l.master, l.promisc, l.up), (None, false, false));
 
@@ -184,15 +189,17 @@ fn hairpin_read_back() {
                 .up(),
         )
         .unwrap();
-    assert_eq!(ns.nl.link(pair.index).unwrap().hairpin, Some(false));
+    assert_eq!(ns.nl.link(pair.host.index).unwrap().hairpin, Some(false));
 
     ns.nl.bridge_port_set_hairpin(port.as_str(), true).unwrap();
-    assert_eq!(ns.nl.link(pair.index).unwrap().hairpin, Some(true));
+    assert_eq!(ns.nl.link(pair.host.index).unwrap().hairpin, Some(true));
     let j = ns.ip_json(&["-d", "link", "show", &port]);
     assert_eq!(j[0]["linkinfo"]["info_slave_data"]["hairpin"], true);
 
-    ns.nl.bridge_port_set_hairpin(pair.index, false).unwrap();
-    assert_eq!(ns.nl.link(pair.index).unwrap().hairpin, Some(false));
+    ns.nl
+        .bridge_port_set_hairpin(pair.host.index, false)
+        .unwrap();
+    assert_eq!(ns.nl.link(pair.host.index).unwrap().hairpin, Some(false));
 
     // Not a bridge port: the kernel refuses, and we say what we tried.
     let lone = unique("pwl");
@@ -232,12 +239,12 @@ fn vlan_read_back() {
         .unwrap();
 
     ns.nl
-        .bridge_vlan_add(pair.index, BridgeVlan::access(42))
+        .bridge_vlan_add(pair.host.index, BridgeVlan::access(42))
         .unwrap();
     ns.nl
         .bridge_vlan_add(port.as_str(), BridgeVlan::tagged(7))
         .unwrap();
-    let vlans = ns.nl.bridge_vlans(pair.index).unwrap();
+    let vlans = ns.nl.bridge_vlans(pair.host.index).unwrap();
     assert!(vlans.contains(&BridgeVlan::access(42)), "{vlans:?}");
     assert!(vlans.contains(&BridgeVlan::tagged(7)), "{vlans:?}");
     // Default VLAN 1 lost its PVID to 42.
@@ -250,8 +257,8 @@ fn vlan_read_back() {
     assert!(text.contains("\"vlan\":42"), "{text}");
     assert!(text.contains("PVID"), "{text}");
 
-    ns.nl.bridge_vlan_delete(pair.index, 7).unwrap();
-    let vlans = ns.nl.bridge_vlans(pair.index).unwrap();
+    ns.nl.bridge_vlan_delete(pair.host.index, 7).unwrap();
+    let vlans = ns.nl.bridge_vlans(pair.host.index).unwrap();
     assert!(!vlans.iter().any(|v| v.vid == 7), "{vlans:?}");
 
     ns.nl

@@ -20,7 +20,9 @@ fn wire_pod(host: &TestNs, bridge: u32, pod: &TestNs, v4: &str, v6: &str) {
                 .up(),
         )
         .unwrap();
-    host.nl.bridge_port_set_hairpin(pair.index, true).unwrap();
+    host.nl
+        .bridge_port_set_hairpin(pair.host.index, true)
+        .unwrap();
     sysctl::write_in(&pod.ns, &sysctl::ipv6_conf("eth0", "accept_dad"), "0").unwrap();
     sysctl::write_in(&pod.ns, &sysctl::ipv4_conf("eth0", "arp_notify"), "1").unwrap();
     pod.nl
