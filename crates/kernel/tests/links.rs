@@ -271,3 +271,18 @@ fn vlan_read_back() {
         .iter()
         .any(|v| v.vid == 42));
 }
+
+#[test]
+fn move_link_to_other_netns() {
+    let a = TestNs::new();
+    let b = TestNs::new();
+    let name = unique("pwn");
+    a.nl.veth_add(&VethSpec::new(name.as_str(), unique("pwo")))
+        .unwrap();
+    a.nl.link_set_netns(name.as_str(), &b.ns).unwrap();
+    assert!(a.nl.link(name.as_str()).unwrap_err().is_not_found());
+    let moved = b.nl.link(name.as_str()).unwrap();
+    assert_eq!(moved.kind.as_deref(), Some("veth"));
+    // Its peer stayed behind: the index refers to the other namespace.
+    assert!(moved.peer_netnsid.is_some());
+}
