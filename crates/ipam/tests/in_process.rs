@@ -56,14 +56,14 @@ fn the_plugin_trait_dispatches() {
     let dir = DataDir::new("inproc-skel");
     let conf = common::conf("1.1.0", "net1", &dir, json!({"subnet": "10.62.0.0/30"}));
     let env = |k: &str| {
-        Some(match k {
+        let v = match k {
             "CNI_COMMAND" => "ADD",
             "CNI_CONTAINERID" => "c1",
             "CNI_IFNAME" => "eth0",
             "CNI_NETNS" => "/var/run/netns/none",
             _ => return None,
-        })
-        .map(str::to_string)
+        };
+        Some(v.to_string())
     };
     let out = cni::skel::dispatch(&env, conf.to_string().as_bytes(), &ipam::IpamPlugin);
     assert_eq!(out.exit_code, 0, "{}", String::from_utf8_lossy(&out.stdout));
