@@ -73,6 +73,32 @@ impl NetConf {
         self.args.as_ref()?.get("cni")?.get(key)
     }
 
+    /// GC's `cni.dev/valid-attachments`: the (containerID, ifname) pairs the runtime still uses.
+    /// A GC without the list is refused (code 7) rather than read as "nothing is valid", which
+    /// would release every attachment of the network.
+    pub fn valid_attachments(&self) -> Result<std::collections::HashSet<(String, String)>> {
+        const KEY: &str = "cni.dev/valid-attachments";
+        let list = self.extra.get(KEY).ok_or_else(|| {
+            Error::invalid_config(format!(
+                "GC needs {KEY:?} in the config (refusing to release every attachment)"
+            ))
+        })?;
+        let list = list
+            .as_array()
+            .ok_or_else(|| Error::invalid_config(format!("{KEY}: want a list, got {list}")))?;
+        list.iter()
+            .map(|v| {
+                let get = |k: &str| v.get(k).and_then(|s| s.as_str()).map(str::to_string);
+                match (get("containerID"), get("ifname")) {
+                    (Some(id), Some(ifname)) => Ok((id, ifname)),
+                    _ => Err(Error::invalid_config(format!(
+                        "{KEY}: {v} needs string \"containerID\" and \"ifname\""
+                    ))),
+                }
+            })
+            .collect()
+    }
+
     pub fn to_bytes(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("a NetConf always serialises")
     }
@@ -175,6 +201,26 @@ mod tests {
         assert_eq!(conf.args_cni("ips").unwrap()[0], "10.0.0.9");
         let back: Value = serde_json::from_slice(&conf.to_bytes()).unwrap();
         assert_eq!(back, input);
+    }
+
+    #[test]
+    fn valid_attachments_are_read_and_required() {
+        let mut c = NetConf::parse(br#"{"cniVersion":"1.1.0","name":"n","type":"t"}"#).unwrap();
+        assert_eq!(c.valid_attachments().unwrap_err().code.number(), 7);
+        c.extra.insert(
+            "cni.dev/valid-attachments".into(),
+            json!([{"containerID": "a", "ifname": "eth0"}]),
+        );
+        let v = c.valid_attachments().unwrap();
+        assert!(v.contains(&("a".to_string(), "eth0".to_string())) && v.len() == 1);
+        c.extra.insert(
+            "cni.dev/valid-attachments".into(),
+            json!([{"containerID": "a"}]),
+        );
+        assert!(c.valid_attachments().unwrap_err().msg.contains("ifname"));
+        c.extra
+            .insert("cni.dev/valid-attachments".into(), json!({}));
+        assert_eq!(c.valid_attachments().unwrap_err().code.number(), 7);
     }
 
     #[test]

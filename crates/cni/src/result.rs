@@ -241,9 +241,8 @@ impl CniResult {
                 obj.insert("routes".into(), serde_json::to_value(&self.routes)?);
             }
         }
-        if !self.dns.is_empty() {
-            obj.insert("dns".into(), serde_json::to_value(&self.dns)?);
-        }
+        // Always present, as in libcni's output (Go's omitempty never drops a struct).
+        obj.insert("dns".into(), serde_json::to_value(&self.dns)?);
         Ok(Value::Object(obj))
     }
 
@@ -355,6 +354,11 @@ mod tests {
         }
         // and back down again is unchanged
         assert_eq!(CniResult::convert(&legacy, "0.2.0").unwrap(), legacy);
+        let no_dns = json!({"cniVersion": "0.2.0", "ip4": {"ip": "10.2.0.3/16"}});
+        assert_eq!(
+            CniResult::convert(&no_dns, "0.2.0").unwrap()["dns"],
+            json!({})
+        );
     }
 
     #[test]
@@ -404,8 +408,11 @@ mod tests {
     }
 
     #[test]
-    fn empty_result_is_just_the_version() {
+    fn empty_result_is_the_version_and_an_empty_dns_like_libcni() {
         let r = CniResult::default();
-        assert_eq!(r.to_value("1.0.0").unwrap(), json!({"cniVersion": "1.0.0"}));
+        assert_eq!(
+            r.to_value("1.0.0").unwrap(),
+            json!({"cniVersion": "1.0.0", "dns": {}})
+        );
     }
 }

@@ -1,0 +1,360 @@
+//! ADD: bridge, IPAM, veth pair (one request, pod end born in the netns as `CNI_IFNAME`), addresses,
+//! routes, masquerade. Every step that creates something registers its undo first; a failure
+//! part-way runs the undos in reverse before the error is returned.
+
+use crate::config::Config;
+use crate::{errors, ipam, mac, masq, names};
+use cni::error::plugin_code;
+use cni::{CmdArgs, CniResult, Error, Interface, Result, Route};
+use ipnet::IpNet;
+use kernel::{AddressOptions, BridgeSpec, Netlink, Netns, VethSpec};
+use std::net::IpAddr;
+
+/// What to take down again if a later step fails.
+enum Undo {
+    ReleaseIps,
+    DeleteLink(String),
+    DeleteMasq(String),
+}
+
+struct Rollback<'a> {
+    a: &'a CmdArgs,
+    config: &'a Config,
+    host: &'a Netlink,
+    undo: Vec<Undo>,
+}
+
+impl Rollback<'_> {
+    fn run(self) {
+        for step in self.undo.into_iter().rev() {
+            let outcome = match &step {
+                Undo::ReleaseIps => ipam::del(self.a, self.config),
+                Undo::DeleteLink(name) => self
+                    .host
+                    .link_delete(name.as_str())
+                    .or_else(ignore_missing)
+                    .map_err(errors::kernel),
+                Undo::DeleteMasq(tag) => masq::delete(tag),
+            };
+            if let Err(e) = outcome {
+                cni::log::warn(&format!("rollback after failed ADD: {e}"));
+            }
+        }
+    }
+}
+
+fn ignore_missing(e: kernel::Error) -> kernel::Result<()> {
+    if e.is_not_found() {
+        Ok(())
+    } else {
+        Err(e)
+    }
+}
+
+pub fn add(a: &CmdArgs) -> Result<CniResult> {
+    let config = Config::from_netconf(&a.conf)?;
+    let pod_ns = Netns::open(&a.netns).map_err(|e| errors::netns(&a.netns, e))?;
+    let pod = Netlink::new_in(&pod_ns).map_err(errors::kernel)?;
+    let host = Netlink::new().map_err(errors::kernel)?;
+    match pod.link(a.ifname.as_str()) {
+        Ok(_) => {
+            return Err(Error::plugin(
+                plugin_code::INTERFACE_EXISTS,
+                format!("interface {:?} already exists in {}", a.ifname, a.netns),
+            ))
+        }
+        Err(e) if e.is_not_found() => {}
+        Err(e) => return Err(errors::kernel(e)),
+    }
+    let requested_mac = mac::requested(a)?;
+
+    let mut rollback = Rollback {
+        a,
+        config: &config,
+        host: &host,
+        undo: Vec::new(),
+    };
+    match configure(
+        a,
+        &config,
+        &host,
+        &pod,
+        &pod_ns,
+        requested_mac,
+        &mut rollback.undo,
+    ) {
+        Ok(result) => Ok(result),
+        Err(e) => {
+            rollback.run();
+            Err(e)
+        }
+    }
+}
+
+fn configure(
+    a: &CmdArgs,
+    config: &Config,
+    host: &Netlink,
+    pod: &Netlink,
+    pod_ns: &Netns,
+    requested_mac: Option<kernel::MacAddr>,
+    undo: &mut Vec<Undo>,
+) -> Result<CniResult> {
+    let b = &config.bridge;
+    let mut spec = BridgeSpec::new(&b.bridge).up();
+    if let Some(mtu) = b.mtu {
+        spec = spec.mtu(mtu);
+    }
+    if b.vlan.is_some() {
+        spec = spec.vlan_filtering(true);
+    }
+    // EEXIST is success: concurrent ADDs race to create the bridge.
+    let bridge = host.ensure_bridge(&spec).map_err(|e| {
+        if b.vlan.is_some() && e.errno() == Some(95) {
+            Error::invalid_config(format!(
+                "\"vlan\": {} needs bridge VLAN filtering, which this kernel lacks (CONFIG_BRIDGE_VLAN_FILTERING)",
+                b.vlan.unwrap_or_default()
+            ))
+        } else {
+            errors::kernel(e)
+        }
+    })?;
+    if b.promisc_mode && !bridge.promisc {
+        host.link_set_promisc(bridge.index, true)
+            .map_err(errors::kernel)?;
+    }
+
+    undo.push(Undo::ReleaseIps);
+    let mut result = ipam::add(a, config)?;
+    if result.ips.is_empty() {
+        return Err(Error::invalid_config(format!(
+            "IPAM plugin {:?} returned no IP address",
+            config.ipam.kind
+        )));
+    }
+    if b.is_gateway {
+        fill_gateways(&mut result);
+        for ip in &result.ips {
+            if let Some(gw) = ip.gateway {
+                let gw_net =
+                    IpNet::new(gw, ip.address.prefix_len()).expect("prefix of a valid address");
+                crate::gateway::ensure(host, &bridge, gw_net, b.force_address)?;
+            }
+        }
+        if result.ips.iter().any(|ip| ip.address.addr().is_ipv4()) {
+            crate::gateway::enable_forwarding()?;
+        }
+    }
+
+    let tag = names::attachment_tag(&a.conf.name, &a.container_id, &a.ifname);
+    let pod_mac = requested_mac.unwrap_or_else(mac::random);
+    let mut veth_spec = VethSpec::new(
+        names::host_veth(&a.conf.name, &a.container_id, &a.ifname),
+        &a.ifname,
+    )
+    .peer_netns(pod_ns)
+    .peer_mac(pod_mac)
+    .master(bridge.index)
+    .alias(&tag)
+    .up();
+    if let Some(mtu) = b.mtu {
+        veth_spec = veth_spec.mtu(mtu);
+    }
+    let pair = match host.veth_add(&veth_spec) {
+        Err(e) if e.is_exists() => {
+            // The hashed name is taken (a clash, or a stale veth GC will find by its alias).
+            veth_spec.name = names::random_host_veth();
+            host.veth_add(&veth_spec)
+        }
+        other => other,
+    }
+    .map_err(errors::kernel)?;
+    let host_name = veth_spec.name.clone();
+    undo.push(Undo::DeleteLink(host_name.clone()));
+
+    if b.hairpin_mode {
+        host.bridge_port_set_hairpin(pair.host.index, true)
+            .map_err(errors::kernel)?;
+    }
+    if let Some(vid) = b.vlan {
+        host.bridge_vlan_add(pair.host.index, kernel::BridgeVlan::access(vid))
+            .map_err(errors::kernel)?;
+    }
+
+    let pod_index = pair.peer_index;
+    // The pod end cannot come up in the create request (the pair is not joined yet).
+    pod.link_set_up(pod_index, true).map_err(errors::kernel)?;
+    for ip in &result.ips {
+        // No DAD: the address is ours by allocation, and must work the moment ADD returns.
+        let opts = AddressOptions {
+            nodad: true,
+            ..Default::default()
+        };
+        pod.address_add_with(pod_index, ip.address, opts)
+            .map_err(errors::kernel)?;
+    }
+    if b.is_default_gateway {
+        add_default_routes(&mut result);
+    }
+    for r in &result.routes {
+        pod.route_add(&to_kernel_route(r, &result, pod_index))
+            .map_err(errors::kernel)?;
+    }
+
+    if b.ip_masq {
+        undo.push(Undo::DeleteMasq(tag.clone()));
+        for ip in &result.ips {
+            masq::add(&tag, ip.address)?;
+        }
+    }
+
+    let is_11 = a.conf.cni_version == "1.1.0";
+    result.interfaces = vec![
+        Interface {
+            name: bridge.name.clone(),
+            mac: mac_string(bridge.mac),
+            ..Default::default()
+        },
+        Interface {
+            name: host_name,
+            mac: mac_string(pair.host.mac),
+            ..Default::default()
+        },
+        Interface {
+            name: a.ifname.clone(),
+            mac: pod_mac.to_string(),
+            mtu: b.mtu.filter(|_| is_11),
+            sandbox: a.netns.clone(),
+            ..Default::default()
+        },
+    ];
+    for ip in &mut result.ips {
+        ip.interface = Some(2);
+    }
+    if result.dns.is_empty() {
+        if let Some(dns) = &a.conf.dns {
+            result.dns = dns.clone();
+        }
+    }
+    Ok(result)
+}
+
+fn mac_string(m: Option<kernel::MacAddr>) -> String {
+    m.map(|m| m.to_string()).unwrap_or_default()
+}
+
+/// IPAMs that return no gateway get the subnet's first address, as the reference bridge does.
+fn fill_gateways(result: &mut CniResult) {
+    for ip in &mut result.ips {
+        if ip.gateway.is_none() {
+            ip.gateway = first_host(ip.address);
+        }
+    }
+}
+
+/// network + 1 (for IPv6 too: `hosts()` would start at the subnet-router anycast address).
+fn first_host(net: IpNet) -> Option<IpAddr> {
+    match net.trunc() {
+        IpNet::V4(n) if n.prefix_len() < 31 => {
+            Some(std::net::Ipv4Addr::from(u32::from(n.network()) + 1).into())
+        }
+        IpNet::V6(n) if n.prefix_len() < 127 => {
+            Some(std::net::Ipv6Addr::from(u128::from(n.network()) + 1).into())
+        }
+        _ => None,
+    }
+}
+
+/// `isDefaultGateway`: a default route per family through that family's gateway, unless IPAM
+/// already gave one.
+fn add_default_routes(result: &mut CniResult) {
+    for ip in result.ips.clone() {
+        let Some(gw) = ip.gateway else { continue };
+        let default: IpNet = if gw.is_ipv4() {
+            "0.0.0.0/0".parse().unwrap()
+        } else {
+            "::/0".parse().unwrap()
+        };
+        if !result.routes.iter().any(|r| r.dst == default) {
+            result.routes.push(Route::new(default, Some(gw)));
+        }
+    }
+}
+
+/// A result route as the kernel route in the pod: through the given gateway, else through the
+/// gateway of the pod's address of that family (as the reference's `ConfigureIface`).
+fn to_kernel_route(r: &Route, result: &CniResult, pod_index: u32) -> kernel::Route {
+    let gw = r.gw.or_else(|| {
+        result
+            .ips
+            .iter()
+            .find(|ip| ip.address.addr().is_ipv4() == r.dst.addr().is_ipv4())
+            .and_then(|ip| ip.gateway)
+    });
+    let mut k = kernel::Route::new(r.dst).dev(pod_index);
+    if let Some(gw) = gw {
+        k = k.via(gw);
+    }
+    if let Some(m) = r.priority {
+        k = k.metric(m);
+    }
+    if let Some(t) = r.table {
+        k = k.table(t);
+    }
+    if let Some(m) = r.mtu {
+        k = k.mtu(m);
+    }
+    if let Some(m) = r.adv_mss {
+        k = k.advmss(m);
+    }
+    k
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cni::IpConfig;
+
+    fn result_with(addr: &str, gw: Option<&str>) -> CniResult {
+        CniResult {
+            ips: vec![IpConfig {
+                address: addr.parse().unwrap(),
+                gateway: gw.map(|g| g.parse().unwrap()),
+                interface: None,
+            }],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn missing_gateways_become_the_first_host() {
+        let mut r = result_with("10.9.0.7/24", None);
+        fill_gateways(&mut r);
+        assert_eq!(r.ips[0].gateway, Some("10.9.0.1".parse().unwrap()));
+        let mut r = result_with("fd00::7/64", None);
+        fill_gateways(&mut r);
+        assert_eq!(r.ips[0].gateway, Some("fd00::1".parse().unwrap()));
+    }
+
+    #[test]
+    fn default_routes_are_added_once_per_family() {
+        let mut r = result_with("10.9.0.7/24", Some("10.9.0.1"));
+        r.ips.push(IpConfig {
+            address: "fd00::7/64".parse().unwrap(),
+            gateway: Some("fd00::1".parse().unwrap()),
+            interface: None,
+        });
+        add_default_routes(&mut r);
+        add_default_routes(&mut r);
+        assert_eq!(r.routes.len(), 2);
+        assert_eq!(r.routes[0].gw, Some("10.9.0.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn routes_without_gw_go_through_the_family_gateway() {
+        let r = result_with("10.9.0.7/24", Some("10.9.0.1"));
+        let k = to_kernel_route(&Route::new("10.10.0.0/16".parse().unwrap(), None), &r, 5);
+        assert_eq!(k.gateway, Some("10.9.0.1".parse().unwrap()));
+        assert_eq!(k.oif, Some(5));
+    }
+}

@@ -1,0 +1,124 @@
+//! CHECK: the kernel must still look like `prevResult` says: the pod interface with its MAC and
+//! MTU, its addresses and routes, and its host end attached to the bridge.
+
+use crate::config::Config;
+use crate::{errors, ipam};
+use cni::error::plugin_code;
+use cni::{CmdArgs, CniResult, Error, Result};
+use kernel::{IpFamily, Netlink, Netns};
+
+fn mismatch(msg: String) -> Error {
+    Error::plugin(plugin_code::CHECK_MISMATCH, msg)
+}
+
+pub fn check(a: &CmdArgs) -> Result<()> {
+    let config = Config::from_netconf(&a.conf)?;
+    let prev =
+        a.conf.prev_result.as_ref().ok_or_else(|| {
+            Error::invalid_config("CHECK needs prevResult: the result of the ADD")
+        })?;
+    let prev = CniResult::from_value(prev)?;
+    ipam::check(a, &config)?;
+
+    let ns = Netns::open(&a.netns).map_err(|e| errors::netns(&a.netns, e))?;
+    let pod = Netlink::new_in(&ns).map_err(errors::kernel)?;
+    let link = pod.link(a.ifname.as_str()).map_err(|e| {
+        if e.is_not_found() {
+            mismatch(format!(
+                "interface {} is missing from {}",
+                a.ifname, a.netns
+            ))
+        } else {
+            errors::kernel(e)
+        }
+    })?;
+    let want = prev
+        .interfaces
+        .iter()
+        .position(|i| i.name == a.ifname && !i.sandbox.is_empty())
+        .ok_or_else(|| {
+            Error::invalid_config(format!(
+                "prevResult has no interface {} in a sandbox",
+                a.ifname
+            ))
+        })?;
+    let iface = &prev.interfaces[want];
+    let have_mac = link.mac.map(|m| m.to_string()).unwrap_or_default();
+    if !iface.mac.is_empty() && !iface.mac.eq_ignore_ascii_case(&have_mac) {
+        return Err(mismatch(format!(
+            "interface {} has MAC {have_mac}, prevResult says {}",
+            a.ifname, iface.mac
+        )));
+    }
+    let want_mtu = iface.mtu.or(config.bridge.mtu);
+    if let Some(mtu) = want_mtu {
+        if link.mtu != mtu {
+            return Err(mismatch(format!(
+                "interface {} has MTU {}, expected {mtu}",
+                a.ifname, link.mtu
+            )));
+        }
+    } else if link.mtu != 1500 && config.bridge.mtu.is_none() {
+        // No MTU configured: the veth's default is the bridge's (1500 for a new bridge).
+        let host = Netlink::new().map_err(errors::kernel)?;
+        let bridge = host
+            .link(config.bridge.bridge.as_str())
+            .map_err(errors::kernel)?;
+        if link.mtu != bridge.mtu {
+            return Err(mismatch(format!(
+                "interface {} has MTU {}, the bridge has {}",
+                a.ifname, link.mtu, bridge.mtu
+            )));
+        }
+    }
+
+    let addrs = pod
+        .addresses(Some(link.index), None)
+        .map_err(errors::kernel)?;
+    for ip in prev.ips.iter().filter(|ip| ip.interface == Some(want)) {
+        if !addrs.iter().any(|x| x.net == ip.address) {
+            return Err(mismatch(format!(
+                "interface {} lacks address {}",
+                a.ifname, ip.address
+            )));
+        }
+    }
+    for r in &prev.routes {
+        let routes = pod
+            .routes(IpFamily::of(r.dst.addr()))
+            .map_err(errors::kernel)?;
+        let found = routes
+            .iter()
+            .any(|k| k.dst == r.dst.trunc() && (r.gw.is_none() || k.gateway == r.gw));
+        if !found {
+            let via = r.gw.map(|g| format!(" via {g}")).unwrap_or_default();
+            return Err(mismatch(format!(
+                "route {}{via} is missing in {}",
+                r.dst, a.netns
+            )));
+        }
+    }
+
+    // The host end: the pod end's peer, in the node, must be a port of the bridge.
+    let host = Netlink::new().map_err(errors::kernel)?;
+    let bridge = host.link(config.bridge.bridge.as_str()).map_err(|e| {
+        if e.is_not_found() {
+            mismatch(format!("bridge {} is missing", config.bridge.bridge))
+        } else {
+            errors::kernel(e)
+        }
+    })?;
+    let peer = link
+        .peer_index
+        .ok_or_else(|| mismatch(format!("interface {} is not a veth", a.ifname)))?;
+    let host_end = host
+        .link(peer)
+        .map_err(|_| mismatch(format!("the host end of {} is missing", a.ifname)))?;
+    if host_end.master != Some(bridge.index) {
+        return Err(mismatch(format!(
+            "host veth {} is not attached to bridge {}",
+            host_end.name, bridge.name
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,47 @@
+//! DEL: idempotent and never needs the netns. The address is released first and unconditionally
+//! (a leaked IP is the worst outcome), then the masquerade rule, then the link. Each step runs even
+//! when an earlier one failed; the first failure is reported.
+
+use crate::config::Config;
+use crate::{errors, ipam, masq, names};
+use cni::{CmdArgs, Result};
+use kernel::{Netlink, Netns};
+
+pub fn del(a: &CmdArgs) -> Result<()> {
+    let config = Config::from_netconf(&a.conf)?;
+    let tag = names::attachment_tag(&a.conf.name, &a.container_id, &a.ifname);
+    let released = ipam::del(a, &config);
+    let unmasked = if config.bridge.ip_masq {
+        masq::delete(&tag)
+    } else {
+        Ok(())
+    };
+    let unlinked = delete_link(a, &tag);
+    released.and(unmasked).and(unlinked)
+}
+
+/// Deleting either end of a veth pair deletes both. Through the pod's netns when it is still
+/// there (that finds the pair whatever the host end is called); else by the host end's hashed name,
+/// checked against its alias so we never delete a veth that is not this attachment's.
+fn delete_link(a: &CmdArgs, tag: &str) -> Result<()> {
+    if !a.netns.is_empty() {
+        if let Ok(ns) = Netns::open(&a.netns) {
+            let pod = Netlink::new_in(&ns).map_err(errors::kernel)?;
+            return match pod.link_delete(a.ifname.as_str()) {
+                Err(e) if !e.is_not_found() => Err(errors::kernel(e)),
+                _ => Ok(()),
+            };
+        }
+    }
+    let host = Netlink::new().map_err(errors::kernel)?;
+    let name = names::host_veth(&a.conf.name, &a.container_id, &a.ifname);
+    match host.link(name.as_str()) {
+        Ok(link) if link.alias.as_deref() == Some(tag) => match host.link_delete(link.index) {
+            Err(e) if !e.is_not_found() => Err(errors::kernel(e)),
+            _ => Ok(()),
+        },
+        Ok(_) => Ok(()), // a clash: the attachment used a random name, which GC will find by alias
+        Err(e) if e.is_not_found() => Ok(()),
+        Err(e) => Err(errors::kernel(e)),
+    }
+}

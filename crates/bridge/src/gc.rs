@@ -1,0 +1,57 @@
+//! GC and STATUS. GC removes what belongs to attachments of this network that the runtime no
+//! longer knows (`cni.dev/valid-attachments`): host veths (found by their alias tag), masquerade
+//! rules (by their comment tag), and addresses (forwarded to the IPAM). Errors on one entry do not
+//! stop the others.
+
+use crate::config::Config;
+use crate::{errors, ipam, masq, names};
+use cni::{CmdArgs, Error, Result};
+use kernel::Netlink;
+
+pub fn gc(a: &CmdArgs) -> Result<()> {
+    let config = Config::from_netconf(&a.conf)?;
+    let valid = a.conf.valid_attachments()?;
+    let is_stale = |tag: &str| match names::parse_tag(tag, &a.conf.name) {
+        Some((c, i)) => !valid.contains(&(c.to_string(), i.to_string())),
+        None => false,
+    };
+    let mut first_error: Option<Error> = None;
+    let mut note = |r: Result<()>| {
+        if let Err(e) = r {
+            cni::log::warn(&format!("GC: {e}"));
+            first_error.get_or_insert(e);
+        }
+    };
+
+    let host = Netlink::new().map_err(errors::kernel)?;
+    match host.links() {
+        Ok(links) => {
+            for link in links
+                .iter()
+                .filter(|l| l.alias.as_deref().is_some_and(&is_stale))
+            {
+                note(
+                    host.link_delete(link.index)
+                        .or_else(|e| if e.is_not_found() { Ok(()) } else { Err(e) })
+                        .map_err(errors::kernel),
+                );
+            }
+        }
+        Err(e) => note(Err(errors::kernel(e))),
+    }
+    match masq::tags() {
+        Ok(tags) => {
+            for tag in tags.iter().filter(|t| is_stale(t)) {
+                note(masq::delete(tag));
+            }
+        }
+        Err(e) => note(Err(e)),
+    }
+    note(ipam::gc(a, &config));
+    first_error.map_or(Ok(()), Err)
+}
+
+pub fn status(a: &CmdArgs) -> Result<()> {
+    let config = Config::from_netconf(&a.conf)?;
+    ipam::status(a, &config)
+}

@@ -1,0 +1,32 @@
+//! `ipMasq`: one masquerade rule per pod address (`saddr == pod and daddr != pod subnet`) in the
+//! node's nftables table `inet podwire`, tagged with the attachment so DEL and GC find it again.
+
+use crate::errors;
+use cni::Result;
+use ipnet::IpNet;
+use kernel::nft::{Family, Nftables, Table};
+
+pub fn table() -> Table {
+    Table::new(Family::Inet, "podwire")
+}
+
+pub fn add(tag: &str, pod: IpNet) -> Result<()> {
+    let host = IpNet::new(pod.addr(), pod.max_prefix_len()).expect("a host prefix is valid");
+    let nft = Nftables::new().map_err(errors::kernel)?;
+    nft.add_masquerade(&table(), host, Some(pod.trunc()), tag)
+        .map_err(errors::kernel)
+}
+
+pub fn delete(tag: &str) -> Result<()> {
+    let nft = Nftables::new().map_err(errors::kernel)?;
+    nft.delete_by_tag(&table(), tag)
+        .map(drop)
+        .map_err(errors::kernel)
+}
+
+/// Every tag in our table (each rule's identity).
+pub fn tags() -> Result<Vec<String>> {
+    let nft = Nftables::new().map_err(errors::kernel)?;
+    let rules = nft.rules(&table()).map_err(errors::kernel)?;
+    Ok(rules.into_iter().filter_map(|r| r.tag).collect())
+}
