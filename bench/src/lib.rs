@@ -1,0 +1,1 @@
+//! Benchmarks: podwire against the reference plugins and the kernel floor

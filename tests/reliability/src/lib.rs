@@ -1,0 +1,1 @@
+//! Churn, crash, hostile-input and fuzz suites

@@ -1,0 +1,1 @@
+//! End-to-end suites: podwire under containerd's CRI and Podman
