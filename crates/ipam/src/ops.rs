@@ -153,7 +153,10 @@ pub fn add_with(ipam: &IpamConf, a: &CmdArgs) -> Result<CniResult> {
         return Err(e);
     }
     for (i, ip) in fresh {
-        store.set_last_reserved(i, ip)?;
+        // Losing it costs round-robin once, never an address: not worth failing the ADD.
+        if let Err(e) = store.set_last_reserved(i, ip) {
+            cni::log::warn(&e.to_string());
+        }
     }
     store.finish();
     Ok(CniResult {

@@ -285,15 +285,15 @@ impl Store {
         }
         let mut old = HashMap::new();
         for key in self.index_keys()? {
-            match Owner::from_key(&key) {
-                Some(o) => {
-                    if let Ok(Some(e)) = self.read_entry(&key) {
-                        old.insert(o, e);
-                    }
+            match (Owner::from_key(&key), self.read_entry(&key)) {
+                (Some(o), Ok(Some(e))) => {
+                    old.insert(o, e);
                 }
-                None => {
+                // A damaged entry or a stray name: rewritten below if its files exist.
+                (_, Ok(None)) | (None, _) => {
                     let _ = self.index.remove(&key);
                 }
+                (Some(_), Err(e)) => cni::log::warn(&e.to_string()),
             }
         }
         // An unreadable file keeps the entry that listed it: DEL and GC then report it
@@ -340,8 +340,8 @@ impl Store {
             .collect())
     }
 
-    /// An index entry; `Ok(None)` if there is none or it is unreadable as an entry (then it is
-    /// removed: the files are the truth and the next reconcile restores it).
+    /// An index entry; `Ok(None)` if there is none or it does not decode (reconcile then
+    /// rebuilds it from the files, which are the truth).
     fn read_entry(&self, key: &str) -> Result<Option<Entry>> {
         let bytes = self
             .index
@@ -516,13 +516,23 @@ impl Store {
         }
         let mut released = 0;
         for (owner, entry) in self.entries()? {
-            if entry.boot != self.boot && entry.boot != UNKNOWN_BOOT {
-                let ips = self.release(&owner)?;
-                cni::log::info(&format!(
-                    "network {}: reclaimed {ips:?} of {owner}, allocated in boot {} (now {})",
-                    self.network, entry.boot, self.boot
-                ));
-                released += 1;
+            if entry.boot == self.boot || entry.boot == UNKNOWN_BOOT {
+                continue;
+            }
+            // One entry that cannot be released must not block every ADD of this boot:
+            // it is reported and left to GC.
+            match self.release(&owner) {
+                Ok(ips) => {
+                    cni::log::info(&format!(
+                        "network {}: reclaimed {ips:?} of {owner}, allocated in boot {} (now {})",
+                        self.network, entry.boot, self.boot
+                    ));
+                    released += 1;
+                }
+                Err(e) => cni::log::warn(&format!(
+                    "network {}: cannot reclaim {owner} after reboot: {e}",
+                    self.network
+                )),
             }
         }
         self.own
@@ -692,6 +702,11 @@ mod tests {
         // A damaged entry is rebuilt from the files too.
         std::fs::write(t.0.join("net1/.podwire/by-attachment/c1:eth0"), "garbage").unwrap();
         assert_eq!(s.owned_ips(&owner("c1")).unwrap(), [ip("10.0.0.2")]);
+        // A damaged entry with no files behind it goes away instead of lingering.
+        let stray = t.0.join("net1/.podwire/by-attachment/zz:eth0");
+        std::fs::write(&stray, "garbage").unwrap();
+        assert_eq!(s.entry(&owner("zz")).unwrap(), None);
+        assert!(!stray.exists());
     }
 
     #[test]
