@@ -207,39 +207,17 @@ pub fn check_with(ipam: &IpamConf, a: &CmdArgs) -> Result<()> {
     Ok(())
 }
 
-/// `cni.dev/valid-attachments`: the (containerID, ifname) pairs the runtime still uses.
-fn valid_attachments(conf: &NetConf) -> Result<Vec<(String, String)>> {
-    const KEY: &str = "cni.dev/valid-attachments";
-    let list = conf.extra.get(KEY).ok_or_else(|| {
-        Error::invalid_config(format!(
-            "GC needs {KEY:?} in the config (refusing to release every allocation)"
-        ))
-    })?;
-    let list = list
-        .as_array()
-        .ok_or_else(|| Error::invalid_config(format!("{KEY}: want a list, got {list}")))?;
-    list.iter()
-        .map(|v| {
-            let get = |k: &str| v.get(k).and_then(|s| s.as_str()).map(str::to_string);
-            match (get("containerID"), get("ifname")) {
-                (Some(id), Some(ifname)) => Ok((id, ifname)),
-                _ => Err(Error::invalid_config(format!(
-                    "{KEY}: {v} needs string \"containerID\" and \"ifname\""
-                ))),
-            }
-        })
-        .collect()
-}
-
 /// Releases every allocation whose attachment the runtime no longer lists; a failure on one
 /// does not stop the others (they are reported together afterwards).
 pub fn gc_with(ipam: &IpamConf, a: &CmdArgs) -> Result<()> {
-    let valid = valid_attachments(&a.conf)?;
+    let valid = a.conf.valid_attachments()?;
     let store = open_for(ipam, &a.conf)?;
     let is_valid = |o: &Owner| {
-        valid
-            .iter()
-            .any(|(id, ifname)| *id == o.container_id && (o.is_legacy() || *ifname == o.ifname))
+        if o.is_legacy() {
+            valid.iter().any(|(id, _)| *id == o.container_id)
+        } else {
+            valid.contains(&(o.container_id.clone(), o.ifname.clone()))
+        }
     };
     let mut failures = Vec::new();
     let entries = match store.entries() {
