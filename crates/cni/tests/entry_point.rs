@@ -115,3 +115,24 @@ fn bad_input_becomes_error_json_with_the_right_code() {
         assert!(!stderr.contains("panicked"), "{what}: {stderr}");
     }
 }
+
+#[test]
+fn logs_go_to_the_configured_file_and_stderr_never_stdout() {
+    let log = std::env::temp_dir().join(format!("podwire-entry-log-{}.log", std::process::id()));
+    let _ = std::fs::remove_file(&log);
+    let conf = serde_json::json!({
+        "cniVersion": "1.0.0", "name": "net", "type": "noop-plugin",
+        "logFile": log, "logLevel": "debug"
+    })
+    .to_string();
+    let (code, v, _) = exec(&add_env(&[]), &conf);
+    assert_eq!(code, 0);
+    assert_eq!(v["cniVersion"], "1.0.0", "stdout is the result alone");
+    let (code, v, stderr) = exec(&add_env(&[("CNI_IFNAME", "x/y")]), &conf);
+    assert_eq!((code, v["code"].as_u64()), (1, Some(4)));
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(text.contains("debug noop-plugin ADD ctr1/eth0"), "{text}");
+    // the environment error is found before the config is read, so it reaches stderr only
+    assert!(stderr.contains("invalid interface name"), "{stderr}");
+    std::fs::remove_file(&log).unwrap();
+}

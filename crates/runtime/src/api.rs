@@ -330,16 +330,16 @@ impl CniConfig {
             }
         }
         if Self::version_at_least(list, GC_STATUS_SINCE)? {
-            let valid_json = valid.map(|v| serde_json::to_value(v).expect("serialises"));
+            // Always sent, empty when nothing is valid: the same meaning as the DEL pass above
+            // (a plugin refuses GC without the list rather than guess).
+            let valid_json = serde_json::to_value(valid.unwrap_or_default()).expect("serialises");
             for plugin in &list.plugins {
                 let mut conf = plugin.raw.clone();
                 conf.insert("name".into(), list.name.clone().into());
                 conf.insert("cniVersion".into(), list.cni_version.clone().into());
-                if let Some(v) = &valid_json {
-                    conf.insert("cni.dev/valid-attachments".into(), v.clone());
-                    // The spec's first text named it this way; libcni sends both.
-                    conf.insert("cni.dev/attachments".into(), v.clone());
-                }
+                conf.insert("cni.dev/valid-attachments".into(), valid_json.clone());
+                // The spec's first text named it this way; libcni sends both.
+                conf.insert("cni.dev/attachments".into(), valid_json.clone());
                 let stdin = serde_json::to_vec(&Value::Object(conf)).expect("serialises");
                 let res = find_in_path(&plugin.kind, &self.path)
                     .map_err(|e| e.for_plugin(&plugin.kind, &list.name, Op::Gc))
