@@ -123,9 +123,11 @@ fn configure(
         host.link_set_promisc(bridge.index, true)
             .map_err(errors::kernel)?;
     }
+    crate::fault::point("bridge");
 
     undo.push(Undo::ReleaseIps);
     let mut result = ipam::add(a, config)?;
+    crate::fault::point("ipam");
     if result.ips.is_empty() {
         return Err(Error::invalid_config(format!(
             "IPAM plugin {:?} returned no IP address",
@@ -145,6 +147,7 @@ fn configure(
             crate::gateway::enable_forwarding()?;
         }
     }
+    crate::fault::point("gateway");
 
     let tag = names::attachment_tag(&a.conf.name, &a.container_id, &a.ifname);
     let pod_mac = requested_mac.unwrap_or_else(mac::random);
@@ -171,6 +174,7 @@ fn configure(
     .map_err(errors::kernel)?;
     let host_name = veth_spec.name.clone();
     undo.push(Undo::DeleteLink(host_name.clone()));
+    crate::fault::point("veth");
 
     if b.hairpin_mode {
         host.bridge_port_set_hairpin(pair.host.index, true)
@@ -184,6 +188,7 @@ fn configure(
     let pod_index = pair.peer_index;
     // The pod end cannot come up in the create request (the pair is not joined yet).
     pod.link_set_up(pod_index, true).map_err(errors::kernel)?;
+    crate::fault::point("link-up");
     for ip in &result.ips {
         // No DAD: the address is ours by allocation, and must work the moment ADD returns.
         let opts = AddressOptions {
@@ -193,6 +198,7 @@ fn configure(
         pod.address_add_with(pod_index, ip.address, opts)
             .map_err(errors::kernel)?;
     }
+    crate::fault::point("addresses");
     if b.is_default_gateway {
         add_default_routes(&mut result);
     }
@@ -200,6 +206,7 @@ fn configure(
         pod.route_add(&to_kernel_route(r, &result, pod_index))
             .map_err(errors::kernel)?;
     }
+    crate::fault::point("routes");
 
     if b.ip_masq {
         undo.push(Undo::DeleteMasq(tag.clone()));
@@ -207,6 +214,7 @@ fn configure(
             masq::add(&tag, ip.address)?;
         }
     }
+    crate::fault::point("masq");
 
     let is_11 = a.conf.cni_version == "1.1.0";
     result.interfaces = vec![
@@ -236,6 +244,7 @@ fn configure(
             result.dns = dns.clone();
         }
     }
+    crate::fault::point("result");
     Ok(result)
 }
 

@@ -12,6 +12,7 @@ pub mod check;
 pub mod config;
 pub mod del;
 mod errors;
+mod fault;
 pub mod gateway;
 pub mod gc;
 pub mod ipam;

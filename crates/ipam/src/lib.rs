@@ -17,6 +17,8 @@ pub mod allocator;
 pub mod boot;
 pub mod config;
 pub mod dns;
+#[doc(hidden)]
+pub mod fault;
 mod ops;
 pub mod range;
 pub mod store;

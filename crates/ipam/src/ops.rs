@@ -143,6 +143,7 @@ pub fn add_with(ipam: &IpamConf, a: &CmdArgs) -> Result<CniResult> {
             .copied()
             .collect::<Vec<_>>(),
     );
+    crate::fault::point("ipam-reserved");
     let entry = crate::store::Entry {
         boot: store.boot().to_string(),
         ips,
@@ -152,6 +153,7 @@ pub fn add_with(ipam: &IpamConf, a: &CmdArgs) -> Result<CniResult> {
         // No finish: the next call rebuilds the index from the files.
         return Err(e);
     }
+    crate::fault::point("ipam-indexed");
     for (i, ip) in fresh {
         // Losing it costs round-robin once, never an address: not worth failing the ADD.
         if let Err(e) = store.set_last_reserved(i, ip) {
