@@ -1,0 +1,95 @@
+//! podwire's release binaries (`cargo build --release` puts them in `<target>/release/`) and the
+//! private CNI bin dir a runtime under test is pointed at.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The plugins a podwire network execs; both must be in the runtime's CNI bin dir.
+pub const PLUGINS: [&str; 2] = ["podwire", "podwire-ipam"];
+
+/// Debian's reference plugins: containerd's CRI also execs `loopback` for every sandbox.
+pub const REFERENCE_DIR: &str = "/usr/lib/cni";
+
+fn workspace_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("workspace dir")
+}
+
+/// The cargo target dir: `CARGO_TARGET_DIR` when set, else the one this executable was built in
+/// (it holds cargo's `CACHEDIR.TAG`), else the workspace's `target/`.
+pub fn target_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR").filter(|d| !d.is_empty()) {
+        let dir = PathBuf::from(dir);
+        return if dir.is_absolute() {
+            dir
+        } else {
+            workspace_dir().join(dir)
+        };
+    }
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| {
+            exe.ancestors()
+                .find(|a| a.join("CACHEDIR.TAG").is_file())
+                .map(Path::to_path_buf)
+        })
+        .unwrap_or_else(|| workspace_dir().join("target"))
+}
+
+/// `<target>/release`, holding podwire's plugins. Builds them (with the cargo that runs the tests)
+/// when they are missing; fails with the command to run if that does not work.
+pub fn release_dir() -> PathBuf {
+    let target = target_dir();
+    let release = target.join("release");
+    let missing = || PLUGINS.iter().any(|p| !release.join(p).is_file());
+    if missing() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        eprintln!(
+            "podwire's release binaries are not in {}: building them",
+            release.display()
+        );
+        let status = Command::new(&cargo)
+            .current_dir(workspace_dir())
+            .args([
+                "build",
+                "--release",
+                "-p",
+                "podwire-bridge",
+                "-p",
+                "podwire-ipam",
+            ])
+            .arg("--target-dir")
+            .arg(&target)
+            .status();
+        if !matches!(status, Ok(s) if s.success()) || missing() {
+            panic!(
+                "podwire's plugins {PLUGINS:?} are missing from {} and building them failed \
+                 ({status:?}): run `cargo build --release` in {} first",
+                release.display(),
+                workspace_dir().display()
+            );
+        }
+    }
+    release
+}
+
+/// Fills `dir` with copies of podwire's plugins and the reference `loopback`, as an operator would
+/// install them into `/opt/cni/bin` (copies, so a rebuild mid-run cannot swap them under a runtime).
+pub fn install_cni_bin_dir(dir: &Path) {
+    std::fs::create_dir_all(dir).expect("create CNI bin dir");
+    let release = release_dir();
+    let loopback = Path::new(REFERENCE_DIR).join("loopback");
+    assert!(
+        loopback.is_file(),
+        "{} is missing: `apt-get install containernetworking-plugins`",
+        loopback.display()
+    );
+    let sources = PLUGINS.iter().map(|p| release.join(p)).chain([loopback]);
+    for src in sources {
+        let dst = dir.join(src.file_name().expect("plugin file name"));
+        std::fs::copy(&src, &dst)
+            .unwrap_or_else(|e| panic!("copy {} → {}: {e}", src.display(), dst.display()));
+    }
+}

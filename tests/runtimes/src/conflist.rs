@@ -1,0 +1,50 @@
+//! The podwire network the runtimes load: one `podwire` bridge plugin with in-process
+//! `podwire-ipam`, on a bridge and test subnet of its own, logging at debug level.
+
+use serde_json::{json, Value};
+use std::path::Path;
+
+/// What makes one suite's network private.
+#[derive(Debug, Clone)]
+pub struct Network {
+    /// The network name: also names its cache entries and tags its veths and nft rules.
+    pub name: String,
+    pub bridge: String,
+    pub subnet: String,
+    /// The gateway podwire puts on the bridge: the subnet's first address.
+    pub gateway: String,
+}
+
+impl Network {
+    pub fn new(name: &str, bridge: &str, subnet: &str, gateway: &str) -> Network {
+        Network {
+            name: name.into(),
+            bridge: bridge.into(),
+            subnet: subnet.into(),
+            gateway: gateway.into(),
+        }
+    }
+
+    /// The conflist: CNI 1.0.0, the newest both containerd 1.6 and Podman 4.3 accept.
+    pub fn conflist(&self, data_dir: &Path, log_file: &Path) -> Value {
+        json!({
+            "cniVersion": "1.0.0",
+            "name": self.name,
+            "plugins": [{
+                "type": "podwire",
+                "bridge": self.bridge,
+                "isGateway": true,
+                "isDefaultGateway": true,
+                "ipMasq": true,
+                "logFile": log_file,
+                "logLevel": "debug",
+                "ipam": {"type": "podwire-ipam", "subnet": self.subnet, "dataDir": data_dir},
+            }],
+        })
+    }
+
+    /// The tag prefix podwire puts on this network's host veths (alias) and nft rules (comment).
+    pub fn tag_prefix(&self) -> String {
+        format!("podwire/{}/", self.name)
+    }
+}

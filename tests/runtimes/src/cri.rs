@@ -1,0 +1,226 @@
+//! A blocking client for the CRI RuntimeService (v1) over a containerd socket: the calls kubelet
+//! makes to network a pod, each under a timeout so a hung runtime fails the test instead of hanging.
+
+use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
+use k8s_cri::v1::{
+    LinuxPodSandboxConfig, ListPodSandboxRequest, PodSandboxConfig, PodSandboxMetadata,
+    PodSandboxState, PodSandboxStatusRequest, RemovePodSandboxRequest, RunPodSandboxRequest,
+    StatusRequest, StopPodSandboxRequest,
+};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tonic::transport::{Channel, Endpoint, Uri};
+
+/// Generous: RunPodSandbox is a container start plus a CNI ADD, on a 2-core machine, 20 at once.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(60);
+
+pub struct Cri {
+    rt: tokio::runtime::Runtime,
+    client: RuntimeServiceClient<Channel>,
+}
+
+/// What PodSandboxStatus says about a sandbox, plus the PID of its pause process (verbose info).
+#[derive(Debug, Clone)]
+pub struct SandboxStatus {
+    pub id: String,
+    pub name: String,
+    pub ready: bool,
+    pub ip: String,
+    pub pid: Option<u32>,
+    /// The netns path containerd handed to CNI (from the runtime spec in the verbose info).
+    pub netns: Option<String>,
+}
+
+/// The config kubelet would send for a pod `name` in namespace `default`.
+pub fn sandbox_config(name: &str, log_dir: &Path) -> PodSandboxConfig {
+    PodSandboxConfig {
+        metadata: Some(PodSandboxMetadata {
+            name: name.into(),
+            uid: format!("uid-{name}"),
+            namespace: "default".into(),
+            attempt: 0,
+        }),
+        hostname: name.into(),
+        log_directory: log_dir.join(name).to_string_lossy().into_owned(),
+        labels: HashMap::from([("app".into(), "podwire-e2e".into())]),
+        linux: Some(LinuxPodSandboxConfig::default()),
+        ..Default::default()
+    }
+}
+
+impl Cri {
+    /// Connects to the CRI socket (containerd's gRPC address).
+    pub fn connect(socket: &Path) -> Result<Cri, String> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("tokio runtime: {e}"))?;
+        let socket = socket.to_path_buf();
+        let channel = rt
+            .block_on(async move {
+                let connector = tower::service_fn(move |_: Uri| {
+                    let socket: PathBuf = socket.clone();
+                    async move {
+                        tokio::net::UnixStream::connect(socket)
+                            .await
+                            .map(hyper_util::rt::TokioIo::new)
+                    }
+                });
+                // The URI is a placeholder: the connector always dials the socket.
+                Endpoint::from_static("http://[::]:50051")
+                    .connect_timeout(Duration::from_secs(5))
+                    .connect_with_connector(connector)
+                    .await
+            })
+            .map_err(|e| format!("connect to the CRI socket: {e}"))?;
+        Ok(Cri {
+            rt,
+            client: RuntimeServiceClient::new(channel),
+        })
+    }
+
+    fn call<T, F>(&self, what: &str, f: F) -> Result<T, String>
+    where
+        F: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        self.rt.block_on(async {
+            match tokio::time::timeout(CALL_TIMEOUT, f).await {
+                Ok(Ok(r)) => Ok(r.into_inner()),
+                Ok(Err(s)) => Err(format!("{what}: {}: {}", s.code(), s.message())),
+                Err(_) => Err(format!("{what}: no answer in {CALL_TIMEOUT:?}")),
+            }
+        })
+    }
+
+    /// Status: the runtime's conditions, e.g. `NetworkReady` → (true, "").
+    pub fn conditions(&self) -> Result<HashMap<String, (bool, String)>, String> {
+        let mut c = self.client.clone();
+        let r = self.call("Status", c.status(StatusRequest { verbose: false }))?;
+        Ok(r.status
+            .map(|s| s.conditions)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|c| (c.r#type, (c.status, format!("{} {}", c.reason, c.message))))
+            .collect())
+    }
+
+    /// RunPodSandbox: what kubelet does first for every pod. Returns the sandbox ID.
+    pub fn run_pod(&self, name: &str, log_dir: &Path) -> Result<String, String> {
+        let mut c = self.client.clone();
+        let req = RunPodSandboxRequest {
+            config: Some(sandbox_config(name, log_dir)),
+            runtime_handler: String::new(),
+        };
+        self.call(&format!("RunPodSandbox {name}"), c.run_pod_sandbox(req))
+            .map(|r| r.pod_sandbox_id)
+    }
+
+    /// Many RunPodSandbox calls in flight at once (kubelet starting a node's pods).
+    pub fn run_pods_at_once(
+        &self,
+        names: &[String],
+        log_dir: &Path,
+    ) -> Vec<Result<String, String>> {
+        self.rt.block_on(async {
+            let mut set = tokio::task::JoinSet::new();
+            for (i, name) in names.iter().enumerate() {
+                let mut c = self.client.clone();
+                let req = RunPodSandboxRequest {
+                    config: Some(sandbox_config(name, log_dir)),
+                    runtime_handler: String::new(),
+                };
+                let name = name.clone();
+                set.spawn(async move {
+                    let r = match tokio::time::timeout(CALL_TIMEOUT, c.run_pod_sandbox(req)).await {
+                        Ok(Ok(r)) => Ok(r.into_inner().pod_sandbox_id),
+                        Ok(Err(s)) => Err(format!(
+                            "RunPodSandbox {name}: {}: {}",
+                            s.code(),
+                            s.message()
+                        )),
+                        Err(_) => Err(format!(
+                            "RunPodSandbox {name}: no answer in {CALL_TIMEOUT:?}"
+                        )),
+                    };
+                    (i, r)
+                });
+            }
+            let mut out: Vec<Option<Result<String, String>>> = vec![None; names.len()];
+            while let Some(joined) = set.join_next().await {
+                let (i, r) = joined.expect("RunPodSandbox task panicked");
+                out[i] = Some(r);
+            }
+            out.into_iter()
+                .map(|r| r.expect("every task answered"))
+                .collect()
+        })
+    }
+
+    /// PodSandboxStatus (verbose, for the pause PID and the netns path).
+    pub fn status(&self, id: &str) -> Result<SandboxStatus, String> {
+        let mut c = self.client.clone();
+        let req = PodSandboxStatusRequest {
+            pod_sandbox_id: id.into(),
+            verbose: true,
+        };
+        let r = self.call(&format!("PodSandboxStatus {id}"), c.pod_sandbox_status(req))?;
+        let s = r
+            .status
+            .ok_or_else(|| format!("PodSandboxStatus {id}: no status"))?;
+        let info: serde_json::Value = r
+            .info
+            .get("info")
+            .and_then(|i| serde_json::from_str(i).ok())
+            .unwrap_or_default();
+        let netns = info["runtimeSpec"]["linux"]["namespaces"]
+            .as_array()
+            .and_then(|ns| ns.iter().find(|n| n["type"] == "network"))
+            .and_then(|n| n["path"].as_str())
+            .map(String::from);
+        Ok(SandboxStatus {
+            id: s.id,
+            name: s.metadata.map(|m| m.name).unwrap_or_default(),
+            ready: s.state == PodSandboxState::SandboxReady as i32,
+            ip: s.network.map(|n| n.ip).unwrap_or_default(),
+            pid: info["pid"]
+                .as_u64()
+                .and_then(|p| u32::try_from(p).ok())
+                .filter(|p| *p > 0),
+            netns,
+        })
+    }
+
+    /// StopPodSandbox: tears the network down (CNI DEL).
+    pub fn stop_pod(&self, id: &str) -> Result<(), String> {
+        let mut c = self.client.clone();
+        let req = StopPodSandboxRequest {
+            pod_sandbox_id: id.into(),
+        };
+        self.call(&format!("StopPodSandbox {id}"), c.stop_pod_sandbox(req))
+            .map(drop)
+    }
+
+    /// RemovePodSandbox (containerd 1.6 runs CNI DEL again here, without a netns).
+    pub fn remove_pod(&self, id: &str) -> Result<(), String> {
+        let mut c = self.client.clone();
+        let req = RemovePodSandboxRequest {
+            pod_sandbox_id: id.into(),
+        };
+        self.call(&format!("RemovePodSandbox {id}"), c.remove_pod_sandbox(req))
+            .map(drop)
+    }
+
+    /// Every sandbox the runtime knows: (ID, name).
+    pub fn list_pods(&self) -> Result<Vec<(String, String)>, String> {
+        let mut c = self.client.clone();
+        let r = self.call(
+            "ListPodSandbox",
+            c.list_pod_sandbox(ListPodSandboxRequest { filter: None }),
+        )?;
+        Ok(r.items
+            .into_iter()
+            .map(|p| (p.id, p.metadata.map(|m| m.name).unwrap_or_default()))
+            .collect())
+    }
+}

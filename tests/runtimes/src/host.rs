@@ -1,0 +1,272 @@
+//! Reading state back from the kernel and the disk, to cross-check what a runtime and podwire did
+//! (tests may use `ip`, `nft` and `nsenter`; podwire itself never does).
+
+use crate::cmd::{run, succeeds, try_run};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+/// libcni's result cache; containerd 1.6 cannot move it (no cache dir setting), so suites only
+/// ever touch entries named after their own network.
+pub const CNI_CACHE_DIR: &str = "/var/lib/cni";
+
+fn ip_json(args: &[&str]) -> Value {
+    let mut full = vec!["-j"];
+    full.extend_from_slice(args);
+    let text = run("ip", &full);
+    if text.trim().is_empty() {
+        Value::Array(vec![])
+    } else {
+        serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("ip {args:?}: not JSON ({e}): {text}"))
+    }
+}
+
+/// Whether a host link of this name exists.
+pub fn link_exists(name: &str) -> bool {
+    succeeds("ip", &["link", "show", "dev", name])
+}
+
+/// Names of the links enslaved to `bridge` (empty when the bridge does not exist).
+pub fn bridge_ports(bridge: &str) -> Vec<String> {
+    if !link_exists(bridge) {
+        return vec![];
+    }
+    names(&ip_json(&["link", "show", "master", bridge]))
+}
+
+fn names(links: &Value) -> Vec<String> {
+    links
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|l| l["ifname"].as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Host links whose alias starts with `prefix` (podwire tags each host veth with its attachment).
+pub fn links_tagged(prefix: &str) -> Vec<String> {
+    let links = ip_json(&["-d", "link", "show"]);
+    links
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter(|l| l["ifalias"].as_str().is_some_and(|t| t.starts_with(prefix)))
+                .filter_map(|l| l["ifname"].as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Comments of the rules in podwire's nft table (`inet podwire`) that start with `prefix`.
+pub fn nft_rules_tagged(prefix: &str) -> Vec<String> {
+    let Ok(text) = try_run("nft", &["-j", "list", "table", "inet", "podwire"]) else {
+        return vec![]; // no table: no rule
+    };
+    let v: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("nft -j: {e}: {text}"));
+    v["nftables"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|o| o["rule"]["comment"].as_str())
+                .filter(|c| c.starts_with(prefix))
+                .map(String::from)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Deletes leftover rules of ours (by handle), for cleanup after a failed run.
+pub fn delete_nft_rules_tagged(prefix: &str) {
+    let Ok(text) = try_run("nft", &["-j", "-a", "list", "table", "inet", "podwire"]) else {
+        return;
+    };
+    let Ok(v) = serde_json::from_str::<Value>(&text) else {
+        return;
+    };
+    for rule in v["nftables"].as_array().into_iter().flatten() {
+        let r = &rule["rule"];
+        if r["comment"].as_str().is_some_and(|c| c.starts_with(prefix)) {
+            if let (Some(chain), Some(handle)) = (r["chain"].as_str(), r["handle"].as_u64()) {
+                let handle = handle.to_string();
+                let _ = try_run(
+                    "nft",
+                    &[
+                        "delete", "rule", "inet", "podwire", chain, "handle", &handle,
+                    ],
+                );
+            }
+        }
+    }
+}
+
+/// Allocated addresses in a host-local layout data dir (`<data_dir>/<network>/<ip>`).
+pub fn allocations(data_dir: &Path, network: &str) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(data_dir.join(network)) else {
+        return vec![];
+    };
+    entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.parse::<std::net::IpAddr>().is_ok())
+        .collect()
+}
+
+/// libcni's cached results for `network` (`<cache>/results/<network>-<container>-<ifname>`).
+pub fn cache_entries(network: &str) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(Path::new(CNI_CACHE_DIR).join("results")) else {
+        return vec![];
+    };
+    let prefix = format!("{network}-");
+    entries
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .map(|e| e.path())
+        .collect()
+}
+
+/// The cache entry libcni wrote for one attachment.
+pub fn cache_entry(network: &str, container: &str, ifname: &str) -> PathBuf {
+    Path::new(CNI_CACHE_DIR)
+        .join("results")
+        .join(format!("{network}-{container}-{ifname}"))
+}
+
+/// Runs a command in a network namespace given by path (`/proc/<pid>/ns/net` or a bind mount).
+pub fn in_netns(netns: &str, cmd: &[&str]) -> Result<String, String> {
+    let net = format!("--net={netns}");
+    let mut args = vec![net.as_str()];
+    args.extend_from_slice(cmd);
+    try_run("nsenter", &args)
+}
+
+/// `ip -j <args>` inside a network namespace, parsed.
+pub fn ip_json_in(netns: &str, args: &[&str]) -> Value {
+    let mut cmd = vec!["ip", "-j"];
+    cmd.extend_from_slice(args);
+    let text = in_netns(netns, &cmd).unwrap_or_else(|e| panic!("{e}"));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("ip -j {args:?}: {e}: {text}"))
+}
+
+/// The IPv4 addresses (with prefix) of `ifname` in a network namespace.
+pub fn addresses_in(netns: &str, ifname: &str) -> Vec<String> {
+    let v = ip_json_in(netns, &["-4", "addr", "show", "dev", ifname]);
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|l| l["addr_info"].as_array().cloned().unwrap_or_default())
+        .filter_map(|a| {
+            Some(format!(
+                "{}/{}",
+                a["local"].as_str()?,
+                a["prefixlen"].as_u64()?
+            ))
+        })
+        .collect()
+}
+
+/// One ICMP echo from inside a network namespace.
+pub fn ping_from(netns: &str, to: &str) -> Result<String, String> {
+    in_netns(netns, &["ping", "-c", "1", "-W", "3", to])
+}
+
+/// One ICMP echo from the host.
+pub fn ping_from_host(to: &str) -> Result<String, String> {
+    try_run("ping", &["-c", "1", "-W", "3", to])
+}
+
+/// Everything of `network` left on the host: veths, allocations, nft rules, cache entries.
+/// Empty when a teardown was complete.
+pub fn leftovers(network: &str, bridge: &str, data_dir: &Path) -> Vec<String> {
+    let prefix = format!("podwire/{network}/");
+    let mut left = Vec::new();
+    left.extend(
+        bridge_ports(bridge)
+            .into_iter()
+            .map(|l| format!("veth on {bridge}: {l}")),
+    );
+    left.extend(
+        links_tagged(&prefix)
+            .into_iter()
+            .map(|l| format!("tagged link: {l}")),
+    );
+    left.extend(
+        allocations(data_dir, network)
+            .into_iter()
+            .map(|a| format!("allocation: {a}")),
+    );
+    left.extend(
+        nft_rules_tagged(&prefix)
+            .into_iter()
+            .map(|r| format!("nft rule: {r}")),
+    );
+    left.extend(
+        cache_entries(network)
+            .into_iter()
+            .map(|c| format!("cache entry: {}", c.display())),
+    );
+    left.sort();
+    left.dedup();
+    left
+}
+
+/// Removes what a failed run of `network` may have left on the host (its bridge, tagged links,
+/// nft rules and cache entries); private dirs go with their owner's guard.
+pub fn scrub(network: &str, bridge: &str) {
+    let prefix = format!("podwire/{network}/");
+    for l in links_tagged(&prefix) {
+        let _ = try_run("ip", &["link", "del", "dev", &l]);
+    }
+    if link_exists(bridge) {
+        let _ = try_run("ip", &["link", "del", "dev", bridge]);
+    }
+    delete_nft_rules_tagged(&prefix);
+    for c in cache_entries(network) {
+        let _ = std::fs::remove_file(c);
+    }
+}
+
+/// Host-wide things a run may create as a side effect (containerd's shim socket dir, libcni's
+/// cache dir, podwire's nft table): noted before a run, removed after it only when the run
+/// created them and left them empty, so nothing of anyone else's is ever touched.
+#[derive(Debug)]
+pub struct Baseline {
+    dirs: Vec<(PathBuf, bool)>,
+    nft_table: bool,
+}
+
+/// Directories a runtime creates outside its private dirs, deepest first.
+const SIDE_DIRS: [&str; 4] = [
+    "/run/containerd/s",
+    "/run/containerd",
+    "/var/lib/cni/results",
+    "/var/lib/cni",
+];
+
+impl Baseline {
+    pub fn capture() -> Baseline {
+        Baseline {
+            dirs: SIDE_DIRS
+                .iter()
+                .map(|d| (PathBuf::from(d), Path::new(d).exists()))
+                .collect(),
+            nft_table: nft_table_exists(),
+        }
+    }
+
+    pub fn restore(&self) {
+        for (dir, existed) in &self.dirs {
+            if !existed {
+                let _ = std::fs::remove_dir(dir); // only succeeds when empty
+            }
+        }
+        if !self.nft_table && nft_table_exists() && nft_rules_tagged("").is_empty() {
+            let _ = try_run("nft", &["delete", "table", "inet", "podwire"]);
+        }
+    }
+}
+
+fn nft_table_exists() -> bool {
+    succeeds("nft", &["list", "table", "inet", "podwire"])
+}

@@ -1,0 +1,102 @@
+//! podwire under a real kubelet-facing runtime: a private containerd 1.6 driven through the CRI
+//! gRPC API, as kubelet would. Each test starts its own containerd and tears it down (by PID) when
+//! it ends, pass or fail; one at a time, as they share a bridge name and subnet.
+
+use podwire_runtime_tests::conflist::Network;
+use podwire_runtime_tests::containerd::Containerd;
+use podwire_runtime_tests::host;
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+static ONE_CONTAINERD_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn network() -> Network {
+    Network::new("podwire-e2e", "pwe2e0", "10.253.0.0/24", "10.253.0.1")
+}
+
+fn start() -> (std::sync::MutexGuard<'static, ()>, Containerd) {
+    let lock = ONE_CONTAINERD_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    (lock, Containerd::start(network()))
+}
+
+fn addr(ip: &str) -> String {
+    format!("{ip}/24")
+}
+
+#[test]
+fn two_pods_get_podwire_ips_reach_each_other_and_the_host_and_leave_nothing() {
+    let (_lock, ctrd) = start();
+    let cri = ctrd.cri();
+    let log_dir = ctrd.layout.pod_logs();
+
+    let a = cri
+        .run_pod("pod-a", &log_dir)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let b = cri
+        .run_pod("pod-b", &log_dir)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let sa = cri.status(&a).unwrap();
+    let sb = cri.status(&b).unwrap();
+    for s in [&sa, &sb] {
+        assert!(s.ready, "{} is not READY: {s:?}", s.name);
+        assert!(
+            s.ip.starts_with("10.253.0."),
+            "{}: PodSandboxStatus IP {:?} is not from podwire's subnet",
+            s.name,
+            s.ip
+        );
+    }
+    assert_ne!(sa.ip, sb.ip);
+
+    // The IP CRI reports is the one podwire allocated and put on eth0 in the sandbox's netns.
+    let allocated: HashSet<String> = host::allocations(&ctrd.layout.ipam_dir(), "podwire-e2e")
+        .into_iter()
+        .collect();
+    assert_eq!(allocated, HashSet::from([sa.ip.clone(), sb.ip.clone()]));
+    for s in [&sa, &sb] {
+        let netns = format!("/proc/{}/ns/net", s.pid.expect("sandbox pid"));
+        assert_eq!(
+            host::addresses_in(&netns, "eth0"),
+            vec![addr(&s.ip)],
+            "{}",
+            s.name
+        );
+        let routes = host::ip_json_in(&netns, &["route", "show", "default"]);
+        assert_eq!(routes[0]["gateway"], "10.253.0.1", "{}: {routes}", s.name);
+    }
+
+    let na = format!("/proc/{}/ns/net", sa.pid.unwrap());
+    let nb = format!("/proc/{}/ns/net", sb.pid.unwrap());
+    host::ping_from(&na, &sb.ip).unwrap_or_else(|e| panic!("pod-a → pod-b: {e}"));
+    host::ping_from(&nb, &sa.ip).unwrap_or_else(|e| panic!("pod-b → pod-a: {e}"));
+    host::ping_from_host(&sa.ip).unwrap_or_else(|e| panic!("host → pod-a via the bridge: {e}"));
+    assert_eq!(host::bridge_ports("pwe2e0").len(), 2);
+    assert_eq!(host::nft_rules_tagged("podwire/podwire-e2e/").len(), 2);
+
+    // containerd (libcni) cached podwire's result under the network's name.
+    let entry = host::cache_entry("podwire-e2e", &a, "eth0");
+    let raw = std::fs::read(&entry).unwrap_or_else(|e| panic!("{}: {e}", entry.display()));
+    if let Some(copy) = std::env::var_os("PODWIRE_E2E_CACHE_SAMPLE") {
+        std::fs::write(copy, &raw).expect("write the cache sample copy");
+    }
+    let cached: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+    assert_eq!(cached["kind"], "cniCacheV1");
+    assert_eq!(cached["containerId"], a.as_str());
+    assert_eq!(cached["networkName"], "podwire-e2e");
+    assert_eq!(cached["ifName"], "eth0");
+    assert_eq!(cached["result"]["ips"][0]["address"], addr(&sa.ip).as_str());
+
+    for id in [&a, &b] {
+        cri.stop_pod(id).unwrap_or_else(|e| panic!("{e}"));
+        cri.remove_pod(id).unwrap_or_else(|e| panic!("{e}"));
+    }
+    assert_eq!(
+        ctrd.leftovers(),
+        Vec::<String>::new(),
+        "after StopPodSandbox + RemovePodSandbox"
+    );
+    assert!(cri.list_pods().unwrap().is_empty());
+    eprintln!("{}", ctrd.plugin_log());
+}
