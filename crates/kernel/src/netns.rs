@@ -202,8 +202,12 @@ pub struct NetnsGuard {
 impl NetnsGuard {
     /// Switches back now, reporting failure instead of panicking.
     pub fn restore(self) -> Result<()> {
-        let r = self.switch_back();
-        std::mem::forget(self);
+        let mut this = std::mem::ManuallyDrop::new(self);
+        let r = this.switch_back();
+        // Skip Drop (no second switch, no abort) but close the original netns' fd: forgetting
+        // the whole guard leaked one fd per `Netlink::new_in`.
+        // SAFETY: `this` is never used again and `original` is dropped exactly once.
+        unsafe { std::ptr::drop_in_place(&mut this.original) };
         r
     }
 
