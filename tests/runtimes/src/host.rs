@@ -232,22 +232,26 @@ pub fn scrub(network: &str, bridge: &str) {
 /// created them and left them empty, so nothing of anyone else's is ever touched.
 #[derive(Debug)]
 pub struct Baseline {
-    dirs: Vec<(PathBuf, bool)>,
+    paths: Vec<(PathBuf, bool)>,
     nft_table: bool,
 }
 
-/// Directories a runtime creates outside its private dirs, deepest first.
-const SIDE_DIRS: [&str; 4] = [
+/// What a runtime creates outside its private dirs, deepest first: containerd's shim socket dir,
+/// libcni's cache dir, and the blob-info cache `podman import` writes (neither has a setting).
+const SIDE_PATHS: [&str; 7] = [
     "/run/containerd/s",
     "/run/containerd",
     "/var/lib/cni/results",
     "/var/lib/cni",
+    "/var/lib/containers/cache/blob-info-cache-v1.boltdb",
+    "/var/lib/containers/cache",
+    "/var/lib/containers",
 ];
 
 impl Baseline {
     pub fn capture() -> Baseline {
         Baseline {
-            dirs: SIDE_DIRS
+            paths: SIDE_PATHS
                 .iter()
                 .map(|d| (PathBuf::from(d), Path::new(d).exists()))
                 .collect(),
@@ -256,9 +260,13 @@ impl Baseline {
     }
 
     pub fn restore(&self) {
-        for (dir, existed) in &self.dirs {
+        for (path, existed) in &self.paths {
             if !existed {
-                let _ = std::fs::remove_dir(dir); // only succeeds when empty
+                if path.is_dir() {
+                    let _ = std::fs::remove_dir(path); // only succeeds when empty
+                } else {
+                    let _ = std::fs::remove_file(path);
+                }
             }
         }
         if !self.nft_table && nft_table_exists() && nft_rules_tagged("").is_empty() {

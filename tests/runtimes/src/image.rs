@@ -192,6 +192,7 @@ pub fn pause_archive(dir: &Path) -> PathBuf {
 /// `podman import` at `dir/busybox.tar`.
 pub fn busybox_rootfs(dir: &Path) -> PathBuf {
     crate::cmd::require("busybox", "busybox-static");
+    std::fs::create_dir_all(dir).expect("create image dir");
     let data = std::fs::read(BUSYBOX)
         .unwrap_or_else(|e| panic!("{BUSYBOX}: {e}: `apt-get install busybox-static`"));
     let mut entries: Vec<Entry> = ["bin", "dev", "etc", "proc", "sys", "tmp", "run"]
