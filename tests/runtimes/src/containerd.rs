@@ -185,7 +185,7 @@ impl Containerd {
             baseline,
         };
         c.wait_for_socket();
-        c.import_pause_image();
+        c.import_images();
         c.wait_network_ready();
         c
     }
@@ -231,16 +231,21 @@ impl Containerd {
         try_run("ctr", &full)
     }
 
-    fn import_pause_image(&self) {
-        let archive = image::pause_archive(&self.layout.images());
-        self.ctr(&["images", "import", archive.to_str().unwrap()])
-            .unwrap_or_else(|e| panic!("import the pause image: {e}"));
-        let listed = self.ctr(&["images", "ls", "-q"]).unwrap_or_default();
-        assert!(
-            listed.lines().any(|l| l == image::PAUSE_IMAGE),
-            "ctr images import did not register {}: {listed}",
-            image::PAUSE_IMAGE
-        );
+    /// The pause image (CRI's `sandbox_image`) and busybox, from archives built here.
+    fn import_images(&self) {
+        let dir = self.layout.images();
+        for (archive, name) in [
+            (image::pause_archive(&dir), image::PAUSE_IMAGE),
+            (image::busybox_archive(&dir), image::BUSYBOX_IMAGE),
+        ] {
+            self.ctr(&["images", "import", archive.to_str().unwrap()])
+                .unwrap_or_else(|e| panic!("import {name}: {e}"));
+            let listed = self.ctr(&["images", "ls", "-q"]).unwrap_or_default();
+            assert!(
+                listed.lines().any(|l| l == name),
+                "ctr images import did not register {name}: {listed}"
+            );
+        }
     }
 
     /// CRI's Status: NetworkReady turns true once the CNI config has been loaded.

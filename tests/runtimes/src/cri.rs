@@ -3,9 +3,10 @@
 
 use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
 use k8s_cri::v1::{
-    LinuxPodSandboxConfig, ListPodSandboxRequest, PodSandboxConfig, PodSandboxMetadata,
-    PodSandboxState, PodSandboxStatusRequest, RemovePodSandboxRequest, RunPodSandboxRequest,
-    StatusRequest, StopPodSandboxRequest,
+    ContainerConfig, ContainerMetadata, CreateContainerRequest, ExecSyncRequest, ImageSpec,
+    LinuxContainerConfig, LinuxPodSandboxConfig, ListPodSandboxRequest, PodSandboxConfig,
+    PodSandboxMetadata, PodSandboxState, PodSandboxStatusRequest, RemovePodSandboxRequest,
+    RunPodSandboxRequest, StartContainerRequest, StatusRequest, StopPodSandboxRequest,
 };
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -209,6 +210,66 @@ impl Cri {
         };
         self.call(&format!("RemovePodSandbox {id}"), c.remove_pod_sandbox(req))
             .map(drop)
+    }
+
+    /// CreateContainer + StartContainer: a container `name` of `image` running `command` in the
+    /// sandbox `pod_id` (which was run as pod `pod_name`). Returns the container ID.
+    pub fn start_container(
+        &self,
+        pod_id: &str,
+        pod_name: &str,
+        log_dir: &Path,
+        name: &str,
+        image: &str,
+        command: &[&str],
+    ) -> Result<String, String> {
+        let mut c = self.client.clone();
+        let req = CreateContainerRequest {
+            pod_sandbox_id: pod_id.into(),
+            config: Some(ContainerConfig {
+                metadata: Some(ContainerMetadata {
+                    name: name.into(),
+                    attempt: 0,
+                }),
+                image: Some(ImageSpec {
+                    image: image.into(),
+                    ..Default::default()
+                }),
+                command: command.iter().map(|s| s.to_string()).collect(),
+                log_path: format!("{name}.log"),
+                linux: Some(LinuxContainerConfig::default()),
+                ..Default::default()
+            }),
+            sandbox_config: Some(sandbox_config(pod_name, log_dir)),
+        };
+        let id = self
+            .call(&format!("CreateContainer {name}"), c.create_container(req))?
+            .container_id;
+        let req = StartContainerRequest {
+            container_id: id.clone(),
+        };
+        self.call(&format!("StartContainer {name}"), c.start_container(req))?;
+        Ok(id)
+    }
+
+    /// ExecSync: runs `cmd` in a container; (exit code, stdout, stderr).
+    pub fn exec_sync(
+        &self,
+        container_id: &str,
+        cmd: &[&str],
+    ) -> Result<(i32, String, String), String> {
+        let mut c = self.client.clone();
+        let req = ExecSyncRequest {
+            container_id: container_id.into(),
+            cmd: cmd.iter().map(|s| s.to_string()).collect(),
+            timeout: 20,
+        };
+        let r = self.call(&format!("ExecSync {cmd:?}"), c.exec_sync(req))?;
+        Ok((
+            r.exit_code,
+            String::from_utf8_lossy(&r.stdout).into_owned(),
+            String::from_utf8_lossy(&r.stderr).into_owned(),
+        ))
     }
 
     /// Every sandbox the runtime knows: (ID, name).

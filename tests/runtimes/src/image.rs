@@ -188,11 +188,29 @@ pub fn pause_archive(dir: &Path) -> PathBuf {
     out
 }
 
+/// The busybox image containerd's CRI runs containers of (`kubectl run --image=busybox`).
+pub const BUSYBOX_IMAGE: &str = "localhost/podwire/busybox:e2e";
+
 /// A root filesystem of busybox-static with the applets the suites use, as a tarball for
 /// `podman import` at `dir/busybox.tar`.
 pub fn busybox_rootfs(dir: &Path) -> PathBuf {
-    crate::cmd::require("busybox", "busybox-static");
     std::fs::create_dir_all(dir).expect("create image dir");
+    let out = dir.join("busybox.tar");
+    std::fs::write(&out, busybox_layer()).expect("write busybox.tar");
+    out
+}
+
+/// The busybox image as an OCI archive at `dir/busybox-oci.tar`, for `ctr images import`.
+pub fn busybox_archive(dir: &Path) -> PathBuf {
+    std::fs::create_dir_all(dir).expect("create image dir");
+    let out = dir.join("busybox-oci.tar");
+    let archive = oci_archive(BUSYBOX_IMAGE, &busybox_layer(), &["/bin/sh"]);
+    std::fs::write(&out, archive).expect("write busybox-oci.tar");
+    out
+}
+
+fn busybox_layer() -> Vec<u8> {
+    crate::cmd::require("busybox", "busybox-static");
     let data = std::fs::read(BUSYBOX)
         .unwrap_or_else(|e| panic!("{BUSYBOX}: {e}: `apt-get install busybox-static`"));
     let mut entries: Vec<Entry> = ["bin", "dev", "etc", "proc", "sys", "tmp", "run"]
@@ -214,9 +232,7 @@ pub fn busybox_rootfs(dir: &Path) -> PathBuf {
             kind: EntryKind::Symlink("busybox".into()),
         });
     }
-    let out = dir.join("busybox.tar");
-    std::fs::write(&out, layer_tar(&entries)).expect("write busybox.tar");
-    out
+    layer_tar(&entries)
 }
 
 /// The image config of an archive made by [`oci_archive`] (for tests of the packing itself).

@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 /// The image `podman import` makes from Debian's busybox-static.
-pub const BUSYBOX_IMAGE: &str = "localhost/podwire/busybox:e2e";
+pub use crate::image::BUSYBOX_IMAGE;
 
 pub struct Podman {
     pub dir: PathBuf,

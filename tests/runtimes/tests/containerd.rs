@@ -4,7 +4,7 @@
 
 use podwire_runtime_tests::conflist::Network;
 use podwire_runtime_tests::containerd::Containerd;
-use podwire_runtime_tests::host;
+use podwire_runtime_tests::{host, image};
 use std::collections::HashSet;
 use std::sync::Mutex;
 
@@ -72,6 +72,28 @@ fn two_pods_get_podwire_ips_reach_each_other_and_the_host_and_leave_nothing() {
     host::ping_from(&na, &sb.ip).unwrap_or_else(|e| panic!("pod-a → pod-b: {e}"));
     host::ping_from(&nb, &sa.ip).unwrap_or_else(|e| panic!("pod-b → pod-a: {e}"));
     host::ping_from_host(&sa.ip).unwrap_or_else(|e| panic!("host → pod-a via the bridge: {e}"));
+
+    // `kubectl run test --image=busybox`: a container in pod-a sees podwire's eth0 and reaches pod-b.
+    let test = cri
+        .start_container(
+            &a,
+            "pod-a",
+            &log_dir,
+            "test",
+            image::BUSYBOX_IMAGE,
+            &["sleep", "3600"],
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (code, out, err) = cri
+        .exec_sync(&test, &["ip", "-4", "addr", "show", "eth0"])
+        .unwrap();
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(&format!("inet {}", addr(&sa.ip))), "{out}");
+    let (code, out, err) = cri
+        .exec_sync(&test, &["ping", "-c", "1", "-W", "3", &sb.ip])
+        .unwrap();
+    assert_eq!(code, 0, "ping pod-b from the busybox container: {out}{err}");
+
     assert_eq!(host::bridge_ports("pwe2e0").len(), 2);
     assert_eq!(host::nft_rules_tagged("podwire/podwire-e2e/").len(), 2);
 
