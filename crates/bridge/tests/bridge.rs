@@ -515,3 +515,36 @@ fn matches_the_reference_bridge_plugin() {
     assert_eq!(node.podwire("DEL", &ours, "ours", &po).code, 0);
     assert!(node.bridge_ports("cmp0").is_empty());
 }
+
+/// Any IPAM other than podwire-ipam is exec'd from CNI_PATH, as libcni would: here Debian's
+/// reference host-local (state on disk) and static (none).
+#[test]
+fn delegated_ipam_plugins_are_exec_d_from_cni_path() {
+    let mut node = Node::new();
+    let mut c = conf(&node, "unused", json!({"isDefaultGateway": true}));
+    c["cniVersion"] = json!("1.0.0"); // Debian's reference plugins stop at 1.0.0
+    c["ipam"] = json!({"type": "host-local", "subnet": "10.250.12.0/24", "dataDir": node.data_dir});
+    let p = node.pod();
+    let r = node.podwire("ADD", &c, "hl", &p);
+    assert_eq!(r.code, 0, "{} {}", r.json, r.stderr);
+    assert_eq!(r.json["ips"][0]["address"], "10.250.12.2/24");
+    assert_eq!(node.allocations("testnet"), vec!["10.250.12.2".to_string()]);
+    c["prevResult"] = r.json.clone();
+    assert_eq!(node.podwire("CHECK", &c, "hl", &p).code, 0);
+    assert_eq!(node.podwire("DEL", &c, "hl", &p).code, 0);
+    assert!(
+        node.allocations("testnet").is_empty(),
+        "host-local released on DEL"
+    );
+
+    let mut s = conf(&node, "unused", json!({}));
+    s["cniVersion"] = json!("1.0.0");
+    s["ipam"] = json!({"type": "static", "addresses": [{"address": "10.250.13.7/24", "gateway": "10.250.13.1"}]});
+    let p2 = node.pod();
+    let r = node.podwire("ADD", &s, "st", &p2);
+    assert_eq!(r.code, 0, "{} {}", r.json, r.stderr);
+    assert_eq!(r.json["ips"][0]["address"], "10.250.13.7/24");
+    let addrs = node.pod_ip_json(&p2, &["addr", "show", "eth0"]);
+    assert_eq!(addrs[0]["addr_info"][0]["local"], "10.250.13.7");
+    assert_eq!(node.podwire("DEL", &s, "st", &p2).code, 0);
+}
