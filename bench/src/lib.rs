@@ -1,1 +1,25 @@
-//! Benchmarks: podwire against the reference plugins and the kernel floor
+//! Benchmarks: podwire against the reference plugins (`bridge` + `host-local`) and the kernel
+//! floor, side by side in one run. The binary `podwire-bench` (src/main.rs) runs them; the
+//! modules are its parts:
+//!
+//! - [`scene`]: the throwaway node netns, pod netns and state dir, cleaned up on exit/Ctrl-C
+//! - [`spawn`]: one plugin process, timed spawn → exit, peak RSS from `wait4`
+//! - [`subjects`]: the plugins as configured for the run, the process floor
+//! - [`floor`]: the kernel floor, in-process
+//! - [`phases`]: the interleaved loops (sequential, growth, concurrent)
+//! - [`ipam_alloc`]: IPAM alone, read from podwire-ipam's own benchmark
+//! - [`cri`]: the hook for measuring under containerd's CRI
+//! - [`report`], [`table`], [`svg`], [`machine`], [`stats`]: the output
+
+pub mod cri;
+pub mod floor;
+pub mod ipam_alloc;
+pub mod machine;
+pub mod phases;
+pub mod report;
+pub mod scene;
+pub mod spawn;
+pub mod stats;
+pub mod subjects;
+pub mod svg;
+pub mod table;

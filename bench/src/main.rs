@@ -1,0 +1,269 @@
+//! `podwire-bench`: podwire against the reference plugins and the kernel floor, in one run.
+//! Run through `scripts/bench.sh` (builds, installs the reference plugins, runs the IPAM
+//! benchmark, then this); as root.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use bench::floor::KernelFloor;
+use bench::ipam_alloc::IpamAlloc;
+use bench::machine::Machine;
+use bench::phases;
+use bench::report::{Params, Report};
+use bench::scene::{self, Scene};
+use bench::subjects::{Flavor, PluginNet, ProcessFloor, Subject};
+
+const USAGE: &str = "\
+usage: podwire-bench [options]   (as root)
+  --podwire PATH        the podwire plugin binary (default: beside this binary)
+  --reference-dir DIR   Debian's reference plugins (default: /usr/lib/cni)
+  --out-dir DIR         write DIR/benchmarks.md and DIR/benchmarks.svg
+  --ipam-alloc FILE     output of `cargo bench -p podwire-ipam --bench alloc` (item 5)
+  --version-label TEXT  what podwire build this is, for the report (e.g. a git commit)
+  --pods N              sequential pods per plugin (default 100)
+  --growth N            pods on one bridge for the growth run (default 250)
+  --burst N             ADDs started at once (default 50)
+  --rounds N            rounds of the concurrent burst (default 3)
+  --quick               a small run to try the setup (20 pods, growth 40, burst 10, 1 round)";
+
+struct Options {
+    podwire: PathBuf,
+    reference_dir: PathBuf,
+    out_dir: Option<PathBuf>,
+    ipam_alloc: Option<PathBuf>,
+    label: String,
+    pods: usize,
+    growth: usize,
+    burst: usize,
+    rounds: usize,
+}
+
+fn parse_args() -> Result<Options, String> {
+    let beside = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(|d| d.join("podwire")))
+        .unwrap_or_else(|| PathBuf::from("podwire"));
+    let mut o = Options {
+        podwire: beside,
+        reference_dir: PathBuf::from("/usr/lib/cni"),
+        out_dir: None,
+        ipam_alloc: None,
+        label: String::new(),
+        pods: 100,
+        growth: 250,
+        burst: 50,
+        rounds: 3,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut value = || args.next().ok_or_else(|| format!("{a} needs a value"));
+        let number = |v: String| -> Result<usize, String> {
+            v.parse::<usize>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| format!("{a} wants a positive number, not {v:?}"))
+        };
+        match a.as_str() {
+            "--podwire" => o.podwire = value()?.into(),
+            "--reference-dir" => o.reference_dir = value()?.into(),
+            "--out-dir" => o.out_dir = Some(value()?.into()),
+            "--ipam-alloc" => o.ipam_alloc = Some(value()?.into()),
+            "--version-label" => o.label = value()?,
+            "--pods" => o.pods = number(value()?)?,
+            "--growth" => o.growth = number(value()?)?,
+            "--burst" => o.burst = number(value()?)?,
+            "--rounds" => o.rounds = number(value()?)?,
+            "--quick" => {
+                o.pods = 20;
+                o.growth = 40;
+                o.burst = 10;
+                o.rounds = 1;
+            }
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            other => return Err(format!("unknown option {other:?}\n{USAGE}")),
+        }
+    }
+    if o.pods > 250 || o.growth > 500 || o.burst > 250 {
+        return Err(
+            "at most 250 sequential pods (a /24), 500 growth pods (a /23), 250 in a burst".into(),
+        );
+    }
+    Ok(o)
+}
+
+fn require(path: &Path, hint: &str) -> Result<(), String> {
+    if path.is_file() {
+        Ok(())
+    } else {
+        Err(format!("{} is missing: {hint}", path.display()))
+    }
+}
+
+fn main() {
+    let o = match parse_args() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("podwire-bench: {e}");
+            std::process::exit(2);
+        }
+    };
+    let bridge = o.reference_dir.join("bridge");
+    let checks = [
+        require(
+            &o.podwire,
+            "build it with `cargo build --release -p podwire-bridge`",
+        ),
+        require(&bridge, "apt-get install containernetworking-plugins"),
+        require(
+            &o.reference_dir.join("host-local"),
+            "apt-get install containernetworking-plugins",
+        ),
+    ];
+    if let Some(Err(e)) = checks.into_iter().find(Result::is_err) {
+        eprintln!("podwire-bench: {e}");
+        std::process::exit(1);
+    }
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("podwire-bench: needs root (network namespaces, bridges)");
+        std::process::exit(1);
+    }
+    let ipam = o.ipam_alloc.as_ref().and_then(|p| {
+        let text = std::fs::read_to_string(p)
+            .map_err(|e| eprintln!("podwire-bench: {}: {e} (item 5 left out)", p.display()))
+            .ok()?;
+        let parsed = IpamAlloc::parse(&text);
+        if parsed.is_none() {
+            eprintln!(
+                "podwire-bench: {} has no alloc table (item 5 left out)",
+                p.display()
+            );
+        }
+        parsed
+    });
+
+    scene::install_signal_handlers();
+    let started = Instant::now();
+    let report = run(&o, &bridge, ipam, started);
+    print!("{}", report.text());
+    if let Some(dir) = &o.out_dir {
+        let write = |name: &str, body: String| {
+            let path = dir.join(name);
+            std::fs::write(&path, body).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+            println!("wrote {}", path.display());
+        };
+        write("benchmarks.md", report.markdown());
+        write(
+            "benchmarks.svg",
+            bench::svg::chart(
+                &format!(
+                    "podwire vs reference vs kernel floor — {}",
+                    report.machine.one_line()
+                ),
+                &report.seq,
+                &report.growth,
+            ),
+        );
+    }
+}
+
+fn log(started: Instant, what: &str) {
+    eprintln!("[{:6.1} s] {what}", started.elapsed().as_secs_f64());
+}
+
+fn run(o: &Options, bridge: &Path, ipam: Option<IpamAlloc>, started: Instant) -> Report {
+    let machine = Machine::describe(&o.label);
+    let scene = Scene::new().unwrap_or_else(|e| panic!("set up the node netns: {e}"));
+    let data = |name: &str| scene.root().join(name);
+    let net = |flavor: Flavor, tag: &str, bridge_name: &str, subnet: &str| {
+        let program = match flavor {
+            Flavor::Podwire => o.podwire.as_path(),
+            Flavor::Reference => bridge,
+        };
+        let who = match flavor {
+            Flavor::Podwire => "pw",
+            Flavor::Reference => "ref",
+        };
+        PluginNet::new(
+            flavor,
+            program,
+            &o.reference_dir,
+            &format!("bench-{tag}-{who}"),
+            bridge_name,
+            subnet,
+            &data(who),
+        )
+    };
+
+    // 1, 4, 6: sequential ADD/DEL, peak RSS, kernel floor and a bare process, interleaved.
+    let pw = net(Flavor::Podwire, "seq", "bpw0", "10.240.0.0/24");
+    let rf = net(Flavor::Reference, "seq", "bref0", "10.241.0.0/24");
+    let floor = KernelFloor::new("bfl0", "10.242.0.0/24");
+    let subjects: [&dyn Subject; 4] = [&pw, &rf, &floor, &ProcessFloor];
+    log(started, "warm-up");
+    phases::warm_up(&scene, &subjects, "w", 3);
+    log(
+        started,
+        &format!("1. sequential ADD/DEL, {} pods each", o.pods),
+    );
+    let seq = phases::sequential(&scene, &subjects, "s", o.pods);
+
+    // 2: growth on a /23, same size for both.
+    let pw = net(Flavor::Podwire, "grow", "bpw1", "10.243.0.0/23");
+    let rf = net(Flavor::Reference, "grow", "bref1", "10.243.2.0/23");
+    let floor = KernelFloor::new("bfl1", "10.243.4.0/23");
+    let subjects: [&dyn Subject; 3] = [&pw, &rf, &floor];
+    log(
+        started,
+        &format!("2. growth, {} pods on one bridge each", o.growth),
+    );
+    let growth = phases::sequential(&scene, &subjects, "g", o.growth);
+
+    // 3: bursts of concurrent ADDs.
+    let pw = net(Flavor::Podwire, "burst", "bpw2", "10.244.0.0/24");
+    let rf = net(Flavor::Reference, "burst", "bref2", "10.244.1.0/24");
+    log(
+        started,
+        &format!("3. {} ADDs at once, {} rounds each", o.burst, o.rounds),
+    );
+    let bursts = phases::concurrent(&scene, &[&pw, &rf], "c", o.burst, o.rounds);
+
+    // 7: under containerd's CRI, when tests/runtimes offers a harness to drive.
+    let cri = Err(
+        "tests/runtimes exposes no reusable CRI harness to this bench yet; \
+                   bench::cri::measure is ready for one (a CriRunner)"
+            .to_string(),
+    );
+    drop(scene);
+    log(started, "done");
+
+    Report {
+        machine,
+        date: date(),
+        params: Params {
+            pods: o.pods,
+            growth_pods: o.growth,
+            growth_window: 10,
+            burst: o.burst,
+            rounds: o.rounds,
+        },
+        seq,
+        growth,
+        bursts,
+        ipam,
+        cri,
+        elapsed: started.elapsed(),
+    }
+}
+
+fn date() -> String {
+    std::process::Command::new("date")
+        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
+}
