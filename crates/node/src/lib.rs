@@ -1,1 +1,31 @@
-//! Node setup (placeholder)
+//! Node setup: from a node's podCIDR to a working podwire node, the talk's `configure.sh` made
+//! safe to run twice and undoable.
+//!
+//! - [`setup::setup`] writes the conflist (atomically), creates the bridge with its gateway
+//!   address(es), turns on forwarding and installs the nftables table `inet podwire-node`
+//!   (forward accept for the cluster CIDR, masquerade from the pod CIDR to outside it), recording
+//!   what it did under a state directory; [`setup::teardown`] undoes exactly that.
+//! - [`kubernetes`] (feature `kubernetes`) reads the node's `spec.podCIDRs` from the API server.
+//! - [`cli`] holds the `clap` options and runners the `podwirectl node` subcommands use.
+//!
+//! Everything acts on the calling thread's network namespace, so tests run it inside a throwaway
+//! one.
+
+pub mod bridge;
+pub mod cli;
+pub mod config;
+pub mod conflist;
+pub mod files;
+pub mod forwarding;
+pub mod install;
+#[cfg(feature = "kubernetes")]
+pub mod kubernetes;
+pub mod rules;
+pub mod setup;
+pub mod state;
+
+pub use config::{NodeConfig, Plan, Portmap};
+pub use setup::{setup, teardown, Outcome, TeardownOptions};
+
+/// What a run changed, one human-readable line each.
+pub type Changes = Vec<String>;

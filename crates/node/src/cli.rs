@@ -1,0 +1,387 @@
+//! Command-line options for `podwirectl node setup|teardown|install-cni`, as `clap::Args` structs
+//! the CLI flattens into its subcommands, and the functions that run them and return what to print.
+
+use crate::config::{self, NodeConfig, Portmap};
+use crate::setup::{self, Outcome, TeardownOptions};
+use clap::{Args, ValueEnum};
+use cni::{Error, Result};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+#[derive(Args, Clone, Debug)]
+pub struct SetupArgs {
+    /// This node's pod CIDR; give it twice (or comma-separated) for dual-stack: one IPv4, one IPv6.
+    #[arg(long = "pod-cidr", value_name = "CIDR", value_delimiter = ',')]
+    pub pod_cidr: Vec<String>,
+    /// The cluster's pod network the pod CIDRs are cut from (kube-controller-manager's
+    /// --cluster-cidr), one per family: forwarded freely, not masqueraded.
+    #[arg(
+        long = "cluster-cidr",
+        value_name = "CIDR",
+        value_delimiter = ',',
+        env = "PODWIRE_CLUSTER_CIDR",
+        required = true
+    )]
+    pub cluster_cidr: Vec<String>,
+    /// Bridge the pods are attached to.
+    #[arg(long, value_name = "NAME", default_value = config::DEFAULT_BRIDGE)]
+    pub bridge: String,
+    /// The network's name in the conflist.
+    #[arg(long, value_name = "NAME", default_value = config::DEFAULT_NETWORK)]
+    pub network: String,
+    /// Directory the runtime reads network configs from.
+    #[arg(long, value_name = "DIR", default_value = config::DEFAULT_CONF_DIR)]
+    pub conf_dir: PathBuf,
+    /// File name of the conflist (runtimes take the first name in sort order).
+    #[arg(long, value_name = "NAME", default_value = config::DEFAULT_CONF_FILE)]
+    pub conf_file: String,
+    /// MTU of the bridge and the pods' interfaces (default: the kernel's, 1500).
+    #[arg(long, value_name = "N")]
+    pub mtu: Option<u32>,
+    /// Where setup records what it did, for teardown.
+    #[arg(long, value_name = "DIR", default_value = config::DEFAULT_STATE_DIR)]
+    pub state_dir: PathBuf,
+    /// Where the node's /proc/sys is (a container mounts the host's writable elsewhere).
+    #[arg(long, value_name = "DIR", default_value = config::DEFAULT_SYSCTL_DIR)]
+    pub sysctl_dir: PathBuf,
+    /// The node's CNI plugin directory (looked in for portmap).
+    #[arg(long, value_name = "DIR", default_value = config::DEFAULT_CNI_BIN_DIR)]
+    pub cni_bin_dir: PathBuf,
+    /// Chain the reference portmap plugin (hostPort): auto = when <cni-bin-dir>/portmap exists.
+    #[arg(long, value_enum, default_value_t = PortmapArg::Auto)]
+    pub portmap: PortmapArg,
+    /// IPAM state directory written into the conflist (default: host-local's /var/lib/cni/networks).
+    #[arg(long, value_name = "DIR")]
+    pub ipam_data_dir: Option<String>,
+    /// Read the pod CIDR(s) from this node's spec.podCIDRs in the Kubernetes API, waiting until
+    /// the controller-manager has assigned them.
+    #[arg(long, conflicts_with = "pod_cidr")]
+    pub from_kubernetes: bool,
+    /// The node's name in Kubernetes (default: the hostname in lower case, as kubelet's).
+    #[arg(long, value_name = "NAME", env = "NODE_NAME")]
+    pub node: Option<String>,
+    /// kubeconfig to use instead of the in-cluster service account, $KUBECONFIG or ~/.kube/config.
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Give up waiting for a podCIDR after this many seconds (default: wait as long as it takes).
+    #[arg(long, value_name = "SECONDS")]
+    pub wait: Option<u64>,
+    /// Keep running: re-read the podCIDR and re-apply every --resync seconds, so a changed podCIDR
+    /// or a deleted conflist is put right (the DaemonSet's mode). Stops on SIGTERM/SIGINT.
+    #[arg(long)]
+    pub watch: bool,
+    /// Seconds between two re-applies with --watch.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    pub resync: u64,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PortmapArg {
+    Auto,
+    Always,
+    Never,
+}
+
+impl From<PortmapArg> for Portmap {
+    fn from(p: PortmapArg) -> Portmap {
+        match p {
+            PortmapArg::Auto => Portmap::Auto,
+            PortmapArg::Always => Portmap::Always,
+            PortmapArg::Never => Portmap::Never,
+        }
+    }
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct TeardownArgs {
+    /// Where setup recorded what it did.
+    #[arg(long, value_name = "DIR", default_value = config::DEFAULT_STATE_DIR)]
+    pub state_dir: PathBuf,
+    /// Where the node's /proc/sys is.
+    #[arg(long, value_name = "DIR", default_value = config::DEFAULT_SYSCTL_DIR)]
+    pub sysctl_dir: PathBuf,
+    /// Delete the bridge even with pods still attached (they lose their network).
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct InstallArgs {
+    /// Directory holding the podwire binaries (default: the one this program runs from).
+    #[arg(long, value_name = "DIR")]
+    pub from: Option<PathBuf>,
+    /// The node's CNI plugin directory.
+    #[arg(long, value_name = "DIR", default_value = config::DEFAULT_CNI_BIN_DIR)]
+    pub to: PathBuf,
+}
+
+impl SetupArgs {
+    /// The node config with the pod CIDRs given (from the flags, or from Kubernetes).
+    pub fn node_config(&self, pod_cidrs: &[String]) -> Result<NodeConfig> {
+        let parse = |what: &str, v: &[String]| -> Result<Vec<_>> {
+            v.iter()
+                .filter(|s| !s.trim().is_empty())
+                .map(|s| config::parse_cidr(what, s))
+                .collect()
+        };
+        let mut c = NodeConfig::new(
+            parse("pod CIDR", pod_cidrs)?,
+            parse("cluster CIDR", &self.cluster_cidr)?,
+        );
+        c.bridge = self.bridge.clone();
+        c.network = self.network.clone();
+        c.conf_dir = self.conf_dir.clone();
+        c.conf_file = self.conf_file.clone();
+        c.mtu = self.mtu;
+        c.state_dir = self.state_dir.clone();
+        c.sysctl_dir = self.sysctl_dir.clone();
+        c.cni_bin_dir = self.cni_bin_dir.clone();
+        c.portmap = self.portmap.into();
+        c.ipam_data_dir = self.ipam_data_dir.clone();
+        Ok(c)
+    }
+
+    fn pod_cidrs(&self) -> Result<Vec<String>> {
+        if self.watch && !self.from_kubernetes {
+            return Err(Error::invalid_config(
+                "--watch re-reads the podCIDR from Kubernetes: it needs --from-kubernetes",
+            ));
+        }
+        if !self.from_kubernetes {
+            if self.pod_cidr.is_empty() {
+                return Err(Error::invalid_config(
+                    "give --pod-cidr CIDR (twice for dual-stack), or --from-kubernetes",
+                ));
+            }
+            return Ok(self.pod_cidr.clone());
+        }
+        from_kubernetes(self)
+    }
+}
+
+#[cfg(feature = "kubernetes")]
+fn from_kubernetes(a: &SetupArgs) -> Result<Vec<String>> {
+    use crate::kubernetes::{default_node_name, fetch_pod_cidrs, Fetch};
+    let node = match &a.node {
+        Some(n) if !n.is_empty() => n.clone(),
+        _ => default_node_name()?,
+    };
+    let mut f = Fetch::new(node);
+    f.kubeconfig = a.kubeconfig.clone();
+    f.wait = a.wait.map(Duration::from_secs);
+    let cidrs = fetch_pod_cidrs(&f, &mut |m| eprintln!("podwire node: {m}"))?;
+    Ok(cidrs.iter().map(ToString::to_string).collect())
+}
+
+#[cfg(not(feature = "kubernetes"))]
+fn from_kubernetes(_: &SetupArgs) -> Result<Vec<String>> {
+    Err(Error::invalid_config(
+        "--from-kubernetes: this build has no Kubernetes client (feature \"kubernetes\" of podwire-node)",
+    ))
+}
+
+/// `node setup`: applies once and returns the summary. With `--watch` it prints each summary
+/// that changed something as it goes, and returns when stopped by SIGTERM or SIGINT.
+pub fn run_setup(a: &SetupArgs) -> Result<String> {
+    if a.from_kubernetes {
+        // As a container's PID 1 a default SIGTERM would be ignored: stop on it, between steps.
+        stop::install();
+    }
+    let first = apply(a)?;
+    if !a.watch {
+        return Ok(first.summary());
+    }
+    println!("{}", first.summary());
+    let resync = Duration::from_secs(a.resync.max(1));
+    loop {
+        if stop::sleep(resync) {
+            return Ok("podwire node: stopped".into());
+        }
+        match apply(a) {
+            Ok(o) if o.changed() => println!("{}", o.summary()),
+            Ok(_) => {}
+            // The next resync tries again: a passing API server hiccup must not restart the pod.
+            Err(e) => eprintln!("podwire node: {}", e.msg),
+        }
+        if stop::requested() {
+            return Ok("podwire node: stopped".into());
+        }
+    }
+}
+
+fn apply(a: &SetupArgs) -> Result<Outcome> {
+    let cidrs = a.pod_cidrs()?;
+    let config = a.node_config(&cidrs)?;
+    let _busy = stop::Busy::enter();
+    setup::setup(config)
+}
+
+/// `node teardown`: removes what setup recorded; returns the summary.
+pub fn run_teardown(a: &TeardownArgs) -> Result<String> {
+    let o = setup::teardown(&TeardownOptions {
+        state_dir: a.state_dir.clone(),
+        sysctl_dir: a.sysctl_dir.clone(),
+        force: a.force,
+    })?;
+    Ok(o.summary())
+}
+
+/// `node install-cni`: copies the plugin binaries into the CNI bin directory.
+pub fn run_install(a: &InstallArgs) -> Result<String> {
+    let from = match &a.from {
+        Some(d) => d.clone(),
+        None => std::env::current_exe()
+            .ok()
+            .and_then(|p| p.parent().map(PathBuf::from))
+            .ok_or_else(|| Error::io("cannot tell where this program runs from: give --from"))?,
+    };
+    let copied = crate::install::install_binaries(&from, &a.to, crate::install::BINARIES)?;
+    Ok(if copied.is_empty() {
+        format!(
+            "podwire binaries in {} are up to date: nothing changed",
+            a.to.display()
+        )
+    } else {
+        format!("installed {} into {}", copied.join(", "), a.to.display())
+    })
+}
+
+/// SIGTERM/SIGINT: exit at once while waiting (nothing half-done), or after the current setup
+/// while one runs (its steps are recorded one by one, but a bridge made and not yet recorded
+/// would be adopted as someone else's by the next run).
+mod stop {
+    use super::*;
+
+    static BUSY: AtomicBool = AtomicBool::new(false);
+    static STOP: AtomicBool = AtomicBool::new(false);
+
+    extern "C" fn on_signal(_: libc::c_int) {
+        if BUSY.load(Ordering::SeqCst) {
+            STOP.store(true, Ordering::SeqCst);
+        } else {
+            // SAFETY: _exit is async-signal-safe.
+            unsafe { libc::_exit(0) };
+        }
+    }
+
+    pub fn install() {
+        for sig in [libc::SIGTERM, libc::SIGINT] {
+            // SAFETY: the handler only touches atomics and calls _exit.
+            unsafe { libc::signal(sig, on_signal as *const () as libc::sighandler_t) };
+        }
+    }
+
+    pub fn requested() -> bool {
+        STOP.load(Ordering::SeqCst)
+    }
+
+    /// Sleeps; true when a stop was requested.
+    pub fn sleep(d: Duration) -> bool {
+        std::thread::sleep(d);
+        requested()
+    }
+
+    pub struct Busy;
+
+    impl Busy {
+        pub fn enter() -> Busy {
+            BUSY.store(true, Ordering::SeqCst);
+            Busy
+        }
+    }
+
+    impl Drop for Busy {
+        fn drop(&mut self) {
+            BUSY.store(false, Ordering::SeqCst);
+            if requested() {
+                std::process::exit(0);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{CommandFactory, Parser};
+
+    #[derive(Parser)]
+    struct Setup {
+        #[command(flatten)]
+        a: SetupArgs,
+    }
+
+    #[derive(Parser)]
+    struct Teardown {
+        #[command(flatten)]
+        a: TeardownArgs,
+    }
+
+    fn parse(args: &[&str]) -> std::result::Result<SetupArgs, clap::Error> {
+        Setup::try_parse_from(std::iter::once("setup").chain(args.iter().copied())).map(|s| s.a)
+    }
+
+    #[test]
+    fn the_commands_are_well_formed() {
+        Setup::command().debug_assert();
+        Teardown::command().debug_assert();
+    }
+
+    #[test]
+    fn flags_become_the_node_config() {
+        let a = parse(&[
+            "--pod-cidr",
+            "10.244.1.0/24,fd00:1::/64",
+            "--cluster-cidr",
+            "10.244.0.0/16",
+            "--cluster-cidr",
+            "fd00::/48",
+            "--bridge",
+            "br9",
+            "--mtu",
+            "1400",
+            "--portmap",
+            "never",
+        ])
+        .unwrap();
+        let c = a.node_config(&a.pod_cidr).unwrap();
+        assert_eq!(c.pod_cidrs.len(), 2);
+        assert_eq!(c.cluster_cidrs.len(), 2);
+        assert_eq!((c.bridge.as_str(), c.mtu), ("br9", Some(1400)));
+        assert_eq!(c.portmap, Portmap::Never);
+        assert_eq!(c.conf_dir, PathBuf::from("/etc/cni/net.d"));
+    }
+
+    #[test]
+    fn usage_mistakes_are_refused() {
+        // --watch only makes sense with a podCIDR that can change.
+        let a = parse(&[
+            "--pod-cidr",
+            "10.1.0.0/24",
+            "--cluster-cidr",
+            "10.0.0.0/8",
+            "--watch",
+        ]);
+        assert!(a
+            .unwrap()
+            .pod_cidrs()
+            .unwrap_err()
+            .msg
+            .contains("--from-kubernetes"));
+        assert!(parse(&[
+            "--pod-cidr",
+            "10.1.0.0/24",
+            "--cluster-cidr",
+            "10.0.0.0/8",
+            "--from-kubernetes"
+        ])
+        .is_err());
+        let a = parse(&["--cluster-cidr", "10.0.0.0/8"]).unwrap();
+        assert!(a.pod_cidrs().unwrap_err().msg.contains("--pod-cidr"));
+        let a = parse(&["--pod-cidr", "10.1.0.0/33", "--cluster-cidr", "10.0.0.0/8"]).unwrap();
+        let e = a.node_config(&a.pod_cidr).unwrap_err();
+        assert_eq!(e.code.number(), 7);
+        assert!(e.msg.contains("10.1.0.0/33"), "{e}");
+    }
+}
