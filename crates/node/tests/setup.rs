@@ -273,7 +273,7 @@ fn the_cli_options_drive_the_same_setup() {
     }
     #[derive(clap::Subcommand)]
     enum Cmd {
-        Setup(node::cli::SetupArgs),
+        Setup(Box<node::cli::SetupArgs>),
         Teardown(node::cli::TeardownArgs),
     }
     let node = Node::new();
