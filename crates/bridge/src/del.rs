@@ -16,14 +16,16 @@ pub fn del(a: &CmdArgs) -> Result<()> {
     } else {
         Ok(())
     };
-    let unlinked = delete_link(a, &tag);
+    let unlinked = delete_link(a, &config, &tag);
     released.and(unmasked).and(unlinked)
 }
 
 /// Deleting either end of a veth pair deletes both. Through the pod's netns when it is still
 /// there (that finds the pair whatever the host end is called); else by the host end's hashed name,
-/// checked against its alias so we never delete a veth that is not this attachment's.
-fn delete_link(a: &CmdArgs, tag: &str) -> Result<()> {
+/// checked against its alias so we never delete a veth that is not this attachment's. An ADD
+/// killed between creating the pair and tagging it leaves the hashed name untagged: a veth of
+/// that name on our bridge with no alias is that remnant, and is ours to delete.
+fn delete_link(a: &CmdArgs, config: &Config, tag: &str) -> Result<()> {
     if !a.netns.is_empty() {
         if let Ok(ns) = Netns::open(&a.netns) {
             let pod = Netlink::new_in(&ns).map_err(errors::kernel)?;
@@ -35,11 +37,21 @@ fn delete_link(a: &CmdArgs, tag: &str) -> Result<()> {
     }
     let host = Netlink::new().map_err(errors::kernel)?;
     let name = names::host_veth(&a.conf.name, &a.container_id, &a.ifname);
+    let untagged_on_our_bridge = |link: &kernel::Link| {
+        link.alias.is_none()
+            && link.kind.as_deref() == Some("veth")
+            && link.master.is_some()
+            && host
+                .link(config.bridge.bridge.as_str())
+                .is_ok_and(|br| link.master == Some(br.index))
+    };
     match host.link(name.as_str()) {
-        Ok(link) if link.alias.as_deref() == Some(tag) => match host.link_delete(link.index) {
-            Err(e) if !e.is_not_found() => Err(errors::kernel(e)),
-            _ => Ok(()),
-        },
+        Ok(link) if link.alias.as_deref() == Some(tag) || untagged_on_our_bridge(&link) => {
+            match host.link_delete(link.index) {
+                Err(e) if !e.is_not_found() => Err(errors::kernel(e)),
+                _ => Ok(()),
+            }
+        }
         Ok(_) => Ok(()), // a clash: the attachment used a random name, which GC will find by alias
         Err(e) if e.is_not_found() => Ok(()),
         Err(e) => Err(errors::kernel(e)),
