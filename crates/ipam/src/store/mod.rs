@@ -267,6 +267,11 @@ impl Store {
         let mut held: HashMap<Owner, Vec<IpAddr>> = HashMap::new();
         let mut unreadable = HashSet::new();
         for name in names {
+            if name.starts_with(".tmp.") {
+                // Left by a process killed mid-write (we hold the lock: no writer is active).
+                let _ = self.dir.remove(&name);
+                continue;
+            }
             let Some(ip) = parse_ip_name(&name) else {
                 continue;
             };
