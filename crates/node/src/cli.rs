@@ -114,6 +114,9 @@ pub struct InstallArgs {
     /// The node's CNI plugin directory.
     #[arg(long, value_name = "DIR", default_value = config::DEFAULT_CNI_BIN_DIR)]
     pub to: PathBuf,
+    /// Remove the podwire binaries from the directory instead (uninstall).
+    #[arg(long, conflicts_with = "from")]
+    pub remove: bool,
 }
 
 impl SetupArgs {
@@ -227,8 +230,16 @@ pub fn run_teardown(a: &TeardownArgs) -> Result<String> {
     Ok(o.summary())
 }
 
-/// `node install-cni`: copies the plugin binaries into the CNI bin directory.
+/// `node install-cni`: copies the plugin binaries into the CNI bin directory (or removes them).
 pub fn run_install(a: &InstallArgs) -> Result<String> {
+    if a.remove {
+        let removed = crate::install::remove_binaries(&a.to, crate::install::BINARIES)?;
+        return Ok(if removed.is_empty() {
+            format!("no podwire binaries in {}: nothing changed", a.to.display())
+        } else {
+            format!("removed {} from {}", removed.join(", "), a.to.display())
+        });
+    }
     let from = match &a.from {
         Some(d) => d.clone(),
         None => std::env::current_exe()
@@ -322,10 +333,39 @@ mod tests {
         Setup::try_parse_from(std::iter::once("setup").chain(args.iter().copied())).map(|s| s.a)
     }
 
+    #[derive(Parser)]
+    struct Install {
+        #[command(flatten)]
+        a: InstallArgs,
+    }
+
     #[test]
     fn the_commands_are_well_formed() {
         Setup::command().debug_assert();
         Teardown::command().debug_assert();
+        Install::command().debug_assert();
+    }
+
+    #[test]
+    fn install_and_remove_through_the_options() {
+        let base = std::env::temp_dir().join(format!("podwire-node-cli-{}", std::process::id()));
+        let (from, to) = (base.join("from"), base.join("to"));
+        std::fs::create_dir_all(&from).unwrap();
+        for n in crate::install::BINARIES {
+            std::fs::write(from.join(n), b"x").unwrap();
+        }
+        let (f, t) = (from.display().to_string(), to.display().to_string());
+        let a = Install::parse_from(["i", "--from", &f, "--to", &t]).a;
+        assert!(run_install(&a)
+            .unwrap()
+            .starts_with("installed podwire, podwire-ipam"));
+        assert!(run_install(&a).unwrap().contains("nothing changed"));
+        let r = Install::parse_from(["i", "--to", &t, "--remove"]).a;
+        assert!(run_install(&r)
+            .unwrap()
+            .starts_with("removed podwire, podwire-ipam"));
+        assert!(!to.join("podwire").exists());
+        std::fs::remove_dir_all(&base).unwrap();
     }
 
     #[test]

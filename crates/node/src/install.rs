@@ -29,6 +29,17 @@ pub fn install_binaries(from: &Path, to: &Path, names: &[&str]) -> Result<Vec<St
     Ok(copied)
 }
 
+/// Removes `names` from `to`; returns the names that were there.
+pub fn remove_binaries(to: &Path, names: &[&str]) -> Result<Vec<String>> {
+    let mut removed = Vec::new();
+    for name in names {
+        if files::remove(&to.join(name))? {
+            removed.push(name.to_string());
+        }
+    }
+    Ok(removed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -49,6 +60,8 @@ mod tests {
             .mode();
         assert_eq!(mode & 0o777, 0o755);
         assert!(install_binaries(&from, &to, BINARIES).unwrap().is_empty());
+        assert_eq!(remove_binaries(&to, BINARIES).unwrap(), BINARIES);
+        assert!(remove_binaries(&to, BINARIES).unwrap().is_empty());
         let e = install_binaries(&from, &to, &["nope"]).unwrap_err();
         assert!(e.msg.contains("nope"), "{e}");
         std::fs::remove_dir_all(&base).unwrap();
