@@ -1,4 +1,4 @@
-//! ADD: bridge, IPAM, veth pair (one request, pod end born in the netns as `CNI_IFNAME`), addresses,
+//! ADD: IPAM, bridge, veth pair (one request, pod end born in the netns as `CNI_IFNAME`), addresses,
 //! routes, masquerade. Every step that creates something registers its undo first; a failure
 //! part-way runs the undos in reverse before the error is returned.
 
@@ -100,6 +100,20 @@ fn configure(
     requested_mac: Option<kernel::MacAddr>,
     undo: &mut Vec<Undo>,
 ) -> Result<CniResult> {
+    // IPAM first: a config it refuses, a full range or an unusable state directory then fails
+    // the ADD before anything exists in the kernel (the bridge is never removed by a rollback:
+    // other pods may already be on it) or on disk. A failed IPAM ADD has undone itself, so the
+    // release is registered only once it succeeded.
+    let mut result = ipam::add(a, config)?;
+    undo.push(Undo::ReleaseIps);
+    crate::fault::point("ipam");
+    if result.ips.is_empty() {
+        return Err(Error::invalid_config(format!(
+            "IPAM plugin {:?} returned no IP address",
+            config.ipam.kind
+        )));
+    }
+
     let b = &config.bridge;
     let mut spec = BridgeSpec::new(&b.bridge).up();
     if let Some(mtu) = b.mtu {
@@ -124,16 +138,6 @@ fn configure(
             .map_err(errors::kernel)?;
     }
     crate::fault::point("bridge");
-
-    undo.push(Undo::ReleaseIps);
-    let mut result = ipam::add(a, config)?;
-    crate::fault::point("ipam");
-    if result.ips.is_empty() {
-        return Err(Error::invalid_config(format!(
-            "IPAM plugin {:?} returned no IP address",
-            config.ipam.kind
-        )));
-    }
     if b.is_gateway {
         fill_gateways(&mut result);
         for ip in &result.ips {
