@@ -144,7 +144,14 @@ fn parse_sets(v: &Value, what: &str) -> Result<Vec<RangeSet>> {
 /// The state location alone (what DEL and GC need).
 pub fn store_conf(ipam: &IpamConf, conf: &NetConf) -> Result<StoreConf> {
     cni::validate::network_name(&conf.name)?;
+    if conf.name.len() > 255 {
+        return Err(Error::invalid_config(format!(
+            "network name of {} bytes is too long: it names the state directory (255 at most)",
+            conf.name.len()
+        )));
+    }
     let data_dir = opt_str(&ipam.extra, "dataDir", "")?.unwrap_or(DEFAULT_DATA_DIR);
+    check_data_dir(data_dir)?;
     let boot_id_file = opt_str(&ipam.extra, "bootIdFile", "")?.unwrap_or(DEFAULT_BOOT_ID_FILE);
     Ok(StoreConf {
         network: conf.name.clone(),
@@ -152,6 +159,25 @@ pub fn store_conf(ipam: &IpamConf, conf: &NetConf) -> Result<StoreConf> {
         reclaim_after_reboot: opt_bool(&ipam.extra, "reclaimAfterReboot")?,
         boot_id_file: PathBuf::from(boot_id_file),
     })
+}
+
+/// `dataDir` must say where it is on its own: an absolute path, without `..` (which could
+/// lead anywhere) and without NUL. A relative one would depend on the runtime's working directory.
+fn check_data_dir(dir: &str) -> Result<()> {
+    let path = std::path::Path::new(dir);
+    let why = if !path.is_absolute() {
+        "must be an absolute path"
+    } else if path
+        .components()
+        .any(|c| c == std::path::Component::ParentDir)
+    {
+        "may not contain '..'"
+    } else if dir.contains('\0') {
+        "may not contain a NUL byte"
+    } else {
+        return Ok(());
+    };
+    Err(bad("dataDir", format!("{dir:?} {why}")))
 }
 
 /// An address as given in a request: a plain address, or one with a prefix (the `ips`
@@ -477,6 +503,25 @@ mod tests {
         let (code, msg) = code_and_msg(v, "");
         assert_eq!(code, 7);
         assert!(msg.contains("0.2.0"), "{msg}");
+    }
+
+    #[test]
+    fn data_dir_must_be_absolute_without_dotdot() {
+        for bad in ["rel/state", "./x", "/var/lib/../../etc", "/tmp/a\u{0}b"] {
+            let conf = net(base(json!({"type": "t", "dataDir": bad})));
+            let e = store_conf(conf.ipam.as_ref().unwrap(), &conf).unwrap_err();
+            assert_eq!(e.code.number(), 7, "{bad:?}");
+            assert!(e.msg.contains("dataDir"), "{e}");
+        }
+        let long = net(json!({"cniVersion": "1.0.0", "name": "n".repeat(256),
+            "type": "podwire", "ipam": {"type": "t"}}));
+        assert_eq!(
+            store_conf(long.ipam.as_ref().unwrap(), &long)
+                .unwrap_err()
+                .code
+                .number(),
+            7
+        );
     }
 
     #[test]

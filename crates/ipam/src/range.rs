@@ -117,6 +117,9 @@ impl Range {
                     "gateway {gw} is not of the family of subnet {subnet}"
                 )))
             }
+            Some(gw) if !subnet.contains(&gw) => {
+                return Err(bad(format!("gateway {gw} is not in subnet {subnet}")))
+            }
             Some(gw) => gw,
             None => from_int(v6, net + 1),
         };
