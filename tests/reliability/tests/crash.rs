@@ -23,11 +23,11 @@ const NET: &str = "crash";
 const BRIDGE: &str = "pwcrash0";
 /// Every named step of ADD, in order (crates/bridge/src/add.rs, crates/ipam/src/ops.rs).
 const STEPS: [&str; 12] = [
-    "bridge",
     "ipam-file",
     "ipam-reserved",
     "ipam-indexed",
     "ipam",
+    "bridge",
     "gateway",
     "veth",
     "link-up",
