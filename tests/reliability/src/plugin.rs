@@ -58,8 +58,20 @@ impl Outcome {
 /// Runs `bin` inside `node` (or where we are, with `None`); with `kill_after`, SIGKILLs it then if
 /// it is still running.
 pub fn run(bin: &Path, node: Option<&Netns>, call: &Call, kill_after: Option<Duration>) -> Outcome {
+    run_with_args(bin, &[], node, call, kill_after)
+}
+
+/// `run` with arguments (for a wrapper such as strace, whose last argument is the plugin).
+pub fn run_with_args(
+    bin: &Path,
+    args: &[String],
+    node: Option<&Netns>,
+    call: &Call,
+    kill_after: Option<Duration>,
+) -> Outcome {
     let mut cmd = Command::new(bin);
-    cmd.env_clear()
+    cmd.args(args)
+        .env_clear()
         .envs(call.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
