@@ -43,6 +43,26 @@ impl Network {
         })
     }
 
+    /// Saves the network's parameters (for a later teardown by another process).
+    pub fn save(&self, path: &Path) {
+        let v = json!({"name": self.name, "bridge": self.bridge, "subnet": self.subnet,
+                       "gateway": self.gateway});
+        std::fs::write(path, v.to_string()).expect("write network.json");
+    }
+
+    pub fn load(path: &Path) -> Network {
+        let text =
+            std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let v: Value = serde_json::from_str(&text).expect("network.json is JSON");
+        let field = |k: &str| v[k].as_str().unwrap_or_default().to_string();
+        Network {
+            name: field("name"),
+            bridge: field("bridge"),
+            subnet: field("subnet"),
+            gateway: field("gateway"),
+        }
+    }
+
     /// The tag prefix podwire puts on this network's host veths (alias) and nft rules (comment).
     pub fn tag_prefix(&self) -> String {
         format!("podwire/{}/", self.name)

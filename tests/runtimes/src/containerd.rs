@@ -58,6 +58,18 @@ impl Layout {
     pub fn images(&self) -> PathBuf {
         self.dir.join("images")
     }
+    /// containerd's PID, for a teardown by another process (the demo's trap).
+    pub fn pid_file(&self) -> PathBuf {
+        self.dir.join("containerd.pid")
+    }
+    /// Which host-wide paths existed before the run (see [`host::Baseline`]).
+    pub fn baseline_file(&self) -> PathBuf {
+        self.dir.join("host-baseline")
+    }
+    /// The network this dir was prepared for.
+    pub fn network_file(&self) -> PathBuf {
+        self.dir.join("network.json")
+    }
 
     /// containerd's config for these machines: CRI with podwire's CNI dirs, the local pause image,
     /// `restrict_oom_score_adj` (runc cannot write oom_score_adj without CAP_SYS_RESOURCE), no
@@ -117,8 +129,16 @@ disabled_plugins = [
         )
     }
 
-    /// Writes the config, the CNI bin dir (podwire + loopback) and the podwire conflist.
+    /// Everything containerd needs before it starts: notes the host baseline, clears what a killed
+    /// earlier run of `network` left, writes the config, the CNI bin dir (podwire + loopback), the
+    /// podwire conflist and the image archives (pause, busybox).
     pub fn prepare(&self, network: &Network) {
+        std::fs::create_dir_all(&self.dir).expect("create the private dir");
+        host::Baseline::capture().save(&self.baseline_file());
+        host::scrub(&network.name, &network.bridge);
+        network.save(&self.network_file());
+        image::pause_archive(&self.images());
+        image::busybox_archive(&self.images());
         for d in [
             self.cni_conf(),
             self.ipam_dir(),
@@ -136,159 +156,76 @@ disabled_plugins = [
         .expect("write conflist");
         std::fs::write(self.config(), self.config_toml()).expect("write containerd.toml");
     }
-}
 
-/// A running private containerd. Dropping it removes its sandboxes through CRI (so podwire's DEL
-/// runs), stops containerd, its shims and their containers by PID, and removes everything.
-pub struct Containerd {
-    pub layout: Layout,
-    pub network: Network,
-    child: Option<Child>,
-    keep_dir: bool,
-    shut_down: bool,
-    baseline: host::Baseline,
-}
-
-impl Containerd {
-    /// Starts containerd in a fresh private dir with `network` as its only CNI network, imports
-    /// the pause image and waits until CRI reports the network ready.
-    pub fn start(network: Network) -> Containerd {
-        Self::start_in(&crate::private_dir("podwire-containerd"), network, false)
-    }
-
-    /// As [`Containerd::start`] in a given dir; `keep_dir` leaves the dir (logs) on drop.
-    pub fn start_in(dir: &Path, network: Network, keep_dir: bool) -> Containerd {
-        require("containerd", "containerd");
-        require("ctr", "containerd");
-        require("runc", "runc");
-        require("nsenter", "util-linux");
-        let layout = Layout::new(dir);
-        let baseline = host::Baseline::capture();
-        // A run killed before its guard ran may have left our bridge or cache entries.
-        host::scrub(&network.name, &network.bridge);
-        layout.prepare(&network);
-        let log = std::fs::File::create(layout.containerd_log()).expect("containerd log");
-        let child = Command::new("containerd")
-            .arg("--config")
-            .arg(layout.config())
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log fd"))
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("start containerd: {e}"));
-        let mut c = Containerd {
-            layout,
-            network,
-            child: Some(child),
-            keep_dir,
-            shut_down: false,
-            baseline,
-        };
-        c.wait_for_socket();
-        c.import_images();
-        c.wait_network_ready();
-        c
-    }
-
-    pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
-    }
-
-    pub fn socket(&self) -> PathBuf {
-        self.layout.socket()
+    /// The network saved by [`Layout::prepare`].
+    pub fn network(&self) -> Network {
+        Network::load(&self.network_file())
     }
 
     fn log_tail(&self) -> String {
-        let log = std::fs::read_to_string(self.layout.containerd_log()).unwrap_or_default();
+        let log = std::fs::read_to_string(self.containerd_log()).unwrap_or_default();
         let lines: Vec<&str> = log.lines().collect();
         lines[lines.len().saturating_sub(30)..].join("\n")
     }
 
-    fn wait_for_socket(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !self.layout.socket().exists() {
-            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
-                panic!(
-                    "containerd exited ({status}) before serving:\n{}",
-                    self.log_tail()
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "containerd did not create {} in 30 s:\n{}",
-                self.layout.socket().display(),
-                self.log_tail()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    /// `ctr` against our socket, in CRI's namespace.
+    /// `ctr` against this containerd, in CRI's namespace.
     pub fn ctr(&self, args: &[&str]) -> Result<String, String> {
-        let sock = self.layout.socket();
+        let sock = self.socket();
         let mut full = vec!["--address", sock.to_str().unwrap(), "--namespace", "k8s.io"];
         full.extend_from_slice(args);
         try_run("ctr", &full)
     }
 
-    /// The pause image (CRI's `sandbox_image`) and busybox, from archives built here.
-    fn import_images(&self) {
-        let dir = self.layout.images();
+    /// Imports the archives [`Layout::prepare`] built: the pause image (CRI's `sandbox_image`) and
+    /// busybox.
+    pub fn import_images(&self) -> Result<(), String> {
         for (archive, name) in [
-            (image::pause_archive(&dir), image::PAUSE_IMAGE),
-            (image::busybox_archive(&dir), image::BUSYBOX_IMAGE),
+            ("pause.tar", image::PAUSE_IMAGE),
+            ("busybox-oci.tar", image::BUSYBOX_IMAGE),
         ] {
-            self.ctr(&["images", "import", archive.to_str().unwrap()])
-                .unwrap_or_else(|e| panic!("import {name}: {e}"));
-            let listed = self.ctr(&["images", "ls", "-q"]).unwrap_or_default();
-            assert!(
-                listed.lines().any(|l| l == name),
-                "ctr images import did not register {name}: {listed}"
-            );
-        }
-    }
-
-    /// CRI's Status: NetworkReady turns true once the CNI config has been loaded.
-    fn wait_network_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let mut last = String::new();
-        while Instant::now() < deadline {
-            match Cri::connect(&self.socket()).and_then(|c| c.conditions()) {
-                Ok(conds) => {
-                    if conds.get("NetworkReady").is_some_and(|(ready, _)| *ready) {
-                        return;
-                    }
-                    last = format!("{conds:?}");
-                }
-                Err(e) if e.contains("unknown service") => {
-                    panic!("containerd serves no CRI: {e}\n{}", self.log_tail())
-                }
-                Err(e) => last = e,
+            let path = self.images().join(archive);
+            self.ctr(&["images", "import", path.to_str().unwrap()])
+                .map_err(|e| format!("import {name}: {e}"))?;
+            let listed = self.ctr(&["images", "ls", "-q"])?;
+            if !listed.lines().any(|l| l == name) {
+                return Err(format!(
+                    "ctr images import did not register {name}: {listed}"
+                ));
             }
-            std::thread::sleep(Duration::from_millis(200));
         }
-        panic!(
-            "CRI never reported NetworkReady: {last}\n{}",
+        Ok(())
+    }
+
+    /// Waits for the socket, then for CRI's Status to report NetworkReady (the CNI config loaded).
+    /// `alive` tells whether containerd is still running, to fail fast when it died.
+    pub fn wait_ready(&self, alive: &mut dyn FnMut() -> bool) -> Result<(), String> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut last = String::from("no socket");
+        while Instant::now() < deadline {
+            if !alive() {
+                return Err(format!("containerd exited:\n{}", self.log_tail()));
+            }
+            if self.socket().exists() {
+                match Cri::connect(&self.socket()).and_then(|c| c.conditions()) {
+                    Ok(conds) if conds.get("NetworkReady").is_some_and(|(ready, _)| *ready) => {
+                        return Ok(())
+                    }
+                    Ok(conds) => last = format!("{conds:?}"),
+                    Err(e) if e.contains("unknown service") => {
+                        return Err(format!(
+                            "containerd serves no CRI: {e}\n{}",
+                            self.log_tail()
+                        ))
+                    }
+                    Err(e) => last = e,
+                }
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Err(format!(
+            "CRI not ready in 30 s: {last}\n{}",
             self.log_tail()
-        );
-    }
-
-    pub fn cri(&self) -> Cri {
-        Cri::connect(&self.socket()).unwrap_or_else(|e| panic!("{e}"))
-    }
-
-    /// podwire's log (the conflist's `logFile`).
-    pub fn plugin_log(&self) -> String {
-        std::fs::read_to_string(self.layout.plugin_log()).unwrap_or_default()
-    }
-
-    /// Everything of our network left on the host (see [`host::leftovers`]).
-    pub fn leftovers(&self) -> Vec<String> {
-        host::leftovers(
-            &self.network.name,
-            &self.network.bridge,
-            &self.layout.ipam_dir(),
-        )
+        ))
     }
 
     /// Removes every sandbox through CRI (stop, then remove), as kubelet would on drain.
@@ -307,22 +244,29 @@ impl Containerd {
         }
     }
 
-    /// Stops containerd, its shims and what they run, then removes everything of this run.
-    fn shut_down(&mut self) {
-        if std::mem::replace(&mut self.shut_down, true) {
-            return;
-        }
-        if self.child.is_some() {
+    /// Everything of this run's network left on the host (see [`host::leftovers`]).
+    pub fn leftovers(&self) -> Vec<String> {
+        let n = self.network();
+        host::leftovers(&n.name, &n.bridge, &self.ipam_dir())
+    }
+
+    /// Undoes a run, whoever started it: removes the sandboxes through CRI (so podwire's DEL runs),
+    /// stops containerd (PID from the pid file), its shims and the containers they ran, unmounts
+    /// and removes what is left, and the dir itself unless `keep_dir`.
+    pub fn teardown(&self, keep_dir: bool) {
+        let pid = std::fs::read_to_string(self.pid_file())
+            .ok()
+            .and_then(|p| p.trim().parse::<u32>().ok());
+        if pid.is_some_and(cmd::alive) {
             if let Err(e) = self.remove_all_pods() {
                 eprintln!("podwire e2e: removing sandboxes at teardown: {e}");
             }
         }
-        if let Some(mut child) = self.child.take() {
-            terminate(child.id(), Duration::from_secs(10));
-            let _ = child.wait();
+        if let Some(pid) = pid {
+            terminate(pid, Duration::from_secs(10));
         }
-        // Shims outlive containerd by design: kill any of ours, and the containers they ran.
-        let runc_root = self.layout.runc_root().join("k8s.io");
+        // Shims outlive containerd by design: kill the containers they ran, then any of ours.
+        let runc_root = self.runc_root().join("k8s.io");
         let root = runc_root.to_string_lossy().into_owned();
         if let Ok(list) = try_run("runc", &["--root", &root, "list", "-q"]) {
             for id in list.lines().filter(|l| !l.is_empty()) {
@@ -330,29 +274,109 @@ impl Containerd {
                 let _ = try_run("runc", &["--root", &root, "delete", "--force", id]);
             }
         }
-        let sock = self.layout.socket().to_string_lossy().into_owned();
+        let sock = self.socket().to_string_lossy().into_owned();
         for pid in cmd::pids_with_cmdline(&["containerd-shim", &sock]) {
             terminate(pid, Duration::from_secs(2));
         }
-        cmd::unmount_below(&self.layout.dir);
-        host::scrub(&self.network.name, &self.network.bridge);
-        self.baseline.restore();
-        if !self.keep_dir {
-            if let Err(e) = std::fs::remove_dir_all(&self.layout.dir) {
-                eprintln!("podwire e2e: remove {}: {e}", self.layout.dir.display());
+        cmd::unmount_below(&self.dir);
+        if self.network_file().exists() {
+            let n = self.network();
+            host::scrub(&n.name, &n.bridge);
+        }
+        if let Some(baseline) = host::Baseline::load(&self.baseline_file()) {
+            baseline.restore();
+        }
+        if !keep_dir {
+            if let Err(e) = std::fs::remove_dir_all(&self.dir) {
+                eprintln!("podwire e2e: remove {}: {e}", self.dir.display());
             }
         }
     }
+}
 
-    /// Stops everything now (the guard's work), e.g. before the demo prints its summary.
-    pub fn stop(mut self) {
-        self.shut_down();
+/// The tools a containerd run needs: a failure naming the package when one is missing.
+pub fn require_tools() {
+    require("containerd", "containerd");
+    require("ctr", "containerd");
+    require("runc", "runc");
+    require("nsenter", "util-linux");
+}
+
+/// A running private containerd. Dropping it tears the run down ([`Layout::teardown`]), pass or
+/// fail.
+pub struct Containerd {
+    pub layout: Layout,
+    pub network: Network,
+    child: Option<Child>,
+    keep_dir: bool,
+}
+
+impl Containerd {
+    /// Starts containerd in a fresh private dir with `network` as its only CNI network, imports
+    /// the images and waits until CRI reports the network ready.
+    pub fn start(network: Network) -> Containerd {
+        Self::start_in(&crate::private_dir("podwire-containerd"), network, false)
+    }
+
+    /// As [`Containerd::start`] in a given dir; `keep_dir` leaves the dir (logs) on drop.
+    pub fn start_in(dir: &Path, network: Network, keep_dir: bool) -> Containerd {
+        require_tools();
+        let layout = Layout::new(dir);
+        layout.prepare(&network);
+        let log = std::fs::File::create(layout.containerd_log()).expect("containerd log");
+        let child = Command::new("containerd")
+            .arg("--config")
+            .arg(layout.config())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log fd"))
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("start containerd: {e}"));
+        std::fs::write(layout.pid_file(), child.id().to_string()).expect("write pid file");
+        let mut c = Containerd {
+            layout,
+            network,
+            child: Some(child),
+            keep_dir,
+        };
+        let child = c.child.as_mut().expect("just started");
+        c.layout
+            .wait_ready(&mut || matches!(child.try_wait(), Ok(None)))
+            .and_then(|_| c.layout.import_images())
+            .unwrap_or_else(|e| panic!("{e}"));
+        c
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.layout.socket()
+    }
+
+    pub fn cri(&self) -> Cri {
+        Cri::connect(&self.socket()).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// podwire's log (the conflist's `logFile`).
+    pub fn plugin_log(&self) -> String {
+        std::fs::read_to_string(self.layout.plugin_log()).unwrap_or_default()
+    }
+
+    /// Everything of our network left on the host (see [`host::leftovers`]).
+    pub fn leftovers(&self) -> Vec<String> {
+        self.layout.leftovers()
     }
 }
 
 impl Drop for Containerd {
     fn drop(&mut self) {
-        self.shut_down();
+        self.layout.teardown(self.keep_dir);
+        // Reap it (teardown signalled it by PID).
+        if let Some(mut child) = self.child.take() {
+            let _ = child.wait();
+        }
     }
 }
 

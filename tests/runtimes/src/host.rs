@@ -259,6 +259,32 @@ impl Baseline {
         }
     }
 
+    /// One line per path: `<existed 0|1> <path>`, then `nft <0|1>`.
+    pub fn save(&self, file: &Path) {
+        let mut text: String = self
+            .paths
+            .iter()
+            .map(|(p, existed)| format!("{} {}\n", u8::from(*existed), p.display()))
+            .collect();
+        text.push_str(&format!("nft {}\n", u8::from(self.nft_table)));
+        std::fs::write(file, text).expect("write the host baseline");
+    }
+
+    pub fn load(file: &Path) -> Option<Baseline> {
+        let text = std::fs::read_to_string(file).ok()?;
+        let mut b = Baseline {
+            paths: vec![],
+            nft_table: true,
+        };
+        for line in text.lines() {
+            match line.split_once(' ')? {
+                ("nft", v) => b.nft_table = v == "1",
+                (v, path) => b.paths.push((PathBuf::from(path), v == "1")),
+            }
+        }
+        Some(b)
+    }
+
     pub fn restore(&self) {
         for (path, existed) in &self.paths {
             if !existed {
