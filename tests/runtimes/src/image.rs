@@ -246,3 +246,64 @@ pub fn archive_index(archive: &[u8]) -> Value {
     }
     panic!("archive has no index.json")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn files(archive: &[u8]) -> std::collections::HashMap<String, Vec<u8>> {
+        let mut a = tar::Archive::new(archive);
+        a.entries()
+            .unwrap()
+            .map(|e| {
+                let mut e = e.unwrap();
+                let path = e.path().unwrap().to_string_lossy().into_owned();
+                let mut data = Vec::new();
+                std::io::Read::read_to_end(&mut e, &mut data).unwrap();
+                (path, data)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn oci_archive_is_a_consistent_image_layout() {
+        let layer = layer_tar(&[Entry {
+            path: "/pause".into(),
+            kind: EntryKind::File {
+                data: b"\x7fELF".to_vec(),
+                mode: 0o755,
+            },
+        }]);
+        let archive = oci_archive("localhost/x/pause:t1", &layer, &["/pause"]);
+        let files = files(&archive);
+        assert_eq!(files["oci-layout"], br#"{"imageLayoutVersion":"1.0.0"}"#);
+        let index = archive_index(&archive);
+        let m = &index["manifests"][0];
+        assert_eq!(
+            m["annotations"]["io.containerd.image.name"],
+            "localhost/x/pause:t1"
+        );
+        assert_eq!(m["annotations"]["org.opencontainers.image.ref.name"], "t1");
+        // every digest names a blob whose content hashes to it, with the stated size
+        let blob = |d: &serde_json::Value| {
+            let d = d.as_str().unwrap();
+            let data = &files[&format!("blobs/sha256/{}", &d[7..])];
+            assert_eq!(sha256(data), d);
+            data.clone()
+        };
+        let manifest_bytes = blob(&m["digest"]);
+        assert_eq!(m["size"], manifest_bytes.len());
+        let manifest: serde_json::Value = serde_json::from_slice(&manifest_bytes).unwrap();
+        let config: serde_json::Value =
+            serde_json::from_slice(&blob(&manifest["config"]["digest"])).unwrap();
+        assert_eq!(blob(&manifest["layers"][0]["digest"]), layer);
+        assert_eq!(config["rootfs"]["diff_ids"][0], sha256(&layer));
+        assert_eq!(config["config"]["Entrypoint"][0], "/pause");
+        // the layer holds the file at a relative path, executable, owned by root
+        let mut l = tar::Archive::new(layer.as_slice());
+        let e = l.entries().unwrap().next().unwrap().unwrap();
+        assert_eq!(e.path().unwrap().to_str(), Some("pause"));
+        assert_eq!(e.header().mode().unwrap(), 0o755);
+        assert_eq!(e.header().uid().unwrap(), 0);
+    }
+}
