@@ -92,6 +92,19 @@ enum Cmd {
     /// Named network namespaces under /run/netns, without `ip`.
     #[command(subcommand)]
     Netns(NetnsCmd),
+    /// Set this node up for podwire (bridge, forwarding, nftables, conflist), or undo it.
+    #[command(subcommand)]
+    Node(NodeCmd),
+}
+
+#[derive(Subcommand)]
+enum NodeCmd {
+    /// From the node's podCIDR to a conflist, a bridge, forwarding and masquerade.
+    Setup(Box<node::cli::SetupArgs>),
+    /// Remove exactly what setup created.
+    Teardown(node::cli::TeardownArgs),
+    /// Copy the podwire plugin binaries into the CNI bin directory (or --remove them).
+    InstallCni(node::cli::InstallArgs),
 }
 
 #[derive(ClapArgs)]
@@ -293,6 +306,19 @@ fn run(cli: &Cli) -> Result<(), Failure> {
             }
         }
         Cmd::Netns(cmd) => netns(cmd, o.json)?,
+        Cmd::Node(cmd) => {
+            let summary = match cmd {
+                NodeCmd::Setup(a) => node::cli::run_setup(a),
+                NodeCmd::Teardown(a) => node::cli::run_teardown(a),
+                NodeCmd::InstallCni(a) => node::cli::run_install(a),
+            }
+            .map_err(runtime::Error::new)?;
+            if o.json {
+                print_json(&json!({ "summary": summary }));
+            } else {
+                println!("{summary}");
+            }
+        }
     }
     Ok(())
 }

@@ -437,3 +437,73 @@ fn reference_plugins_in_a_namespace_podwirectl_makes() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(!Path::new(&format!("/run/netns/{ns}")).exists());
 }
+
+/// `podwirectl node setup` and `teardown`, run inside a throwaway netns standing in for a node.
+#[test]
+fn node_setup_and_teardown_through_the_cli() {
+    if !is_root() {
+        eprintln!("SKIPPED: needs root");
+        return;
+    }
+    let d = TempDir::new();
+    let ns = unique("pwctln-");
+    let _ns = NetnsGuard(ns.clone());
+    assert!(Command::new("ip")
+        .args(["netns", "add", &ns])
+        .status()
+        .unwrap()
+        .success());
+    let node = |args: &[&str]| {
+        Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &ns,
+                env!("CARGO_BIN_EXE_podwirectl"),
+                "node",
+            ])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let conf_dir = d.join("net.d").display().to_string();
+    let state_dir = d.join("state").display().to_string();
+    let setup = [
+        "setup",
+        "--pod-cidr",
+        "10.252.200.0/24",
+        "--cluster-cidr",
+        "10.252.0.0/16",
+        "--bridge",
+        "pwctl0",
+        "--conf-dir",
+        &conf_dir,
+        "--state-dir",
+        &state_dir,
+        "--portmap",
+        "never",
+    ];
+    let out = node(&setup);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let conf: Value = serde_json::from_str(
+        &std::fs::read_to_string(d.join("net.d/10-podwire.conflist")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(conf["plugins"][0]["type"], "podwire");
+    assert_eq!(conf["plugins"][0]["bridge"], "pwctl0");
+    let addr = Command::new("ip")
+        .args(["-n", &ns, "-j", "addr", "show", "pwctl0"])
+        .output()
+        .unwrap();
+    assert!(stdout(&addr).contains("10.252.200.1"), "{}", stdout(&addr));
+    let again = node(&setup);
+    assert!(again.status.success());
+    let out = node(&["teardown", "--state-dir", &state_dir]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(!d.join("net.d/10-podwire.conflist").exists());
+    let links = Command::new("ip")
+        .args(["-n", &ns, "link", "show", "pwctl0"])
+        .output()
+        .unwrap();
+    assert!(!links.status.success(), "the bridge setup made is gone");
+}
