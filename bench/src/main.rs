@@ -9,7 +9,7 @@ use bench::floor::KernelFloor;
 use bench::ipam_alloc::IpamAlloc;
 use bench::machine::Machine;
 use bench::phases;
-use bench::report::{Params, Report};
+use bench::report::{Params, Report, BASELINE};
 use bench::scene::{self, Scene};
 use bench::subjects::{Flavor, PluginNet, ProcessFloor, Subject};
 
@@ -19,11 +19,16 @@ usage: podwire-bench [options]   (as root)
   --reference-dir DIR   Debian's reference plugins (default: /usr/lib/cni)
   --out-dir DIR         write DIR/benchmarks.md and DIR/benchmarks.svg
   --ipam-alloc FILE     output of `cargo bench -p podwire-ipam --bench alloc` (item 5)
+  --baseline PATH       another podwire build (e.g. before a change) measured beside podwire in
+                        the sequential run, for before/after figures on a noisy machine
   --version-label TEXT  what podwire build this is, for the report (e.g. a git commit)
   --pods N              sequential pods per plugin (default 100)
   --growth N            pods on one bridge for the growth run (default 250)
   --burst N             ADDs started at once (default 50)
   --rounds N            rounds of the concurrent burst (default 3)
+  --only LIST           run only these of seq,growth,burst (e.g. --only seq for a quick
+                        before/after check with --baseline)
+  --growth-rounds N     how many times the growth run is repeated (default 2: 20 ADDs per window)
   --quick               a small run to try the setup (20 pods, growth 40, burst 10, 1 round)";
 
 struct Options {
@@ -31,6 +36,9 @@ struct Options {
     reference_dir: PathBuf,
     out_dir: Option<PathBuf>,
     ipam_alloc: Option<PathBuf>,
+    baseline: Option<PathBuf>,
+    only: Vec<String>,
+    growth_rounds: usize,
     label: String,
     pods: usize,
     growth: usize,
@@ -48,6 +56,9 @@ fn parse_args() -> Result<Options, String> {
         reference_dir: PathBuf::from("/usr/lib/cni"),
         out_dir: None,
         ipam_alloc: None,
+        baseline: None,
+        only: vec!["seq".into(), "growth".into(), "burst".into()],
+        growth_rounds: 2,
         label: String::new(),
         pods: 100,
         growth: 250,
@@ -68,16 +79,31 @@ fn parse_args() -> Result<Options, String> {
             "--reference-dir" => o.reference_dir = value()?.into(),
             "--out-dir" => o.out_dir = Some(value()?.into()),
             "--ipam-alloc" => o.ipam_alloc = Some(value()?.into()),
+            "--baseline" => o.baseline = Some(value()?.into()),
             "--version-label" => o.label = value()?,
             "--pods" => o.pods = number(value()?)?,
             "--growth" => o.growth = number(value()?)?,
             "--burst" => o.burst = number(value()?)?,
             "--rounds" => o.rounds = number(value()?)?,
+            "--only" => {
+                o.only = value()?.split(',').map(str::to_string).collect();
+                if let Some(bad) = o
+                    .only
+                    .iter()
+                    .find(|p| !["seq", "growth", "burst"].contains(&p.as_str()))
+                {
+                    return Err(format!(
+                        "--only: unknown phase {bad:?} (seq, growth, burst)"
+                    ));
+                }
+            }
+            "--growth-rounds" => o.growth_rounds = number(value()?)?,
             "--quick" => {
                 o.pods = 20;
                 o.growth = 40;
                 o.burst = 10;
                 o.rounds = 1;
+                o.growth_rounds = 1;
             }
             "-h" | "--help" => {
                 println!("{USAGE}");
@@ -165,6 +191,7 @@ fn main() {
                 ),
                 &report.seq,
                 &report.growth,
+                report.params.growth_pods,
             ),
         );
     }
@@ -198,38 +225,86 @@ fn run(o: &Options, bridge: &Path, ipam: Option<IpamAlloc>, started: Instant) ->
         )
     };
 
-    // 1, 4, 6: sequential ADD/DEL, peak RSS, kernel floor and a bare process, interleaved.
-    let pw = net(Flavor::Podwire, "seq", "bpw0", "10.240.0.0/24");
-    let rf = net(Flavor::Reference, "seq", "bref0", "10.241.0.0/24");
-    let floor = KernelFloor::new("bfl0", "10.242.0.0/24");
-    let subjects: [&dyn Subject; 4] = [&pw, &rf, &floor, &ProcessFloor];
-    log(started, "warm-up");
-    phases::warm_up(&scene, &subjects, "w", 3);
-    log(
-        started,
-        &format!("1. sequential ADD/DEL, {} pods each", o.pods),
-    );
-    let seq = phases::sequential(&scene, &subjects, "s", o.pods);
+    let wants = |phase: &str| o.only.iter().any(|p| p == phase);
+    let baseline = |tag: &str, bridge_name: &str, subnet: &str| {
+        o.baseline.as_ref().map(|program| {
+            let mut b = PluginNet::new(
+                Flavor::Podwire,
+                program,
+                &o.reference_dir,
+                &format!("bench-{tag}-base"),
+                bridge_name,
+                subnet,
+                &data("base"),
+            );
+            b.label = BASELINE;
+            b
+        })
+    };
 
-    // 2: growth on a /23, same size for both.
-    let pw = net(Flavor::Podwire, "grow", "bpw1", "10.243.0.0/23");
-    let rf = net(Flavor::Reference, "grow", "bref1", "10.243.2.0/23");
-    let floor = KernelFloor::new("bfl1", "10.243.4.0/23");
-    let subjects: [&dyn Subject; 3] = [&pw, &rf, &floor];
-    log(
-        started,
-        &format!("2. growth, {} pods on one bridge each", o.growth),
-    );
-    let growth = phases::sequential(&scene, &subjects, "g", o.growth);
+    // 1, 4, 6: sequential ADD/DEL, peak RSS, kernel floor and a bare process, interleaved.
+    let mut seq = Vec::new();
+    if wants("seq") {
+        let pw = net(Flavor::Podwire, "seq", "bpw0", "10.240.0.0/24");
+        let rf = net(Flavor::Reference, "seq", "bref0", "10.241.0.0/24");
+        let floor = KernelFloor::new("bfl0", "10.242.0.0/24");
+        let base = baseline("seq", "bbase0", "10.245.0.0/24");
+        let mut subjects: Vec<&dyn Subject> = vec![&pw, &rf, &floor, &ProcessFloor];
+        subjects.extend(base.as_ref().map(|b| b as &dyn Subject));
+        log(started, "warm-up");
+        phases::warm_up(&scene, &subjects, "w", 3);
+        log(
+            started,
+            &format!("1. sequential ADD/DEL, {} pods each", o.pods),
+        );
+        seq = phases::sequential(&scene, &subjects, "s", o.pods);
+    }
+
+    // 2: growth on a /23, same size for both; repeated on fresh bridges, rounds concatenated.
+    let mut growth: Vec<bench::phases::Series> = Vec::new();
+    if wants("growth") {
+        for r in 0..o.growth_rounds {
+            let subnet = |k: usize| format!("10.243.{}.0/23", 8 * r + 2 * k);
+            let tag = format!("grow{r}");
+            let pw = net(Flavor::Podwire, &tag, &format!("bpw1r{r}"), &subnet(0));
+            let rf = net(Flavor::Reference, &tag, &format!("bref1r{r}"), &subnet(1));
+            let floor = KernelFloor::new(&format!("bfl1r{r}"), &subnet(2));
+            let subjects: [&dyn Subject; 3] = [&pw, &rf, &floor];
+            log(
+                started,
+                &format!(
+                    "2. growth, {} pods on one bridge each (round {} of {})",
+                    o.growth,
+                    r + 1,
+                    o.growth_rounds
+                ),
+            );
+            let round = phases::sequential(&scene, &subjects, &format!("g{r}-"), o.growth);
+            if growth.is_empty() {
+                growth = round;
+            } else {
+                for (all, s) in growth.iter_mut().zip(round) {
+                    all.add.extend(s.add);
+                    all.del.extend(s.del);
+                }
+            }
+        }
+    }
 
     // 3: bursts of concurrent ADDs.
-    let pw = net(Flavor::Podwire, "burst", "bpw2", "10.244.0.0/24");
-    let rf = net(Flavor::Reference, "burst", "bref2", "10.244.1.0/24");
-    log(
-        started,
-        &format!("3. {} ADDs at once, {} rounds each", o.burst, o.rounds),
-    );
-    let bursts = phases::concurrent(&scene, &[&pw, &rf], "c", o.burst, o.rounds);
+    let mut bursts = Vec::new();
+    if wants("burst") {
+        let pw = net(Flavor::Podwire, "burst", "bpw2", "10.244.0.0/24");
+        let rf = net(Flavor::Reference, "burst", "bref2", "10.244.1.0/24");
+        let base = baseline("burst", "bbase2", "10.244.2.0/24");
+        let mut nets = vec![&pw, &rf];
+        nets.extend(base.as_ref());
+        log(
+            started,
+            &format!("3. {} ADDs at once, {} rounds each", o.burst, o.rounds),
+        );
+        bursts = phases::concurrent(&scene, &nets, "c", o.burst, o.rounds);
+    }
 
     // 7: under containerd's CRI, when tests/runtimes offers a harness to drive.
     let cri = Err(
@@ -247,6 +322,7 @@ fn run(o: &Options, bridge: &Path, ipam: Option<IpamAlloc>, started: Instant) ->
             pods: o.pods,
             growth_pods: o.growth,
             growth_window: 10,
+            growth_rounds: o.growth_rounds,
             burst: o.burst,
             rounds: o.rounds,
         },

@@ -13,6 +13,7 @@ pub const PODWIRE: &str = "podwire";
 pub const REFERENCE: &str = "reference";
 pub const FLOOR: &str = "kernel floor";
 pub const PROCESS: &str = "process";
+pub const BASELINE: &str = "baseline";
 
 /// How much was measured.
 #[derive(Debug, Clone, Copy)]
@@ -21,6 +22,8 @@ pub struct Params {
     pub growth_pods: usize,
     /// Pods at each end of the growth run that are compared (10: pods 1–10 vs 241–250).
     pub growth_window: usize,
+    /// How many times the growth run was repeated (each window pools every round).
+    pub growth_rounds: usize,
     pub burst: usize,
     pub rounds: usize,
 }
@@ -87,12 +90,17 @@ fn find<'a>(v: &'a [Series], label: &str) -> Option<&'a Series> {
     v.iter().find(|s| s.label == label)
 }
 
-/// Median ADD latency of pods `range` (0-based) of a growth run.
-fn window_median(s: &Series, range: std::ops::Range<usize>) -> f64 {
+/// Median ADD latency of pods `range` (0-based) of a growth run of `n` pods per round, over
+/// every round (rounds are concatenated in `s.add`).
+fn window_median(s: &Series, n: usize, range: std::ops::Range<usize>) -> f64 {
     let add = s.add_ms();
-    let end = range.end.min(add.len());
-    let start = range.start.min(end);
-    median(&add[start..end])
+    let picked: Vec<f64> = add
+        .iter()
+        .enumerate()
+        .filter(|(k, _)| range.contains(&(k % n.max(1))))
+        .map(|(_, v)| *v)
+        .collect();
+    median(&picked)
 }
 
 impl Report {
@@ -106,7 +114,8 @@ impl Report {
     pub fn growth_of(&self, label: &str) -> Option<(f64, f64)> {
         let s = find(&self.growth, label)?;
         let (a, b) = self.growth_ranges();
-        Some((window_median(s, a), window_median(s, b)))
+        let n = self.params.growth_pods;
+        Some((window_median(s, n, a), window_median(s, n, b)))
     }
 
     fn burst_wall_median(&self, label: &str) -> f64 {
@@ -247,6 +256,22 @@ impl Report {
                     ms(get(&f)),
                     ratio(get(&p), get(&r)),
                     ratio(get(&p), get(&f)),
+                ]);
+            }
+        }
+        if find(&self.seq, BASELINE).is_some() {
+            for (what, del) in [("ADD", false), ("DEL", true)] {
+                let (p, b) = (self.summary(PODWIRE, del), self.summary(BASELINE, del));
+                t.row(vec![
+                    format!(
+                        "1. {what} median: podwire / baseline build ({} ms)",
+                        ms(b.median)
+                    ),
+                    ms(p.median),
+                    String::new(),
+                    String::new(),
+                    format!("{} of baseline", ratio(p.median, b.median)),
+                    String::new(),
                 ]);
             }
         }
@@ -522,12 +547,13 @@ impl Report {
              - Each pod is a fresh netns created before the timed loop and deleted after it; the run waits for the \
                kernel to finish tearing namespaces down before the next loop.\n\
              - Loops interleave the subjects A/B/A/B with the first one rotating. 1: {pods} pods each, all ADDs then \
-               all DELs. 2: {gp} pods each on one bridge (/23). 3: {burst} ADDs started at once, {rounds} rounds each. \
+               all DELs. 2: {gp} pods each on one bridge (/23), {gr} rounds on fresh bridges; each window pools every round. 3: {burst} ADDs started at once, {rounds} rounds each. \
                6: the kernel floor does the same kernel work in-process with the `kernel` crate (open the pod netns, \
                veth pair with the peer born in it and the host end on the bridge and up in one request, eth0 up, \
                address, default route; DEL deletes eth0), interleaved with the plugins in 1 and 2.\n",
             pods = p.pods,
             gp = p.growth_pods,
+            gr = p.growth_rounds,
             burst = p.burst,
             rounds = p.rounds,
         ));

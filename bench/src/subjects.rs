@@ -43,6 +43,8 @@ pub enum Flavor {
 /// A CNI network served by one plugin binary.
 pub struct PluginNet {
     pub flavor: Flavor,
+    /// How the report names it ("podwire", "reference", or "baseline" for another podwire build).
+    pub label: &'static str,
     pub program: PathBuf,
     pub cni_path: PathBuf,
     pub conf: Vec<u8>,
@@ -80,6 +82,10 @@ impl PluginNet {
     ) -> PluginNet {
         PluginNet {
             flavor,
+            label: match flavor {
+                Flavor::Podwire => "podwire",
+                Flavor::Reference => "reference",
+            },
             program: program.to_path_buf(),
             cni_path: cni_path.to_path_buf(),
             conf: netconf(flavor, name, bridge, subnet, data_dir).into_bytes(),
@@ -131,10 +137,7 @@ pub fn result_ip(stdout: &[u8]) -> Option<String> {
 
 impl Subject for PluginNet {
     fn label(&self) -> &'static str {
-        match self.flavor {
-            Flavor::Podwire => "podwire",
-            Flavor::Reference => "reference",
-        }
+        self.label
     }
     fn add(&self, pod: &Pod) -> Sample {
         let out = self.call("ADD", pod);

@@ -136,17 +136,27 @@ fn rolling_median(v: &[f64], w: usize) -> Vec<f64> {
         .collect()
 }
 
-fn growth_panel(svg: &mut String, top: f64, growth: &[Series]) {
+/// Per pod index, the median over rounds (`v` holds `rounds` runs of `n` pods, concatenated).
+fn per_index_median(v: &[f64], n: usize) -> Vec<f64> {
+    (0..n.min(v.len()))
+        .map(|i| {
+            let at: Vec<f64> = v.iter().skip(i).step_by(n).copied().collect();
+            median(&at)
+        })
+        .collect()
+}
+
+fn growth_panel(svg: &mut String, top: f64, growth: &[Series], n: usize) {
     let height = 200.0;
     let bottom = top + height;
-    let n = growth.iter().map(|s| s.add.len()).max().unwrap_or(0).max(2);
+    let n = n.max(2);
     let all: Vec<f64> = growth.iter().flat_map(|s| s.add_ms()).collect();
     let ymax = (quantile(&all, 0.98).unwrap_or(1.0) * 1.2).max(0.1);
     let x = |i: usize| LEFT + (i as f64) / ((n - 1) as f64) * (W - LEFT - RIGHT);
     let y = |v: f64| bottom - (v.min(ymax) / ymax) * height;
     let _ = writeln!(
         svg,
-        r#"<text x="{LEFT}" y="{}" class="title">ADD latency as the bridge fills up: pod 1 … {n} on one bridge (dots: each ADD; line: rolling median of 9)</text>"#,
+        r#"<text x="{LEFT}" y="{}" class="title">ADD latency as the bridge fills up: pod 1 … {n} on one bridge (dots: each ADD of every round; line: rolling median of 9 of the per-pod median)</text>"#,
         top - 8.0
     );
     let step = nice_step(ymax / 5.0);
@@ -183,15 +193,15 @@ fn growth_panel(svg: &mut String, top: f64, growth: &[Series]) {
     for s in growth {
         let c = color(s.label);
         let v = s.add_ms();
-        for (i, ms) in v.iter().enumerate() {
+        for (k, ms) in v.iter().enumerate() {
             let _ = writeln!(
                 svg,
                 r#"<circle cx="{:.1}" cy="{:.1}" r="1.8" fill="{c}" fill-opacity="0.35"/>"#,
-                x(i),
+                x(k % n),
                 y(*ms)
             );
         }
-        let pts: Vec<String> = rolling_median(&v, 9)
+        let pts: Vec<String> = rolling_median(&per_index_median(&v, n), 9)
             .iter()
             .enumerate()
             .map(|(i, m)| format!("{:.1},{:.1}", x(i), y(*m)))
@@ -237,7 +247,7 @@ fn fmt_ms_tick(v: f64) -> String {
 
 /// The whole chart. `seq` are the sequential series (ADD/DEL distributions); `growth` the
 /// growth run.
-pub fn chart(title: &str, seq: &[Series], growth: &[Series]) -> String {
+pub fn chart(title: &str, seq: &[Series], growth: &[Series], growth_pods: usize) -> String {
     let shown: Vec<&Series> = seq.iter().filter(|s| s.label != "process").collect();
     let add: Vec<(&str, Vec<f64>)> = shown.iter().map(|s| (s.label, s.add_ms())).collect();
     let del: Vec<(&str, Vec<f64>)> = shown.iter().map(|s| (s.label, s.del_ms())).collect();
@@ -283,7 +293,7 @@ pub fn chart(title: &str, seq: &[Series], growth: &[Series]) -> String {
         &axis,
     );
     distribution_panel(&mut svg, top_del, "DEL latency per pod", &del, &axis);
-    growth_panel(&mut svg, top_growth, growth);
+    growth_panel(&mut svg, top_growth, growth, growth_pods);
     svg.push_str("</svg>\n");
     svg
 }
@@ -326,7 +336,7 @@ mod tests {
             series("reference", &[10.0, 12.0]),
         ];
         let growth = vec![series("podwire", &[1.0; 20])];
-        let svg = chart("a <b> & c", &seq, &growth);
+        let svg = chart("a <b> & c", &seq, &growth, 10);
         assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
         // 5 ADD + 5 DEL dots, 20 growth dots.
         assert_eq!(svg.matches("<circle").count(), 30);
