@@ -295,10 +295,23 @@ impl Baseline {
                 }
             }
         }
-        if !self.nft_table && nft_table_exists() && nft_rules_tagged("").is_empty() {
+        if !self.nft_table && nft_table_exists() && nft_rule_count() == 0 {
             let _ = try_run("nft", &["delete", "table", "inet", "podwire"]);
         }
     }
+}
+
+/// Rules in podwire's table, tagged or not.
+fn nft_rule_count() -> usize {
+    try_run("nft", &["-j", "list", "table", "inet", "podwire"])
+        .ok()
+        .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+        .and_then(|v| {
+            v["nftables"]
+                .as_array()
+                .map(|a| a.iter().filter(|o| o.get("rule").is_some()).count())
+        })
+        .unwrap_or(usize::MAX)
 }
 
 fn nft_table_exists() -> bool {
