@@ -122,8 +122,15 @@ fn configure(
     if b.vlan.is_some() {
         spec = spec.vlan_filtering(true);
     }
-    // EEXIST is success: concurrent ADDs race to create the bridge.
-    let bridge = host.ensure_bridge(&spec).map_err(|e| {
+    // Every ADD but the first finds the bridge up: one GETLINK then, instead of a create that
+    // fails with EEXIST under the RTNL lock (contended by concurrent ADDs) plus a GETLINK.
+    // Anything else (missing, down, another kind) goes through ensure_bridge, which creates it
+    // (EEXIST is success: concurrent ADDs race to create it), brings it up, or refuses.
+    let existing = host
+        .link(b.bridge.as_str())
+        .ok()
+        .filter(|l| l.kind.as_deref() == Some("bridge") && l.up);
+    let bridge = existing.map(Ok).unwrap_or_else(|| host.ensure_bridge(&spec)).map_err(|e| {
         if b.vlan.is_some() && e.errno() == Some(95) {
             Error::invalid_config(format!(
                 "\"vlan\": {} needs bridge VLAN filtering, which this kernel lacks (CONFIG_BRIDGE_VLAN_FILTERING)",
