@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Benchmarks podwire against Debian's reference plugins (bridge + host-local) and the kernel floor,
 # side by side in one run, and writes docs/benchmarks.md and docs/benchmarks.svg. As root, on
-# Debian 12; installs what is missing first (containernetworking-plugins, Rust). About 5 minutes
-# on 2 cores.
+# Debian 12; installs what is missing first (containernetworking-plugins, containerd, Rust). About
+# 4 minutes on 2 cores once built (the first build takes longer).
 #
 #   sudo ./scripts/bench.sh            the full run, results into docs/
 #   sudo ./scripts/bench.sh --quick    a small run to try the setup, results into the target dir
@@ -23,8 +23,8 @@ for a in "$@"; do
 done
 mkdir -p "$out_dir"
 
-echo "== cargo build --release (podwire, podwire-ipam, podwire-bench)"
-cargo build --release --quiet -p podwire-bridge -p podwire-ipam -p podwire-bench
+echo "== cargo build --release (podwire, podwire-ipam, podwire-bench, podwire-cri for item 7)"
+cargo build --release --quiet -p podwire-bridge -p podwire-ipam -p podwire-bench -p podwire-runtime-tests
 
 ipam_args=()
 if [ "${SKIP_IPAM_BENCH:-0}" != 1 ]; then

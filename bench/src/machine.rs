@@ -12,6 +12,7 @@ pub struct Machine {
     pub reference: String,
     pub podwire: String,
     pub rustc: String,
+    pub containerd: String,
 }
 
 fn read(path: &str) -> String {
@@ -75,6 +76,7 @@ impl Machine {
             reference: or_unknown(reference),
             podwire: or_unknown(podwire.to_string()),
             rustc: or_unknown(output("rustc", &["--version"])),
+            containerd: or_unknown(output("containerd", &["--version"])),
         }
     }
 

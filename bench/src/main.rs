@@ -26,8 +26,10 @@ usage: podwire-bench [options]   (as root)
   --growth N            pods on one bridge for the growth run (default 250)
   --burst N             ADDs started at once (default 50)
   --rounds N            rounds of the concurrent burst (default 3)
-  --only LIST           run only these of seq,growth,burst (e.g. --only seq for a quick
+  --only LIST           run only these of seq,growth,burst,cri (e.g. --only seq for a quick
                         before/after check with --baseline)
+  --cri-cli PATH        tests/runtimes' podwire-cri, for item 7 (default: beside this binary)
+  --cri-cycles N        pod lifecycles per conflist under containerd (default 10)
   --growth-rounds N     how many times the growth run is repeated (default 2: 20 ADDs per window)
   --quick               a small run to try the setup (20 pods, growth 40, burst 10, 1 round)";
 
@@ -39,6 +41,8 @@ struct Options {
     baseline: Option<PathBuf>,
     only: Vec<String>,
     growth_rounds: usize,
+    cri_cli: PathBuf,
+    cri_cycles: usize,
     label: String,
     pods: usize,
     growth: usize,
@@ -47,18 +51,22 @@ struct Options {
 }
 
 fn parse_args() -> Result<Options, String> {
-    let beside = std::env::current_exe()
-        .ok()
-        .and_then(|p| p.parent().map(|d| d.join("podwire")))
-        .unwrap_or_else(|| PathBuf::from("podwire"));
+    let beside = |name: &str| {
+        std::env::current_exe()
+            .ok()
+            .and_then(|p| p.parent().map(|d| d.join(name)))
+            .unwrap_or_else(|| PathBuf::from(name))
+    };
     let mut o = Options {
-        podwire: beside,
+        podwire: beside("podwire"),
         reference_dir: PathBuf::from("/usr/lib/cni"),
         out_dir: None,
         ipam_alloc: None,
         baseline: None,
-        only: vec!["seq".into(), "growth".into(), "burst".into()],
+        only: ["seq", "growth", "burst", "cri"].map(String::from).to_vec(),
         growth_rounds: 2,
+        cri_cli: beside("podwire-cri"),
+        cri_cycles: 10,
         label: String::new(),
         pods: 100,
         growth: 250,
@@ -90,20 +98,23 @@ fn parse_args() -> Result<Options, String> {
                 if let Some(bad) = o
                     .only
                     .iter()
-                    .find(|p| !["seq", "growth", "burst"].contains(&p.as_str()))
+                    .find(|p| !["seq", "growth", "burst", "cri"].contains(&p.as_str()))
                 {
                     return Err(format!(
-                        "--only: unknown phase {bad:?} (seq, growth, burst)"
+                        "--only: unknown phase {bad:?} (seq, growth, burst, cri)"
                     ));
                 }
             }
             "--growth-rounds" => o.growth_rounds = number(value()?)?,
+            "--cri-cli" => o.cri_cli = value()?.into(),
+            "--cri-cycles" => o.cri_cycles = number(value()?)?,
             "--quick" => {
                 o.pods = 20;
                 o.growth = 40;
                 o.burst = 10;
                 o.rounds = 1;
                 o.growth_rounds = 1;
+                o.cri_cycles = 3;
             }
             "-h" | "--help" => {
                 println!("{USAGE}");
@@ -306,13 +317,45 @@ fn run(o: &Options, bridge: &Path, ipam: Option<IpamAlloc>, started: Instant) ->
         bursts = phases::concurrent(&scene, &nets, "c", o.burst, o.rounds);
     }
 
-    // 7: under containerd's CRI, when tests/runtimes offers a harness to drive.
-    let cri = Err(
-        "tests/runtimes exposes no reusable CRI harness to this bench yet; \
-                   bench::cri::measure is ready for one (a CriRunner)"
-            .to_string(),
-    );
+    // The thread leaves the node netns here: containerd runs in the host's, as on a node.
     drop(scene);
+
+    // 7: under containerd's CRI, through the tests/runtimes harness.
+    let cri = if !wants("cri") {
+        Err("not asked for (--only)".to_string())
+    } else if !o.cri_cli.is_file() {
+        Err(format!(
+            "{} is missing (cargo build --release -p podwire-runtime-tests)",
+            o.cri_cli.display()
+        ))
+    } else {
+        log(
+            started,
+            &format!("7. CRI pod lifecycles, {} per conflist", o.cri_cycles),
+        );
+        let root =
+            std::env::temp_dir().join(format!("{}{}-cri", scene::PREFIX, std::process::id()));
+        // podwire-cri installs the podwire build from <target>/release: the one measured above.
+        let target_dir = o
+            .podwire
+            .parent()
+            .and_then(Path::parent)
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        let cli = bench::cri::Cli {
+            program: o.cri_cli.clone(),
+            target_dir,
+        };
+        let figures = bench::cri::ContainerdCri::start(&cli, &root, &o.reference_dir).and_then(
+            |mut runner| {
+                let mut f = bench::cri::measure(&mut runner, o.cri_cycles)?;
+                f.call_overhead_ms = runner.call_overhead_ms;
+                Ok(f)
+            },
+        );
+        let _ = std::fs::remove_dir_all(&root);
+        figures
+    };
     log(started, "done");
 
     Report {

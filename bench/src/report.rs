@@ -33,6 +33,8 @@ pub struct Params {
 pub struct CriFigures {
     pub podwire: Vec<f64>,
     pub reference: Vec<f64>,
+    /// What one harness call costs with no pod work (three of them are in each cycle).
+    pub call_overhead_ms: f64,
 }
 
 pub struct Report {
@@ -322,6 +324,17 @@ impl Report {
             ratio(pw, rf),
             String::new(),
         ]);
+        let base = self.burst_wall_median(BASELINE);
+        if !base.is_nan() {
+            t.row(vec![
+                format!("3. wall: podwire / baseline build ({} ms)", ms(base)),
+                ms(pw),
+                String::new(),
+                String::new(),
+                format!("{} of baseline", ratio(pw, base)),
+                String::new(),
+            ]);
+        }
         let ips = |l: &str| {
             self.burst_worst_ips(l)
                 .map(|n| n.to_string())
@@ -526,11 +539,17 @@ impl Report {
         s.push_str("\n## Under containerd's CRI\n\n");
         match &self.cri {
             Ok(c) => s.push_str(&format!(
-                "RunPodSandbox + StopPodSandbox + RemovePodSandbox through a private containerd, {} cycles per \
-                 conflist, interleaved: podwire median {} ms, reference median {} ms.\n",
+                "RunPodSandbox + StopPodSandbox + RemovePodSandbox, one private containerd ({}) per conflist \
+                 (the same plugin options as above), {} cycles each, interleaved after a warm-up: podwire \
+                 median {} ms, reference median {} ms ({}). Each call is one `podwire-cri` process (the \
+                 tests/runtimes harness's CLI); one such call with no pod work costs {} ms, three per cycle, \
+                 alike for both.\n",
+                self.machine.containerd,
                 c.podwire.len(),
                 ms(median(&c.podwire)),
-                ms(median(&c.reference))
+                ms(median(&c.reference)),
+                ratio(median(&c.podwire), median(&c.reference)),
+                ms(c.call_overhead_ms)
             )),
             Err(why) => s.push_str(&format!("Not measured in this run: {why}\n")),
         }
