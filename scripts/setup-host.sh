@@ -12,7 +12,7 @@ need_root() {
 
 # Debian packages: the kernel tools tests read state back with, the reference plugins we compare
 # against, and (for the real-runtime suites) containerd, runc, podman and protoc.
-PODWIRE_APT_PACKAGES=(iproute2 iputils-ping nftables iptables containernetworking-plugins jq ca-certificates curl build-essential
+PODWIRE_APT_PACKAGES=(iproute2 iputils-ping nftables iptables strace containernetworking-plugins jq ca-certificates curl build-essential
     pkg-config
     # the real-runtime suites (tests/runtimes) and the demo: containerd's CRI, Podman (CNI backend),
     # protoc for the CRI gRPC bindings, busybox for the Podman image

@@ -166,6 +166,27 @@ pub struct Cache {
     dir: PathBuf,
 }
 
+/// Reads a cache file, refusing a symlink (ELOOP) instead of following it.
+fn read_nofollow(path: &Path) -> std::io::Result<Vec<u8>> {
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)?;
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut f, &mut bytes)?;
+    Ok(bytes)
+}
+
+fn refuse_symlink(dir: &Path) -> Result<()> {
+    match std::fs::symlink_metadata(dir) {
+        Ok(m) if m.file_type().is_symlink() => Err(Error::new(cni::Error::io(format!(
+            "cache directory {} is a symlink; refusing to follow it",
+            dir.display()
+        )))),
+        _ => Ok(()),
+    }
+}
+
 fn cache_err(path: &Path, what: &str, e: std::io::Error) -> Error {
     Error::new(cni::Error::io(format!(
         "cannot {what} cache file {}: {e}",
@@ -207,14 +228,19 @@ impl Cache {
             .mode(0o700)
             .create(&dir)
             .map_err(|e| cache_err(&dir, "create the directory of", e))?;
+        // We run as root: a planted symlink must never steer a write elsewhere.
+        refuse_symlink(&self.dir)?;
+        refuse_symlink(&dir)?;
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("entry");
         let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
+        // A leftover of a killed writer with our pid: unlink (never follows a link).
+        let _ = std::fs::remove_file(&tmp);
         let write = || -> std::io::Result<()> {
             let mut f = std::fs::OpenOptions::new()
                 .write(true)
-                .create(true)
-                .truncate(true)
+                .create_new(true)
                 .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW)
                 .open(&tmp)?;
             f.write_all(&entry.to_json())?;
             f.sync_all()?;
@@ -235,7 +261,7 @@ impl Cache {
         ifname: &str,
     ) -> Result<Option<CacheEntry>> {
         let path = self.file_path(network, container_id, ifname)?;
-        match std::fs::read(&path) {
+        match read_nofollow(&path) {
             Ok(bytes) => CacheEntry::from_json(&bytes)
                 .map(Some)
                 .map_err(|e| e.in_file(&path)),
@@ -254,7 +280,7 @@ impl Cache {
         cni_version: &str,
     ) -> Result<Option<Value>> {
         let path = self.file_path(network, container_id, ifname)?;
-        let bytes = match std::fs::read(&path) {
+        let bytes = match read_nofollow(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(cache_err(&path, "read", e)),
@@ -318,7 +344,7 @@ impl Cache {
                     _ => continue,
                 }
             }
-            let Ok(bytes) = std::fs::read(dir.join(&name)) else {
+            let Ok(bytes) = read_nofollow(&dir.join(&name)) else {
                 continue;
             };
             let Ok(entry) = CacheEntry::from_json(&bytes) else {

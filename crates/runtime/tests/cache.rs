@@ -176,3 +176,31 @@ fn corrupt_or_foreign_files_are_errors_on_read_and_skipped_when_listing() {
         .unwrap()
         .is_empty());
 }
+
+#[test]
+fn symlinks_in_the_cache_are_never_followed() {
+    let d = TempDir::new("symlink");
+    let victim = d.path().join("victim");
+    std::fs::write(&victim, "do not touch").unwrap();
+    let cache = Cache::new(d.path().join("cache"));
+    let entry = CacheEntry {
+        container_id: "ctr".into(),
+        network_name: "net".into(),
+        ifname: "eth0".into(),
+        ..Default::default()
+    };
+    let path = cache.write(&entry).unwrap();
+    // A cache file replaced by a link to another file is not read through.
+    std::fs::remove_file(&path).unwrap();
+    std::os::unix::fs::symlink(&victim, &path).unwrap();
+    assert!(cache.read("net", "ctr", "eth0").is_err());
+    assert!(cache.attachments(None).unwrap().is_empty());
+    // A results directory replaced by a link is refused, and nothing lands where it points.
+    let elsewhere = d.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    std::fs::remove_dir_all(cache.results_dir()).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, cache.results_dir()).unwrap();
+    assert!(cache.write(&entry).is_err());
+    assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "do not touch");
+}
