@@ -56,7 +56,15 @@ fn two_pods_get_podwire_ips_reach_each_other_and_the_host_and_leave_nothing() {
         .collect();
     assert_eq!(allocated, HashSet::from([sa.ip.clone(), sb.ip.clone()]));
     for s in [&sa, &sb] {
-        let netns = format!("/proc/{}/ns/net", s.pid.expect("sandbox pid"));
+        // The netns containerd made (and passed to podwire as CNI_NETNS) is under its private state.
+        let netns = s
+            .netns
+            .clone()
+            .expect("PodSandboxStatus verbose info names the netns");
+        assert!(
+            std::path::Path::new(&netns).starts_with(ctrd.layout.state()),
+            "{netns} is not under the private state dir"
+        );
         assert_eq!(
             host::addresses_in(&netns, "eth0"),
             vec![addr(&s.ip)],
