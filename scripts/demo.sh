@@ -37,7 +37,8 @@ echo
 grep -A3 'cri".cni\]' "$DEMO/containerd.toml"
 
 step "2. Start containerd $(containerd --version | awk '{print $3}') (own root, state and socket)"
-containerd --config "$DEMO/containerd.toml" >"$DEMO/containerd.log" 2>&1 &
+# its own session: a Ctrl-C stops the demo, whose EXIT trap then removes the pods through containerd
+setsid containerd --config "$DEMO/containerd.toml" >"$DEMO/containerd.log" 2>&1 &
 echo $! >"$DEMO/containerd.pid"
 "$CRI" wait --dir "$DEMO" # CRI reports NetworkReady; the locally built pause and busybox images are imported
 ctr --address "$DEMO/containerd.sock" --namespace k8s.io images ls -q | grep -v '^sha256:'

@@ -244,6 +244,20 @@ disabled_plugins = [
         }
     }
 
+    /// IDs of the sandboxes this containerd still has directories for.
+    fn sandbox_ids(&self) -> Vec<String> {
+        let cri = "io.containerd.grpc.v1.cri/sandboxes";
+        let mut ids: Vec<String> = [self.root().join(cri), self.state().join(cri)]
+            .iter()
+            .filter_map(|d| std::fs::read_dir(d).ok())
+            .flatten()
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .collect();
+        ids.sort();
+        ids.dedup();
+        ids
+    }
+
     /// Everything of this run's network left on the host (see [`host::leftovers`]).
     pub fn leftovers(&self) -> Vec<String> {
         let n = self.network();
@@ -277,6 +291,10 @@ disabled_plugins = [
         let sock = self.socket().to_string_lossy().into_owned();
         for pid in cmd::pids_with_cmdline(&["containerd-shim", &sock]) {
             terminate(pid, Duration::from_secs(2));
+        }
+        // Sandboxes containerd could not remove (it was dead) keep their loopback cache entries.
+        for id in self.sandbox_ids() {
+            let _ = std::fs::remove_file(host::cache_entry("cni-loopback", &id, "lo"));
         }
         cmd::unmount_below(&self.dir);
         if self.network_file().exists() {
