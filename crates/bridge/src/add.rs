@@ -83,7 +83,10 @@ pub fn add(a: &CmdArgs) -> Result<CniResult> {
         requested_mac,
         &mut rollback.undo,
     ) {
-        Ok(result) => Ok(result),
+        Ok(result) => {
+            log_added(&result);
+            Ok(result)
+        }
         Err(e) => {
             rollback.run();
             Err(e)
@@ -257,6 +260,32 @@ fn configure(
     }
     crate::fault::point("result");
     Ok(result)
+}
+
+/// One line that tells the story of a successful ADD: what the pod got and where it is plugged.
+fn log_added(result: &CniResult) {
+    let ips: Vec<String> = result
+        .ips
+        .iter()
+        .map(|ip| match ip.gateway {
+            Some(gw) => format!("{} gw {gw}", ip.address),
+            None => ip.address.to_string(),
+        })
+        .collect();
+    let host = result
+        .interfaces
+        .get(1)
+        .map(|i| i.name.as_str())
+        .unwrap_or("?");
+    let bridge = result
+        .interfaces
+        .first()
+        .map(|i| i.name.as_str())
+        .unwrap_or("?");
+    cni::log::info(&format!(
+        "added {}, host veth {host} on {bridge}",
+        ips.join(", ")
+    ));
 }
 
 fn mac_string(m: Option<kernel::MacAddr>) -> String {

@@ -217,9 +217,10 @@ fn vlan_takes_effect_or_fails_cleanly() {
 #[test]
 fn the_talks_config_works_as_shown() {
     let mut node = Node::new();
+    let log = node.data_dir.with_extension("log");
     let c = json!({"cniVersion": "0.3.1", "name": "mynet", "type": "podwire",
                    "network": "10.244.0.0/16", "subnet": "10.244.0.0/24",
-                   "dataDir": node.data_dir});
+                   "dataDir": node.data_dir, "logFile": log});
     // the talk's config has no ipam section: podwire-ipam's default data dir would be the host's,
     // so point it at the test dir through the same key the ipam section would use.
     let p = node.pod();
@@ -233,6 +234,12 @@ fn the_talks_config_works_as_shown() {
     assert_eq!(addrs[0]["addr_info"][0]["local"], "10.244.0.1");
     let routes = node.pod_ip_json(&p, &["route", "show", "default"]);
     assert_eq!(routes[0]["gateway"], "10.244.0.1");
+    let logged = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        logged.contains("added 10.244.0.2/24 gw 10.244.0.1, host veth veth"),
+        "{logged}"
+    );
+    let _ = std::fs::remove_file(&log);
     assert_eq!(node.podwire("DEL", &c, "talk", &p).code, 0);
 }
 
