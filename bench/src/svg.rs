@@ -156,7 +156,7 @@ fn growth_panel(svg: &mut String, top: f64, growth: &[Series], n: usize) {
     let y = |v: f64| bottom - (v.min(ymax) / ymax) * height;
     let _ = writeln!(
         svg,
-        r#"<text x="{LEFT}" y="{}" class="title">ADD latency as the bridge fills up: pod 1 … {n} on one bridge (dots: each ADD of every round; line: rolling median of 9 of the per-pod median)</text>"#,
+        r#"<text x="{LEFT}" y="{}" class="title">ADD latency as one bridge fills up to {n} pods (dots: every ADD of every round; line: rolling median)</text>"#,
         top - 8.0
     );
     let step = nice_step(ymax / 5.0);
@@ -187,8 +187,8 @@ fn growth_panel(svg: &mut String, top: f64, growth: &[Series], n: usize) {
         r#"<text x="{}" y="{}" class="tick" text-anchor="end">pod index</text><text x="{}" y="{}" class="tick" text-anchor="end">ms</text>"#,
         W - RIGHT,
         bottom + 28.0,
-        LEFT - 6.0,
-        top - 8.0 + 14.0
+        LEFT - 40.0,
+        top + height / 2.0
     );
     for s in growth {
         let c = color(s.label);
@@ -266,7 +266,7 @@ pub fn chart(title: &str, seq: &[Series], growth: &[Series], growth_pods: usize)
     };
     let axis = LogAxis { lo, hi };
     let row_h = 46.0 * shown.len() as f64 + 20.0;
-    let top_add = 60.0;
+    let top_add = 72.0;
     let top_del = top_add + row_h + 60.0;
     let top_growth = top_del + row_h + 70.0;
     let h = top_growth + 250.0;
@@ -279,11 +279,15 @@ pub fn chart(title: &str, seq: &[Series], growth: &[Series], growth_pods: usize)
         "<style>.title{font-size:14px;font-weight:bold}.label{font-size:13px}.tick{font-size:11px;fill:#444}.grid{stroke:#ddd;stroke-width:1}</style>\n",
     );
     let _ = writeln!(svg, r#"<rect width="{W}" height="{h}" fill="white"/>"#);
+    // The title's first line is the headline, the rest (the machine) goes on a second line.
+    let (head, rest) = title.split_once(" — ").unwrap_or((title, ""));
     let _ = writeln!(
         svg,
-        r#"<text x="{}" y="26" class="title" font-size="16">{}</text>"#,
+        r#"<text x="{}" y="22" class="title" font-size="16">{}</text><text x="{}" y="38" class="tick">{}</text>"#,
         LEFT,
-        escape(title)
+        escape(head),
+        LEFT,
+        escape(rest)
     );
     distribution_panel(
         &mut svg,
