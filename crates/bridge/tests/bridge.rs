@@ -118,6 +118,10 @@ fn config_fields_take_effect_in_the_kernel() {
         .to_string();
     let hv = &node.ip_json(&["-d", "link", "show", &host])[0];
     assert_eq!(hv["mtu"], 1400);
+    assert_eq!(
+        hv["num_tx_queues"], 1,
+        "one queue: no per-CPU queue setup under RTNL"
+    );
     assert_eq!(hv["linkinfo"]["info_slave_data"]["hairpin"], true, "{hv}");
     let br = &node.ip_json(&["-d", "link", "show", "pw0"])[0];
     assert!(
