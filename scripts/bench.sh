@@ -25,6 +25,7 @@ mkdir -p "$out_dir"
 
 echo "== cargo build --release (podwire, podwire-ipam, podwire-bench, podwire-cri for item 7)"
 cargo build --release --quiet -p podwire-bridge -p podwire-ipam -p podwire-bench -p podwire-runtime-tests
+link_plugins_static
 
 ipam_args=()
 if [ "${SKIP_IPAM_BENCH:-0}" != 1 ]; then

@@ -13,6 +13,7 @@ install_rust
 
 echo "podwire demo: building (cargo build --release)"
 cargo build --release --quiet -p podwire-bridge -p podwire-ipam -p podwire-runtime-tests
+link_plugins_static
 TARGET="${CARGO_TARGET_DIR:-target}"
 CRI="$(realpath "$TARGET/release/podwire-cri")" # the CRI calls kubelet would make, one per command
 

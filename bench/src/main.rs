@@ -185,6 +185,7 @@ fn main() {
     scene::install_signal_handlers();
     let started = Instant::now();
     let report = run(&o, &bridge, ipam, started);
+    bench::spawn::remove_launcher();
     print!("{}", report.text());
     if let Some(dir) = &o.out_dir {
         let write = |name: &str, body: String| {

@@ -1,5 +1,10 @@
 //! Running one plugin process and timing it: spawn → exit, with its peak RSS from `wait4`.
 //!
+//! Both come from a tiny static launcher (bench/spawner/spawn.c) that forks and execs the plugin:
+//! a child's `ru_maxrss` includes the high-water mark of the process it was forked from, so a
+//! plugin launched straight from this (larger) process would never show less than the bench's own
+//! RSS. The launcher's fork → wait4 time is the sample's time.
+//!
 //! The plugin's stdin is a pipe filled and closed *before* the clock starts, so no harness
 //! write is timed. The child inherits the calling thread's network namespace: the bench's
 //! thread sits in the throwaway node netns for the whole run (see `scene`), which lets std
@@ -52,8 +57,9 @@ pub fn start(program: &Path, env: &[(String, String)], stdin: &[u8]) -> std::io:
     // CNI configs are far below the pipe's 64 KiB: this never blocks.
     writer.write_all(stdin)?;
     drop(writer);
-    let mut cmd = Command::new(program);
-    cmd.env_clear()
+    let mut cmd = Command::new(launcher());
+    cmd.arg(program)
+        .env_clear()
         .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::from(reader))
         .stdout(Stdio::piped())
@@ -95,14 +101,57 @@ impl Running {
         if let Some(mut e) = self.child.stderr.take() {
             e.read_to_end(&mut stderr)?;
         }
+        let (max_rss_kib, ns) = take_launcher_report(&mut stderr).ok_or_else(|| {
+            std::io::Error::other(format!("the launcher reported nothing (exit {code})"))
+        })?;
+        let _ = (elapsed, usage);
         Ok(Finished {
-            elapsed,
-            max_rss_kib: usage.ru_maxrss.max(0) as u64,
+            elapsed: Duration::from_nanos(ns),
+            max_rss_kib,
             code,
             stdout,
             stderr,
         })
     }
+}
+
+const LAUNCHER: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/spawn"));
+const REPORT: &str = "\n@@pwbench ";
+
+/// The launcher, written once per bench process next to its other temporary files.
+fn launcher() -> &'static Path {
+    static PATH: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| {
+        use std::os::unix::fs::PermissionsExt;
+        let p = std::env::temp_dir().join(format!("podwire-bench-spawn-{}", std::process::id()));
+        std::fs::write(&p, LAUNCHER).expect("write the bench's launcher");
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755))
+            .expect("chmod launcher");
+        p
+    })
+}
+
+/// Removes the launcher's trailer from stderr and returns (peak RSS KiB, wall ns).
+fn take_launcher_report(stderr: &mut Vec<u8>) -> Option<(u64, u64)> {
+    let text = String::from_utf8_lossy(stderr).into_owned();
+    let at = text.rfind(REPORT)?;
+    let mut rss = None;
+    let mut ns = None;
+    for field in text[at + REPORT.len()..].split_whitespace() {
+        match field.split_once('=') {
+            Some(("maxrss_kib", v)) => rss = v.parse().ok(),
+            Some(("ns", v)) => ns = v.parse().ok(),
+            _ => {}
+        }
+    }
+    stderr.truncate(at);
+    Some((rss?, ns?))
+}
+
+/// Removes the launcher file (call once at the end of a run).
+pub fn remove_launcher() {
+    let p = std::env::temp_dir().join(format!("podwire-bench-spawn-{}", std::process::id()));
+    let _ = std::fs::remove_file(p);
 }
 
 /// Starts and waits.
