@@ -230,28 +230,13 @@ fn parse(
 ) -> Result<Request> {
     let get = |k: &str| env(k).unwrap_or_default();
     let command = Command::parse(&get("CNI_COMMAND"))?;
+    let stdin_version = supported_version_in(stdin);
     if command == Command::Version {
         // The runtime may send `{"cniVersion": ...}` or nothing at all.
-        let asked = serde_json::from_slice::<serde_json::Value>(stdin)
-            .ok()
-            .and_then(|v| {
-                v.get("cniVersion")
-                    .and_then(|s| s.as_str())
-                    .map(str::to_string)
-            })
-            .filter(|v| version::is_supported(v))
-            .unwrap_or_else(|| version::CURRENT.to_string());
+        let asked = stdin_version.unwrap_or_else(|| version::CURRENT.to_string());
         return Ok(Request::Version(version::version_info(&asked)));
     }
-    if let Some(v) = serde_json::from_slice::<serde_json::Value>(stdin)
-        .ok()
-        .and_then(|v| {
-            v.get("cniVersion")
-                .and_then(|s| s.as_str())
-                .map(str::to_string)
-        })
-        .filter(|v| version::is_supported(v))
-    {
+    if let Some(v) = stdin_version {
         *reported.borrow_mut() = v;
     }
     let container_id = get("CNI_CONTAINERID");
@@ -300,6 +285,13 @@ fn parse(
         stdin: stdin.to_vec(),
         conf,
     })))
+}
+
+/// The config's `cniVersion`, if stdin is JSON and names one we speak (errors are answered in it).
+fn supported_version_in(stdin: &[u8]) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(stdin).ok()?;
+    let version = v.get("cniVersion")?.as_str()?;
+    version::is_supported(version).then(|| version.to_string())
 }
 
 /// A plugin asked to set up the namespace it runs in would rewire the host: refuse.
