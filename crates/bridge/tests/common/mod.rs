@@ -7,18 +7,18 @@ use serde_json::Value;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-static NEXT: AtomicUsize = AtomicUsize::new(0);
+pub use testkit::{run, run_ok, TestNs};
 
 pub const PODWIRE: &str = env!("CARGO_BIN_EXE_podwire");
 /// Debian's reference plugins (containernetworking-plugins).
 pub const REFERENCE_DIR: &str = "/usr/lib/cni";
 
 pub struct Node {
+    /// The node netns' name (`ip -n NAME`).
     pub name: String,
     pub data_dir: PathBuf,
-    pods: Vec<String>,
+    node: TestNs,
+    pods: Vec<TestNs>,
 }
 
 pub struct Output {
@@ -27,67 +27,24 @@ pub struct Output {
     pub stderr: String,
 }
 
-fn unique(prefix: &str) -> String {
-    format!(
-        "{prefix}{}-{}",
-        std::process::id() % 100_000,
-        NEXT.fetch_add(1, Ordering::SeqCst)
-    )
-}
-
-pub fn run(cmd: &[&str]) -> String {
-    let out = Command::new(cmd[0])
-        .args(&cmd[1..])
-        .output()
-        .expect("spawn");
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-pub fn run_ok(cmd: &[&str]) -> bool {
-    Command::new(cmd[0])
-        .args(&cmd[1..])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// `ip -j -n NS ...` parsed.
-fn ip_json_in(ns: &str, args: &[&str]) -> Value {
-    let mut cmd = vec!["ip", "-j", "-n", ns];
-    cmd.extend_from_slice(args);
-    let text = run(&cmd);
-    if text.trim().is_empty() {
-        Value::Array(vec![])
-    } else {
-        serde_json::from_str(&text).unwrap()
-    }
-}
-
 impl Node {
     pub fn new() -> Node {
-        let name = unique("pwn");
-        run(&["ip", "netns", "add", &name]);
-        run(&["ip", "-n", &name, "link", "set", "lo", "up"]);
-        let data_dir = std::env::temp_dir().join(format!("podwire-test-{name}"));
+        let node = TestNs::new("pwn");
+        let data_dir = std::env::temp_dir().join(format!("podwire-test-{}", node.name));
         Node {
-            name,
+            name: node.name.clone(),
             data_dir,
+            node,
             pods: Vec::new(),
         }
     }
 
     /// A pod network namespace; returns its path (what a runtime passes as CNI_NETNS).
     pub fn pod(&mut self) -> String {
-        let name = unique("pwp");
-        run(&["ip", "netns", "add", &name]);
-        self.pods.push(name.clone());
-        format!("/run/netns/{name}")
+        let pod = TestNs::new("pwp");
+        let path = pod.path();
+        self.pods.push(pod);
+        path
     }
 
     /// Runs a plugin binary inside the node namespace, as a runtime would, for interface eth0.
@@ -148,7 +105,7 @@ impl Node {
 
     /// `ip -j` output inside the node namespace.
     pub fn ip_json(&self, args: &[&str]) -> Value {
-        ip_json_in(&self.name, args)
+        self.node.ip_json(args)
     }
 
     /// Names of the links enslaved to `bridge` in the node.
@@ -167,7 +124,7 @@ impl Node {
 
     /// The node's nftables ruleset as text.
     pub fn nft(&self) -> String {
-        run(&["ip", "netns", "exec", &self.name, "nft", "list", "ruleset"])
+        self.node.exec(&["nft", "list", "ruleset"])
     }
 
     /// Allocation files in the IPAM data dir of `network` (host-local layout), excluding bookkeeping.
@@ -184,34 +141,30 @@ impl Node {
     }
 
     pub fn ping(&self, from_netns: &str, to: &str) -> bool {
-        let ns = from_netns.trim_start_matches("/run/netns/");
-        run_ok(&["ip", "netns", "exec", ns, "ping", "-c", "1", "-W", "2", to])
+        self.pods
+            .iter()
+            .find(|p| p.path() == from_netns)
+            .is_some_and(|p| p.ping(to))
     }
 
     pub fn ping_from_node(&self, to: &str) -> bool {
-        run_ok(&[
-            "ip", "netns", "exec", &self.name, "ping", "-c", "1", "-W", "2", to,
-        ])
+        self.node.ping(to)
     }
 
     /// `ip -j` output inside a pod namespace.
     pub fn pod_ip_json(&self, netns: &str, args: &[&str]) -> Value {
-        ip_json_in(netns.trim_start_matches("/run/netns/"), args)
+        testkit::ip_json(netns.trim_start_matches("/run/netns/"), args)
     }
 
+    /// Deletes a pod's netns now (as a runtime does before a late DEL).
     pub fn delete_pod_netns(&mut self, netns: &str) {
-        let ns = netns.trim_start_matches("/run/netns/").to_string();
-        run_ok(&["ip", "netns", "del", &ns]);
-        self.pods.retain(|p| *p != ns);
+        self.pods.retain(|p| p.path() != netns);
     }
 }
 
 impl Drop for Node {
+    // The namespaces go with their TestNs fields; the data dir is ours to remove.
     fn drop(&mut self) {
-        for p in &self.pods {
-            run_ok(&["ip", "netns", "del", p]);
-        }
-        run_ok(&["ip", "netns", "del", &self.name]);
         let _ = std::fs::remove_dir_all(&self.data_dir);
     }
 }

@@ -3,104 +3,14 @@
 //! removes them all even when the test fails. Subnets: 10.253.0.0/16, fd00:253::/56, 192.0.2.0/24.
 #![allow(dead_code)]
 
-use kernel::{Netlink, Netns};
 use node::NodeConfig;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
-static NEXT: AtomicUsize = AtomicUsize::new(0);
-
-/// A short unique name (fits an interface name, 15 bytes).
-pub fn unique(prefix: &str) -> String {
-    let s = format!(
-        "{prefix}{:x}-{}",
-        std::process::id() % 0x10000,
-        NEXT.fetch_add(1, Ordering::SeqCst)
-    );
-    assert!(s.len() <= 15, "{s}");
-    s
-}
-
-pub fn run(cmd: &[&str]) -> String {
-    let out = Command::new(cmd[0])
-        .args(&cmd[1..])
-        .output()
-        .expect("spawn");
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-pub fn run_ok(cmd: &[&str]) -> bool {
-    Command::new(cmd[0])
-        .args(&cmd[1..])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// A named netns deleted on drop.
-pub struct TestNs {
-    pub name: String,
-    pub ns: Netns,
-}
-
-impl TestNs {
-    pub fn new(prefix: &str) -> TestNs {
-        let name = unique(prefix);
-        let ns = Netns::add(&name).expect("create netns");
-        Netlink::new_in(&ns)
-            .unwrap()
-            .link_set_up("lo", true)
-            .unwrap();
-        TestNs { name, ns }
-    }
-
-    pub fn path(&self) -> String {
-        format!("/run/netns/{}", self.name)
-    }
-
-    /// `ip -j -n NS ARGS` parsed.
-    pub fn ip_json(&self, args: &[&str]) -> Value {
-        let mut cmd = vec!["ip", "-j", "-n", &self.name];
-        cmd.extend_from_slice(args);
-        let text = run(&cmd);
-        if text.trim().is_empty() {
-            Value::Array(vec![])
-        } else {
-            serde_json::from_str(&text).unwrap()
-        }
-    }
-
-    pub fn exec(&self, args: &[&str]) -> String {
-        let mut cmd = vec!["ip", "netns", "exec", &self.name];
-        cmd.extend_from_slice(args);
-        run(&cmd)
-    }
-
-    pub fn exec_ok(&self, args: &[&str]) -> bool {
-        let mut cmd = vec!["ip", "netns", "exec", &self.name];
-        cmd.extend_from_slice(args);
-        run_ok(&cmd)
-    }
-
-    pub fn ping(&self, to: &str) -> bool {
-        self.exec_ok(&["ping", "-c", "1", "-W", "2", to])
-    }
-}
-
-impl Drop for TestNs {
-    fn drop(&mut self) {
-        let _ = Netns::delete(&self.name);
-    }
-}
+#[allow(unused_imports)] // each test binary uses its own part
+pub use testkit::{run, run_ok, unique, TestNs};
 
 /// A node: its netns and its directories (/etc/cni/net.d, /var/lib/podwire, IPAM data,
 /// /opt/cni/bin) under one temp directory.
