@@ -1,17 +1,11 @@
 //! The bridge's IPAM: `podwire-ipam` runs in-process (no second exec per pod); any other type
 //! (`host-local`, `dhcp`, `static`, ...) is exec'd from `CNI_PATH` exactly as libcni would.
+//! In-process calls pass the `ipam` section the bridge resolved (the talk's legacy `subnet`
+//! becomes one) explicitly, so nothing of the call is copied.
 
 use crate::config::Config;
 use cni::invoke::{self, Call};
 use cni::{CmdArgs, CniResult, Result};
-
-/// The call as the IPAM sees it: the same config, with the `ipam` section the bridge resolved
-/// (the talk's legacy `subnet` becomes one).
-fn ipam_args(a: &CmdArgs, config: &Config) -> CmdArgs {
-    let mut a = a.clone();
-    a.conf.ipam = Some(config.ipam.clone());
-    a
-}
 
 fn delegate(a: &CmdArgs, config: &Config, command: &str) -> Result<Vec<u8>> {
     let plugin = invoke::find_in_path(&config.ipam.kind, &a.path)?;
@@ -35,7 +29,7 @@ fn delegate(a: &CmdArgs, config: &Config, command: &str) -> Result<Vec<u8>> {
 
 pub fn add(a: &CmdArgs, config: &Config) -> Result<CniResult> {
     if config.in_process_ipam() {
-        return ipam::add(&ipam_args(a, config));
+        return ipam::add_with(&config.ipam, a);
     }
     let out = delegate(a, config, "ADD")?;
     CniResult::parse(&out)
@@ -43,28 +37,28 @@ pub fn add(a: &CmdArgs, config: &Config) -> Result<CniResult> {
 
 pub fn del(a: &CmdArgs, config: &Config) -> Result<()> {
     if config.in_process_ipam() {
-        return ipam::del(&ipam_args(a, config));
+        return ipam::del_with(&config.ipam, a);
     }
     delegate(a, config, "DEL").map(drop)
 }
 
 pub fn check(a: &CmdArgs, config: &Config) -> Result<()> {
     if config.in_process_ipam() {
-        return ipam::check(&ipam_args(a, config));
+        return ipam::check_with(&config.ipam, a);
     }
     delegate(a, config, "CHECK").map(drop)
 }
 
 pub fn gc(a: &CmdArgs, config: &Config) -> Result<()> {
     if config.in_process_ipam() {
-        return ipam::gc(&ipam_args(a, config));
+        return ipam::gc_with(&config.ipam, a);
     }
     delegate(a, config, "GC").map(drop)
 }
 
 pub fn status(a: &CmdArgs, config: &Config) -> Result<()> {
     if config.in_process_ipam() {
-        return ipam::status(&ipam_args(a, config));
+        return ipam::status_with(&config.ipam, a);
     }
     delegate(a, config, "STATUS").map(drop)
 }
