@@ -26,9 +26,10 @@ pub fn find_in_path(kind: &str, path: &[PathBuf]) -> Result<PathBuf> {
         .find(|p| p.is_file())
         .ok_or_else(|| {
             let dirs: Vec<String> = path.iter().map(|p| p.display().to_string()).collect();
+            // libcni's wording, which operators grep runtime logs for.
             Error::invalid_env(format!(
-                "cannot find plugin {kind:?} in CNI_PATH [{}]",
-                dirs.join(", ")
+                "failed to find plugin {kind:?} in CNI_PATH {}",
+                dirs.join(":")
             ))
         })
 }

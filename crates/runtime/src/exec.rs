@@ -81,37 +81,10 @@ fn io_err(msg: String) -> Error {
     Error::new(cni::Error::io(msg))
 }
 
-/// libcni's `FindInPath`: the first regular file `<dir>/<plugin>` over `paths`.
+/// libcni's `FindInPath`: the first regular file `<dir>/<plugin>` over `paths` (the same
+/// lookup plugins use to find a delegate).
 pub fn find_in_path(plugin: &str, paths: &[PathBuf]) -> Result<PathBuf> {
-    if plugin.is_empty() {
-        return Err(Error::new(cni::Error::invalid_config(
-            "no plugin name provided",
-        )));
-    }
-    if plugin.contains('/') {
-        return Err(Error::new(cni::Error::invalid_config(format!(
-            "invalid plugin name {plugin:?}: may not contain '/'"
-        ))));
-    }
-    if paths.is_empty() {
-        return Err(Error::new(cni::Error::invalid_env(format!(
-            "cannot find plugin {plugin:?}: CNI_PATH is empty"
-        ))));
-    }
-    for dir in paths {
-        let full = dir.join(plugin);
-        if std::fs::metadata(&full)
-            .map(|m| m.is_file())
-            .unwrap_or(false)
-        {
-            return Ok(full);
-        }
-    }
-    let dirs: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
-    Err(Error::new(cni::Error::invalid_env(format!(
-        "failed to find plugin {plugin:?} in CNI_PATH {}",
-        dirs.join(":")
-    ))))
+    cni::invoke::find_in_path(plugin, paths).map_err(Error::new)
 }
 
 /// Reads a pipe to its end into a shared buffer, so that what arrived is usable even if the
