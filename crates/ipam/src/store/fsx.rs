@@ -83,15 +83,27 @@ impl Dir {
         Ok((Dir { fd }, created))
     }
 
+    /// Writes `content` to a fresh `.tmp.<pid>.<name>` (0600, never through a link) and returns
+    /// that name; a leftover of a killed process with our pid is cleared first. On a failed write
+    /// the temporary file is removed again.
+    fn write_temp(&self, name: &str, content: &[u8]) -> io::Result<String> {
+        let tmp = format!(".tmp.{}.{name}", std::process::id());
+        let _ = self.remove(&tmp);
+        let fd = self.openat(&tmp, libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL, 0o600)?;
+        if let Err(e) = File::from(fd).write_all(content) {
+            let _ = self.remove(&tmp);
+            return Err(e);
+        }
+        Ok(tmp)
+    }
+
     /// Creates `name` holding `content` only if it does not exist: `Ok(false)` if it does.
     /// The content is written under a temporary name and then linked into place (link(2) never
     /// replaces): a process killed part-way leaves at worst a `.tmp.` file, never an empty
     /// `name`, which (naming no owner) would keep its address taken for ever.
     pub fn create_new(&self, name: &str, content: &[u8]) -> io::Result<bool> {
-        let tmp = format!(".tmp.{}.{name}", std::process::id());
-        let _ = self.remove(&tmp);
-        let fd = self.openat(&tmp, libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL, 0o600)?;
-        let linked = File::from(fd).write_all(content).and_then(|_| {
+        let tmp = self.write_temp(name, content)?;
+        let linked = {
             crate::fault::point("ipam-file");
             let (from, to) = (cstr(&tmp)?, cstr(name)?);
             // SAFETY: valid dirfds and names; flags 0: a symlink is linked as itself.
@@ -104,7 +116,7 @@ impl Dir {
                     0,
                 )
             })
-        });
+        };
         let _ = self.remove(&tmp);
         match linked {
             Ok(_) => Ok(true),
@@ -174,11 +186,8 @@ impl Dir {
 
     /// Replaces `name` atomically (temp file + rename): readers see the old or the new content.
     pub fn write_atomic(&self, name: &str, content: &[u8]) -> io::Result<()> {
-        let tmp = format!(".tmp.{}.{name}", std::process::id());
-        let _ = self.remove(&tmp);
-        let fd = self.openat(&tmp, libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL, 0o600)?;
-        let written = File::from(fd).write_all(content);
-        let renamed = written.and_then(|_| {
+        let tmp = self.write_temp(name, content)?;
+        let renamed = (|| {
             let (from, to) = (cstr(&tmp)?, cstr(name)?);
             // SAFETY: valid dirfds and names; renameat replaces a link itself, never its target.
             check(unsafe {
@@ -190,7 +199,7 @@ impl Dir {
                 )
             })
             .map(|_| ())
-        });
+        })();
         if renamed.is_err() {
             let _ = self.remove(&tmp);
         }
