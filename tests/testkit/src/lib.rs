@@ -104,3 +104,62 @@ impl Drop for TestNs {
         let _ = Netns::delete(&self.name);
     }
 }
+
+/// The environment of one plugin call (`CNI_IFNAME` is always `eth0`).
+pub struct PluginCall<'a> {
+    pub command: &'a str,
+    pub container: &'a str,
+    pub netns: &'a str,
+    pub args: &'a str,
+    pub cni_path: &'a str,
+}
+
+/// What a plugin printed and how it exited.
+pub struct PluginOutput {
+    pub code: i32,
+    /// stdout as JSON (`Null` when empty); a plugin printing anything else fails the test.
+    pub json: Value,
+    pub stderr: String,
+}
+
+impl TestNs {
+    /// Runs `plugin` inside this namespace as a runtime would: only the CNI_* variables, the
+    /// config on stdin.
+    pub fn run_plugin(&self, plugin: &str, call: &PluginCall, conf: &Value) -> PluginOutput {
+        use std::io::Write;
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &self.name, plugin])
+            .env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .env("CNI_COMMAND", call.command)
+            .env("CNI_CONTAINERID", call.container)
+            .env("CNI_NETNS", call.netns)
+            .env("CNI_IFNAME", "eth0")
+            .env("CNI_ARGS", call.args)
+            .env("CNI_PATH", call.cni_path)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(conf.to_string().as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let json = if text.trim().is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text)
+                .unwrap_or_else(|e| panic!("plugin printed non-JSON ({e}): {text}"))
+        };
+        PluginOutput {
+            code: out.status.code().unwrap_or(-1),
+            json,
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}

@@ -4,10 +4,8 @@
 #![allow(dead_code)]
 
 use serde_json::Value;
-use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
-pub use testkit::{run, run_ok, TestNs};
+pub use testkit::{run, run_ok, PluginCall, TestNs};
 
 pub const PODWIRE: &str = env!("CARGO_BIN_EXE_podwire");
 /// Debian's reference plugins (containernetworking-plugins).
@@ -21,11 +19,7 @@ pub struct Node {
     pods: Vec<TestNs>,
 }
 
-pub struct Output {
-    pub code: i32,
-    pub json: Value,
-    pub stderr: String,
-}
+pub type Output = testkit::PluginOutput;
 
 impl Node {
     pub fn new() -> Node {
@@ -57,46 +51,18 @@ impl Node {
         netns: &str,
         args: &str,
     ) -> Output {
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", &self.name, plugin])
-            .env_clear()
-            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-            .env("CNI_COMMAND", command)
-            .env("CNI_CONTAINERID", container)
-            .env("CNI_NETNS", netns)
-            .env("CNI_IFNAME", "eth0")
-            .env("CNI_ARGS", args)
-            .env(
-                "CNI_PATH",
-                format!(
-                    "{}:{REFERENCE_DIR}",
-                    PathBuf::from(PODWIRE).parent().unwrap().display()
-                ),
-            )
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(conf.to_string().as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        let text = String::from_utf8_lossy(&out.stdout);
-        let json = if text.trim().is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text)
-                .unwrap_or_else(|e| panic!("plugin printed non-JSON ({e}): {text}"))
+        let cni_path = format!(
+            "{}:{REFERENCE_DIR}",
+            PathBuf::from(PODWIRE).parent().unwrap().display()
+        );
+        let call = PluginCall {
+            command,
+            container,
+            netns,
+            args,
+            cni_path: &cni_path,
         };
-        Output {
-            code: out.status.code().unwrap_or(-1),
-            json,
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        self.node.run_plugin(plugin, &call, conf)
     }
 
     pub fn podwire(&self, command: &str, conf: &Value, container: &str, netns: &str) -> Output {

@@ -6,11 +6,11 @@
 use node::NodeConfig;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
 
 #[allow(unused_imports)] // each test binary uses its own part
-pub use testkit::{run, run_ok, unique, TestNs};
+pub use testkit::{run, run_ok, unique, PluginCall, PluginOutput, TestNs};
 
 /// A node: its netns and its directories (/etc/cni/net.d, /var/lib/podwire, IPAM data,
 /// /opt/cni/bin) under one temp directory.
@@ -180,12 +180,6 @@ pub fn podwire_binary() -> PathBuf {
     .clone()
 }
 
-pub struct PluginOutput {
-    pub code: i32,
-    pub json: Value,
-    pub stderr: String,
-}
-
 /// Runs a plugin in the node netns as a runtime would: CNI_* env, config on stdin.
 pub fn exec_plugin(
     node: &Node,
@@ -195,33 +189,14 @@ pub fn exec_plugin(
     container: &str,
     netns: &str,
 ) -> PluginOutput {
-    use std::io::Write;
-    let mut child = Command::new("ip")
-        .args(["netns", "exec", &node.ns.name])
-        .arg(plugin)
-        .env_clear()
-        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-        .env("CNI_COMMAND", command)
-        .env("CNI_CONTAINERID", container)
-        .env("CNI_NETNS", netns)
-        .env("CNI_IFNAME", "eth0")
-        .env("CNI_PATH", plugin.parent().unwrap())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(conf.to_string().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    PluginOutput {
-        code: out.status.code().unwrap_or(-1),
-        json: serde_json::from_str(&text).unwrap_or(Value::Null),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    let cni_path = plugin.parent().unwrap().display().to_string();
+    let call = PluginCall {
+        command,
+        container,
+        netns,
+        args: "",
+        cni_path: &cni_path,
+    };
+    node.ns
+        .run_plugin(&plugin.display().to_string(), &call, conf)
 }
