@@ -140,6 +140,12 @@ impl Netlink {
         if let Some(f) = family {
             req.header.family = f.af();
         }
+        // With strict checking (set on every route socket) the kernel dumps this one
+        // interface instead of walking every interface of the netns; without it (kernels
+        // before 4.20) the index is ignored and the filter below does the work.
+        if let Some(i) = index {
+            req.header.index = i;
+        }
         let replies = self.dump(RouteNetlinkMessage::GetAddress(req), "list addresses")?;
         let mut out = Vec::new();
         for m in replies {

@@ -53,6 +53,12 @@ impl NlSocket {
         // kernel's human-readable reason. Old kernels lack them; fine.
         let _ = sock.set_cap_ack(true);
         let _ = sock.set_ext_ack(true);
+        if protocol == netlink_sys::protocols::NETLINK_ROUTE {
+            // Dump requests are then checked and their filters (an interface index, a
+            // table) applied by the kernel: a dump of one interface's addresses costs one
+            // interface, not every interface of the netns.
+            let _ = sock.set_netlink_get_strict_chk(true);
+        }
         Ok(NlSocket {
             sock,
             // Start from a per-process-random-ish point so replies to an

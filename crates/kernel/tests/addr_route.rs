@@ -172,3 +172,36 @@ fn routes_with_metric_table_mtu() {
         .as_array()
         .is_none_or(|a| a.is_empty()));
 }
+
+/// One interface's addresses come back alone, with many other interfaces holding addresses of
+/// the same family (the kernel filters the strict-checked dump; the request must be valid).
+#[test]
+fn addresses_of_one_interface_among_many() {
+    let (ns, idx, _) = with_link();
+    ns.nl.address_add(idx, net("10.251.9.1/24")).unwrap();
+    let mut others = Vec::new();
+    for k in 0..5u8 {
+        let pair = ns
+            .nl
+            .veth_add(&VethSpec::new(unique("pwo"), unique("pwq")).up())
+            .unwrap();
+        ns.nl
+            .address_add(pair.host.index, net(&format!("10.251.{}.1/24", 10 + k)))
+            .unwrap();
+        others.push(pair.host.index);
+    }
+    let mine = ns.nl.addresses(Some(idx), Some(IpFamily::V4)).unwrap();
+    assert_eq!(
+        mine.iter().map(|a| a.net).collect::<Vec<_>>(),
+        vec![net("10.251.9.1/24")]
+    );
+    let theirs = ns.nl.addresses(Some(others[3]), None).unwrap();
+    assert!(theirs.iter().any(|a| a.net == net("10.251.13.1/24")));
+    assert!(theirs.iter().all(|a| a.net != net("10.251.9.1/24")));
+    // Unfiltered, every one of them is there (and lo's).
+    let all = ns.nl.addresses(None, Some(IpFamily::V4)).unwrap();
+    let ours = all
+        .iter()
+        .filter(|a| a.net.addr() != net("127.0.0.1/8").addr());
+    assert_eq!(ours.count(), 6, "{all:?}");
+}
