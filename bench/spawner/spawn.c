@@ -5,7 +5,8 @@
  * tiny, so the figure is the plugin's own, for podwire and the reference alike.
  *
  * Usage: spawn PROGRAM   (environment, stdin, stdout and stderr are the plugin's)
- * Appends to stderr: "\n@@pwbench maxrss_kib=N ns=N\n"; exits with the plugin's status.
+ * Appends to stderr: "\n@@pwbench maxrss_kib=N ns=N cpu_us=N\n" (cpu_us: user + system time of the
+ * plugin and the children it reaped); exits with the plugin's status.
  */
 #define _GNU_SOURCE
 #include <stdio.h>
@@ -30,7 +31,9 @@ int main(int argc, char **argv) {
     }
     clock_gettime(CLOCK_MONOTONIC, &b);
     long long ns = (long long)(b.tv_sec - a.tv_sec) * 1000000000LL + (b.tv_nsec - a.tv_nsec);
-    fprintf(stderr, "\n@@pwbench maxrss_kib=%ld ns=%lld\n", ru.ru_maxrss, ns);
+    long long cpu_us = (long long)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000LL +
+                       ru.ru_utime.tv_usec + ru.ru_stime.tv_usec;
+    fprintf(stderr, "\n@@pwbench maxrss_kib=%ld ns=%lld cpu_us=%lld\n", ru.ru_maxrss, ns, cpu_us);
     if (WIFEXITED(status)) return WEXITSTATUS(status);
     return 128 + WTERMSIG(status);
 }

@@ -8,7 +8,7 @@
 
 use std::cell::Cell;
 use std::net::{IpAddr, Ipv4Addr};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use kernel::ipnet::{IpNet, Ipv4Net};
 use kernel::{AddressOptions, BridgeSpec, Netlink, Netns, Route, VethSpec};
@@ -77,6 +77,7 @@ impl Subject for KernelFloor {
         let host_name = self.host_veth(self.next.get());
         let fail = |what: &str, e: kernel::Error| -> ! { panic!("floor {what} {}: {e}", pod.name) };
         let t = Instant::now();
+        let c = thread_cpu();
         let ns = Netns::open(&pod.path).unwrap_or_else(|e| fail("open netns", e));
         let in_pod = Netlink::new_in(&ns).unwrap_or_else(|e| fail("pod socket", e));
         let spec = VethSpec::new(host_name, IFNAME)
@@ -103,6 +104,7 @@ impl Subject for KernelFloor {
             .unwrap_or_else(|e| fail("route", e));
         Sample {
             elapsed: t.elapsed(),
+            cpu: thread_cpu().saturating_sub(c),
             max_rss_kib: None,
         }
     }
@@ -111,6 +113,7 @@ impl Subject for KernelFloor {
         crate::scene::check_interrupted();
         let fail = |what: &str, e: kernel::Error| -> ! { panic!("floor {what} {}: {e}", pod.name) };
         let t = Instant::now();
+        let c = thread_cpu();
         let ns = Netns::open(&pod.path).unwrap_or_else(|e| fail("open netns", e));
         let in_pod = Netlink::new_in(&ns).unwrap_or_else(|e| fail("pod socket", e));
         in_pod
@@ -118,7 +121,17 @@ impl Subject for KernelFloor {
             .unwrap_or_else(|e| fail("delete eth0", e));
         Sample {
             elapsed: t.elapsed(),
+            cpu: thread_cpu().saturating_sub(c),
             max_rss_kib: None,
         }
     }
+}
+
+/// CPU time of the calling thread so far (user + system).
+fn thread_cpu() -> Duration {
+    // SAFETY: an all-zero timespec is valid for the kernel to overwrite.
+    let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
+    // SAFETY: valid clock id and out-pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }

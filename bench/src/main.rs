@@ -281,7 +281,9 @@ fn run(o: &Options, bridge: &Path, ipam: Option<IpamAlloc>, started: Instant) ->
             let pw = net(Flavor::Podwire, &tag, &format!("bpw1r{r}"), &subnet(0));
             let rf = net(Flavor::Reference, &tag, &format!("bref1r{r}"), &subnet(1));
             let floor = KernelFloor::new(&format!("bfl1r{r}"), &subnet(2));
-            let subjects: [&dyn Subject; 3] = [&pw, &rf, &floor];
+            // The bare process too: what the environment alone does to a timed region as the
+            // bridges fill up (background kernel work lands on whatever runs).
+            let subjects: [&dyn Subject; 4] = [&pw, &rf, &floor, &ProcessFloor];
             log(
                 started,
                 &format!(

@@ -24,6 +24,9 @@ impl Series {
     pub fn add_ms(&self) -> Vec<f64> {
         self.add.iter().map(Sample::ms).collect()
     }
+    pub fn add_cpu_ms(&self) -> Vec<f64> {
+        self.add.iter().map(Sample::cpu_ms).collect()
+    }
     pub fn del_ms(&self) -> Vec<f64> {
         self.del.iter().map(Sample::ms).collect()
     }

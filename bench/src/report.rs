@@ -95,7 +95,10 @@ fn find<'a>(v: &'a [Series], label: &str) -> Option<&'a Series> {
 /// Median ADD latency of pods `range` (0-based) of a growth run of `n` pods per round, over
 /// every round (rounds are concatenated in `s.add`).
 fn window_median(s: &Series, n: usize, range: std::ops::Range<usize>) -> f64 {
-    let add = s.add_ms();
+    window_median_of(&s.add_ms(), n, range)
+}
+
+fn window_median_of(add: &[f64], n: usize, range: std::ops::Range<usize>) -> f64 {
     let picked: Vec<f64> = add
         .iter()
         .enumerate()
@@ -118,6 +121,19 @@ impl Report {
         let (a, b) = self.growth_ranges();
         let n = self.params.growth_pods;
         Some((window_median(s, n, a), window_median(s, n, b)))
+    }
+
+    /// The same for the ADDs' CPU time.
+    pub fn growth_cpu_of(&self, label: &str) -> Option<(f64, f64)> {
+        let s = find(&self.growth, label)?;
+        let (a, b) = self.growth_ranges();
+        let n = self.params.growth_pods;
+        let cpu = s.add_cpu_ms();
+        Some((window_median_of(&cpu, n, a), window_median_of(&cpu, n, b)))
+    }
+
+    fn cpu_median(&self, label: &str) -> f64 {
+        find(&self.seq, label).map_or(f64::NAN, |s| median(&s.add_cpu_ms()))
     }
 
     fn burst_wall_median(&self, label: &str) -> f64 {
@@ -261,6 +277,19 @@ impl Report {
                 ]);
             }
         }
+        let (p, r, f) = (
+            self.cpu_median(PODWIRE),
+            self.cpu_median(REFERENCE),
+            self.cpu_median(FLOOR),
+        );
+        t.row(vec![
+            format!("1. ADD CPU time (user + sys), median, {n} pods (ms)"),
+            ms(p),
+            ms(r),
+            ms(f),
+            ratio(p, r),
+            ratio(p, f),
+        ]);
         if find(&self.seq, BASELINE).is_some() {
             for (what, del) in [("ADD", false), ("DEL", true)] {
                 let (p, b) = (self.summary(PODWIRE, del), self.summary(BASELINE, del));
@@ -306,6 +335,45 @@ impl Report {
             ratio(gp.1, gp.0),
             ratio(gr.1, gr.0),
             ratio(gf.1, gf.0),
+            String::new(),
+            String::new(),
+        ]);
+        let c = |l: &str| self.growth_cpu_of(l).unwrap_or((f64::NAN, f64::NAN));
+        let (cp, cr, cf) = (c(PODWIRE), c(REFERENCE), c(FLOOR));
+        t.row(vec![
+            format!(
+                "2. ADD CPU time, pods {}–{} → {}–{} (ms)",
+                a.start + 1,
+                a.end,
+                b.start + 1,
+                b.end
+            ),
+            format!("{} → {}", ms(cp.0), ms(cp.1)),
+            format!("{} → {}", ms(cr.0), ms(cr.1)),
+            format!("{} → {}", ms(cf.0), ms(cf.1)),
+            String::new(),
+            String::new(),
+        ]);
+        t.row(vec![
+            "2. CPU time growth (last / first)".into(),
+            ratio(cp.1, cp.0),
+            ratio(cr.1, cr.0),
+            ratio(cf.1, cf.0),
+            String::new(),
+            String::new(),
+        ]);
+        let pr = g(PROCESS);
+        t.row(vec![
+            format!(
+                "2. a process alone beside them, pods {}–{} → {}–{} (ms)",
+                a.start + 1,
+                a.end,
+                b.start + 1,
+                b.end
+            ),
+            String::new(),
+            String::new(),
+            format!("{} → {} ({})", ms(pr.0), ms(pr.1), ratio(pr.1, pr.0)),
             String::new(),
             String::new(),
         ]);

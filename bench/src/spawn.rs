@@ -23,6 +23,10 @@ pub struct Finished {
     /// `ru_maxrss` of the child (KiB): the largest of it and its reaped children (a
     /// delegated IPAM plugin), as `wait4` reports for RUSAGE_BOTH.
     pub max_rss_kib: u64,
+    /// User + system CPU time of the child and the children it reaped (`wait4`'s rusage):
+    /// the plugin's own work, including the kernel's work in its system calls, without the
+    /// time it spent waiting (for the RTNL lock, for the CPU).
+    pub cpu: Duration,
     /// Exit code, or 128 + signal.
     pub code: i32,
     pub stdout: Vec<u8>,
@@ -101,13 +105,14 @@ impl Running {
         if let Some(mut e) = self.child.stderr.take() {
             e.read_to_end(&mut stderr)?;
         }
-        let (max_rss_kib, ns) = take_launcher_report(&mut stderr).ok_or_else(|| {
+        let (max_rss_kib, ns, cpu_us) = take_launcher_report(&mut stderr).ok_or_else(|| {
             std::io::Error::other(format!("the launcher reported nothing (exit {code})"))
         })?;
         let _ = (elapsed, usage);
         Ok(Finished {
             elapsed: Duration::from_nanos(ns),
             max_rss_kib,
+            cpu: Duration::from_micros(cpu_us),
             code,
             stdout,
             stderr,
@@ -131,21 +136,23 @@ fn launcher() -> &'static Path {
     })
 }
 
-/// Removes the launcher's trailer from stderr and returns (peak RSS KiB, wall ns).
-fn take_launcher_report(stderr: &mut Vec<u8>) -> Option<(u64, u64)> {
+/// Removes the launcher's trailer from stderr and returns (peak RSS KiB, wall ns, CPU µs).
+fn take_launcher_report(stderr: &mut Vec<u8>) -> Option<(u64, u64, u64)> {
     let text = String::from_utf8_lossy(stderr).into_owned();
     let at = text.rfind(REPORT)?;
     let mut rss = None;
     let mut ns = None;
+    let mut cpu = None;
     for field in text[at + REPORT.len()..].split_whitespace() {
         match field.split_once('=') {
             Some(("maxrss_kib", v)) => rss = v.parse().ok(),
             Some(("ns", v)) => ns = v.parse().ok(),
+            Some(("cpu_us", v)) => cpu = v.parse().ok(),
             _ => {}
         }
     }
     stderr.truncate(at);
-    Some((rss?, ns?))
+    Some((rss?, ns?, cpu?))
 }
 
 /// Removes the launcher file (call once at the end of a run).
@@ -177,6 +184,8 @@ mod tests {
         assert_eq!(String::from_utf8_lossy(&out.stderr), "err\n");
         assert!(out.max_rss_kib > 0);
         assert!(out.elapsed > Duration::ZERO);
+        // A shell that ran a script used some CPU, and no more than 1 s of it.
+        assert!(out.cpu > Duration::ZERO && out.cpu < Duration::from_secs(1));
     }
 
     #[test]

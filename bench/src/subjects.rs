@@ -15,6 +15,8 @@ pub const IFNAME: &str = "eth0";
 #[derive(Debug, Clone, Copy)]
 pub struct Sample {
     pub elapsed: Duration,
+    /// CPU time (user + system) spent on it: the plugin process's, or the floor's thread's.
+    pub cpu: Duration,
     /// Peak RSS of the plugin process (KiB); `None` in-process.
     pub max_rss_kib: Option<u64>,
 }
@@ -22,6 +24,17 @@ pub struct Sample {
 impl Sample {
     pub fn ms(&self) -> f64 {
         self.elapsed.as_secs_f64() * 1e3
+    }
+    pub fn cpu_ms(&self) -> f64 {
+        self.cpu.as_secs_f64() * 1e3
+    }
+    /// A finished process's figures.
+    pub fn of(out: &Finished) -> Sample {
+        Sample {
+            elapsed: out.elapsed,
+            cpu: out.cpu,
+            max_rss_kib: Some(out.max_rss_kib),
+        }
     }
 }
 
@@ -149,17 +162,10 @@ impl Subject for PluginNet {
                 out.describe()
             );
         }
-        Sample {
-            elapsed: out.elapsed,
-            max_rss_kib: Some(out.max_rss_kib),
-        }
+        Sample::of(&out)
     }
     fn del(&self, pod: &Pod) -> Sample {
-        let out = self.call("DEL", pod);
-        Sample {
-            elapsed: out.elapsed,
-            max_rss_kib: Some(out.max_rss_kib),
-        }
+        Sample::of(&self.call("DEL", pod))
     }
 }
 
@@ -169,11 +175,7 @@ pub struct ProcessFloor;
 impl ProcessFloor {
     fn once(&self) -> Sample {
         crate::scene::check_interrupted();
-        let out = spawn::run(Path::new("/bin/true"), &[], b"").expect("spawn /bin/true");
-        Sample {
-            elapsed: out.elapsed,
-            max_rss_kib: Some(out.max_rss_kib),
-        }
+        Sample::of(&spawn::run(Path::new("/bin/true"), &[], b"").expect("spawn /bin/true"))
     }
 }
 

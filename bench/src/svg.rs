@@ -317,6 +317,7 @@ mod tests {
     fn series(label: &'static str, ms: &[f64]) -> Series {
         let s = |v: &f64| Sample {
             elapsed: Duration::from_secs_f64(v / 1e3),
+            cpu: Duration::ZERO,
             max_rss_kib: None,
         };
         Series {
