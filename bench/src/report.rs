@@ -637,7 +637,12 @@ impl Report {
                all DELs. 2: {gp} pods each on one bridge (/23), {gr} rounds on fresh bridges; each window pools every round. 3: {burst} ADDs started at once, {rounds} rounds each. \
                6: the kernel floor does the same kernel work in-process with the `kernel` crate (open the pod netns, \
                veth pair with the peer born in it and the host end on the bridge and up in one request, eth0 up, \
-               address, default route; DEL deletes eth0), interleaved with the plugins in 1 and 2.\n",
+               address, default route; DEL deletes eth0), interleaved with the plugins in 1 and 2.\n\
+             - CPU time is the plugin process's user + system time from `wait4` (the floor: its thread's CPU \
+               time). It includes the kernel's work inside the plugin's system calls and lock spinning, not time \
+               spent asleep (waiting for the RTNL lock, or for a CPU). In 2, `/bin/true` is spawned between the \
+               plugins' ADDs: how much a timed region grows from the environment alone (kernel workers and \
+               softirqs busy with the pods already there) as the bridges fill up.\n",
             pods = p.pods,
             gp = p.growth_pods,
             gr = p.growth_rounds,
