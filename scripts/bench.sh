@@ -33,6 +33,13 @@ if [ "${SKIP_IPAM_BENCH:-0}" != 1 ]; then
     ipam_out="$CARGO_TARGET_DIR/bench-ipam-alloc.txt"
     cargo bench --quiet -p podwire-ipam --bench alloc | tee "$ipam_out"
     ipam_args=(--ipam-alloc "$ipam_out")
+    # That benchmark creates and deletes thousands of files. On ext4 without a journal (this
+    # machine's root) the kernel will not reuse an inode freed less than
+    # dirty_expire_centisecs + 5 s ago, and scans past every such inode on each file it
+    # creates: the next items' IPAM files would pay for this benchmark's churn. Wait it out.
+    expire=$(( $(cat /proc/sys/vm/dirty_expire_centisecs 2>/dev/null || echo 3000) / 100 + 10 ))
+    echo "== waiting ${expire} s for the filesystem to forget the IPAM benchmark's deleted files"
+    sleep "$expire"
 fi
 
 label="$(git describe --always --dirty 2>/dev/null || echo unknown)"
