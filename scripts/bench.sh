@@ -29,17 +29,15 @@ link_plugins_static
 
 ipam_args=()
 if [ "${SKIP_IPAM_BENCH:-0}" != 1 ]; then
-    echo "== 5. IPAM alone: cargo bench -p podwire-ipam --bench alloc"
-    ipam_out="$CARGO_TARGET_DIR/bench-ipam-alloc.txt"
-    cargo bench --quiet -p podwire-ipam --bench alloc | tee "$ipam_out"
-    ipam_args=(--ipam-alloc "$ipam_out")
-    # That benchmark creates and deletes thousands of files. On ext4 without a journal (this
-    # machine's root) the kernel will not reuse an inode freed less than
-    # dirty_expire_centisecs + 5 s ago, and scans past every such inode on each file it
-    # creates: the next items' IPAM files would pay for this benchmark's churn. Wait it out.
-    expire=$(( $(cat /proc/sys/vm/dirty_expire_centisecs 2>/dev/null || echo 3000) / 100 + 10 ))
-    echo "== waiting ${expire} s for the filesystem to forget the IPAM benchmark's deleted files"
-    sleep "$expire"
+    # Item 5 is podwire-ipam's own benchmark. podwire-bench runs it after every other item: it
+    # creates and deletes thousands of files, and on ext4 without a journal (this machine's
+    # root) the kernel then scans past each recently freed inode on every file created, which
+    # would tax the next items' IPAM files (item 1 went from 0.20x to 0.26x right after it).
+    echo "== cargo bench --no-run -p podwire-ipam --bench alloc (item 5, run last)"
+    alloc_bin=$(cargo bench --no-run --quiet --message-format=json -p podwire-ipam --bench alloc |
+        jq -r 'select(.reason == "compiler-artifact" and .target.name == "alloc") | .executable' |
+        tail -n 1)
+    ipam_args=(--ipam-bench "$alloc_bin")
 fi
 
 label="$(git describe --always --dirty 2>/dev/null || echo unknown)"

@@ -1,7 +1,7 @@
 //! Item 5, IPAM alone, comes from podwire-ipam's own benchmark (`crates/ipam/benches/alloc.rs`:
 //! one ADD+DEL at the 1st, 1,000th and 4,000th allocation of a /20, podwire-ipam exec'd and
-//! in-process against host-local, interleaved in its run). `scripts/bench.sh` runs it and hands
-//! its output here; this reads the table back so its ratios join ours.
+//! in-process against host-local, interleaved in its run). `podwire-bench --ipam-bench` runs it last,
+//! and this reads its table back so its ratios join ours.
 
 /// One implementation's medians at each checkpoint (ms).
 #[derive(Debug, Clone, PartialEq)]

@@ -18,7 +18,9 @@ usage: podwire-bench [options]   (as root)
   --podwire PATH        the podwire plugin binary (default: beside this binary)
   --reference-dir DIR   Debian's reference plugins (default: /usr/lib/cni)
   --out-dir DIR         write DIR/benchmarks.md and DIR/benchmarks.svg
-  --ipam-alloc FILE     output of `cargo bench -p podwire-ipam --bench alloc` (item 5)
+  --ipam-bench PROGRAM  podwire-ipam's alloc benchmark binary, run last (item 5): its thousands
+                        of file creations and deletions must not precede the other items
+  --ipam-alloc FILE     or: its output, from an earlier `cargo bench -p podwire-ipam --bench alloc`
   --baseline PATH       another podwire build (e.g. before a change) measured beside podwire in
                         the sequential run, for before/after figures on a noisy machine
   --version-label TEXT  what podwire build this is, for the report (e.g. a git commit)
@@ -38,6 +40,7 @@ struct Options {
     reference_dir: PathBuf,
     out_dir: Option<PathBuf>,
     ipam_alloc: Option<PathBuf>,
+    ipam_bench: Option<PathBuf>,
     baseline: Option<PathBuf>,
     only: Vec<String>,
     growth_rounds: usize,
@@ -62,6 +65,7 @@ fn parse_args() -> Result<Options, String> {
         reference_dir: PathBuf::from("/usr/lib/cni"),
         out_dir: None,
         ipam_alloc: None,
+        ipam_bench: None,
         baseline: None,
         only: ["seq", "growth", "burst", "cri"].map(String::from).to_vec(),
         growth_rounds: 2,
@@ -87,6 +91,7 @@ fn parse_args() -> Result<Options, String> {
             "--reference-dir" => o.reference_dir = value()?.into(),
             "--out-dir" => o.out_dir = Some(value()?.into()),
             "--ipam-alloc" => o.ipam_alloc = Some(value()?.into()),
+            "--ipam-bench" => o.ipam_bench = Some(value()?.into()),
             "--baseline" => o.baseline = Some(value()?.into()),
             "--version-label" => o.label = value()?,
             "--pods" => o.pods = number(value()?)?,
@@ -184,8 +189,13 @@ fn main() {
 
     scene::install_signal_handlers();
     let started = Instant::now();
-    let report = run(&o, &bridge, ipam, started);
+    let mut report = run(&o, &bridge, ipam, started);
     bench::spawn::remove_launcher();
+    if let Some(program) = &o.ipam_bench {
+        log(started, "5. IPAM alone (last: its file churn would tax the other items)");
+        report.ipam = run_ipam_bench(program);
+        report.elapsed = started.elapsed();
+    }
     print!("{}", report.text());
     if let Some(dir) = &o.out_dir {
         let write = |name: &str, body: String| {
@@ -379,6 +389,29 @@ fn run(o: &Options, bridge: &Path, ipam: Option<IpamAlloc>, started: Instant) ->
         cri,
         elapsed: started.elapsed(),
     }
+}
+
+/// Runs podwire-ipam's alloc benchmark (as `cargo bench` would: with `--bench`), shows its
+/// output, and reads its table back.
+fn run_ipam_bench(program: &Path) -> Option<IpamAlloc> {
+    let out = std::process::Command::new(program)
+        .arg("--bench")
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .map_err(|e| eprintln!("podwire-bench: {}: {e} (item 5 left out)", program.display()))
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    print!("{text}");
+    let parsed = IpamAlloc::parse(&text);
+    if !out.status.success() || parsed.is_none() {
+        eprintln!(
+            "podwire-bench: {} failed ({}) or printed no alloc table (item 5 left out)",
+            program.display(),
+            out.status
+        );
+        return None;
+    }
+    parsed
 }
 
 fn date() -> String {

@@ -597,12 +597,13 @@ impl Report {
         s.push_str("\n## IPAM alone\n\n");
         match &self.ipam {
             Some(i) => s.push_str(&format!(
-                "From podwire-ipam's own benchmark (`crates/ipam/benches/alloc.rs`, run by `scripts/bench.sh`), \
+                "From podwire-ipam's own benchmark (`crates/ipam/benches/alloc.rs`, run after every other item, so that its \
+                 thousands of created and deleted files cannot slow the others' file systems), \
                  which interleaves podwire-ipam (exec'd, and in-process as the bridge plugin uses it) with \
                  host-local in its run:\n\n```text\n{}\n```\n",
                 i.raw
             )),
-            None => s.push_str("Not run in this run (`podwire-bench` was not given `--ipam-alloc`).\n"),
+            None => s.push_str("Not run in this run (`podwire-bench` was given neither `--ipam-bench` nor `--ipam-alloc`).\n"),
         }
         s.push_str("\n## Under containerd's CRI\n\n");
         match &self.cri {
