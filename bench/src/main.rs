@@ -22,7 +22,8 @@ usage: podwire-bench [options]   (as root)
                         of file creations and deletions must not precede the other items
   --ipam-alloc FILE     or: its output, from an earlier `cargo bench -p podwire-ipam --bench alloc`
   --baseline PATH       another podwire build (e.g. before a change) measured beside podwire in
-                        the sequential run, for before/after figures on a noisy machine
+                        the sequential, growth and burst runs, for before/after figures on a
+                        noisy machine
   --version-label TEXT  what podwire build this is, for the report (e.g. a git commit)
   --pods N              sequential pods per plugin (default 100)
   --growth N            pods on one bridge for the growth run (default 250)
@@ -192,7 +193,10 @@ fn main() {
     let mut report = run(&o, &bridge, ipam, started);
     bench::spawn::remove_launcher();
     if let Some(program) = &o.ipam_bench {
-        log(started, "5. IPAM alone (last: its file churn would tax the other items)");
+        log(
+            started,
+            "5. IPAM alone (last: its file churn would tax the other items)",
+        );
         report.ipam = run_ipam_bench(program);
         report.elapsed = started.elapsed();
     }
@@ -293,7 +297,9 @@ fn run(o: &Options, bridge: &Path, ipam: Option<IpamAlloc>, started: Instant) ->
             let floor = KernelFloor::new(&format!("bfl1r{r}"), &subnet(2));
             // The bare process too: what the environment alone does to a timed region as the
             // bridges fill up (background kernel work lands on whatever runs).
-            let subjects: [&dyn Subject; 4] = [&pw, &rf, &floor, &ProcessFloor];
+            let base = baseline(&tag, &format!("bbase1r{r}"), &subnet(3));
+            let mut subjects: Vec<&dyn Subject> = vec![&pw, &rf, &floor, &ProcessFloor];
+            subjects.extend(base.as_ref().map(|b| b as &dyn Subject));
             log(
                 started,
                 &format!(
@@ -398,7 +404,12 @@ fn run_ipam_bench(program: &Path) -> Option<IpamAlloc> {
         .arg("--bench")
         .stderr(std::process::Stdio::inherit())
         .output()
-        .map_err(|e| eprintln!("podwire-bench: {}: {e} (item 5 left out)", program.display()))
+        .map_err(|e| {
+            eprintln!(
+                "podwire-bench: {}: {e} (item 5 left out)",
+                program.display()
+            )
+        })
         .ok()?;
     let text = String::from_utf8_lossy(&out.stdout);
     print!("{text}");

@@ -338,6 +338,21 @@ impl Report {
             String::new(),
             String::new(),
         ]);
+        if let Some(gb) = self.growth_of(BASELINE) {
+            t.row(vec![
+                format!(
+                    "2. growth: podwire / baseline build ({} → {} ms, {})",
+                    ms(gb.0),
+                    ms(gb.1),
+                    ratio(gb.1, gb.0)
+                ),
+                ratio(gp.1, gp.0),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+            ]);
+        }
         let c = |l: &str| self.growth_cpu_of(l).unwrap_or((f64::NAN, f64::NAN));
         let (cp, cr, cf) = (c(PODWIRE), c(REFERENCE), c(FLOOR));
         t.row(vec![
