@@ -509,6 +509,33 @@ impl Report {
         t
     }
 
+    /// The growth target next to what the kernel alone does in the same run: the floor is the
+    /// same kernel work with no plugin at all, so no plugin can grow less than it does.
+    fn growth_context(&self) -> String {
+        let (Some(p), Some(f)) = (self.growth_of(PODWIRE), self.growth_of(FLOOR)) else {
+            return String::new();
+        };
+        let cpu = |l: &str| {
+            self.growth_cpu_of(l)
+                .map_or(String::from("—"), |(a, b)| ratio(b, a))
+        };
+        let bare = self
+            .growth_of(PROCESS)
+            .map_or(String::from("—"), |(a, b)| ratio(b, a));
+        format!(
+            "\nGrowth in context: the kernel floor, the same kernel objects made in-process with no plugin \
+             logic, grew {} in this run (podwire {}). In CPU time podwire grew {}, the floor {}; a bare \
+             process beside them {}. What grows is kernel work: attaching a port walks every port of the \
+             bridge, kernel workers flood each new pod's IPv6 multicast to every port and hold the RTNL \
+             lock while they do, and the ADD waits for it (profile: [growth.md](growth.md)).\n",
+            ratio(f.1, f.0),
+            ratio(p.1, p.0),
+            cpu(PODWIRE),
+            cpu(FLOOR),
+            bare,
+        )
+    }
+
     fn checks_table(&self) -> Table {
         let mut t = Table::new(&["target", "measured", "met"]);
         for c in self.checks() {
@@ -572,6 +599,7 @@ impl Report {
         s.push_str(&self.table().markdown());
         s.push_str("\n## Targets\n\n");
         s.push_str(&self.checks_table().markdown());
+        s.push_str(&self.growth_context());
         s.push_str("\n![ADD and DEL latency distributions, and ADD latency as the bridge fills up](benchmarks.svg)\n");
         s.push_str(&format!("\n## {} ADDs at once, per round\n\n", p.burst));
         let mut bt = Table::new(&[
