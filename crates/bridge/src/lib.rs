@@ -19,6 +19,7 @@ pub mod ipam;
 pub mod mac;
 pub mod masq;
 pub mod names;
+mod random;
 
 use cni::{CmdArgs, CniResult, Plugin, Result};
 

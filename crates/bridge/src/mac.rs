@@ -37,7 +37,6 @@ pub fn requested(a: &CmdArgs) -> Result<Option<MacAddr>> {
 
 pub fn random() -> MacAddr {
     let mut b = [0u8; 6];
-    let _ = std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b));
+    crate::random::fill(&mut b);
     MacAddr::local_from(b)
 }

@@ -45,8 +45,7 @@ pub fn host_veth(network: &str, container_id: &str, ifname: &str) -> String {
 /// A random host veth name, for the rare clash of `host_veth`.
 pub fn random_host_veth() -> String {
     let mut buf = [0u8; 4];
-    let _ = std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut buf));
+    crate::random::fill(&mut buf);
     format!("veth{:08x}", u32::from_ne_bytes(buf) ^ std::process::id())
 }
 
