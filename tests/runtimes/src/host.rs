@@ -102,16 +102,7 @@ pub fn delete_nft_rules_tagged(prefix: &str) {
 }
 
 /// Allocated addresses in a host-local layout data dir (`<data_dir>/<network>/<ip>`).
-pub fn allocations(data_dir: &Path, network: &str) -> Vec<String> {
-    let Ok(entries) = std::fs::read_dir(data_dir.join(network)) else {
-        return vec![];
-    };
-    entries
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.parse::<std::net::IpAddr>().is_ok())
-        .collect()
-}
+pub use testkit::allocations;
 
 /// libcni's cached results for `network` (`<cache>/results/<network>-<container>-<ifname>`).
 pub fn cache_entries(network: &str) -> Vec<PathBuf> {

@@ -19,6 +19,22 @@ pub fn unique(prefix: &str) -> String {
     s
 }
 
+/// The allocated addresses of `network` in a host-local layout data dir
+/// (`<data_dir>/<network>/<ip>`), sorted; bookkeeping files (lock, last_reserved_ip.N) and our
+/// own `.podwire` dir are left out. A missing dir holds none.
+pub fn allocations(data_dir: &std::path::Path, network: &str) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(data_dir.join(network)) else {
+        return vec![];
+    };
+    let mut ips: Vec<String> = entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.parse::<std::net::IpAddr>().is_ok())
+        .collect();
+    ips.sort();
+    ips
+}
+
 /// Runs a command that must succeed; returns its stdout.
 pub fn run(cmd: &[&str]) -> String {
     let out = Command::new(cmd[0])

@@ -95,15 +95,7 @@ impl Node {
 
     /// Allocation files in the IPAM data dir of `network` (host-local layout), excluding bookkeeping.
     pub fn allocations(&self, network: &str) -> Vec<String> {
-        let dir = self.data_dir.join(network);
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return vec![];
-        };
-        entries
-            .filter_map(|e| e.ok())
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| n.parse::<std::net::IpAddr>().is_ok())
-            .collect()
+        testkit::allocations(&self.data_dir, network)
     }
 
     pub fn ping(&self, from_netns: &str, to: &str) -> bool {
