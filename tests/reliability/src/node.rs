@@ -3,9 +3,11 @@
 //! and throwaway pod namespaces. Everything goes on Drop, even when the test fails.
 
 use kernel::{Netlink, Netns, NetnsGuard};
+use runtime::{CniConfig, Exec};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
+use std::time::Duration;
 
 static NEXT: AtomicUsize = AtomicUsize::new(0);
 
@@ -57,6 +59,19 @@ impl Node {
     /// The runtime's result cache.
     pub fn cache_dir(&self) -> PathBuf {
         self.dir.join("cache")
+    }
+
+    /// The runtime side for this node: plugins from `plugin_dir`, results cached in
+    /// [`Node::cache_dir`], plugin stderr kept out of the test output, each call killed after
+    /// `timeout` (`None`: never).
+    pub fn runtime(&self, plugin_dir: &Path, timeout: Option<Duration>) -> CniConfig {
+        CniConfig::new(vec![plugin_dir.to_path_buf()])
+            .with_cache_dir(self.cache_dir())
+            .with_exec(Exec {
+                timeout,
+                forward_stderr: false,
+                ..Exec::default()
+            })
     }
 
     pub fn pod(&self) -> Pod {

@@ -10,7 +10,7 @@ use podwire_reliability_tests::node::{Node, Pod};
 use podwire_reliability_tests::report::Report;
 use podwire_reliability_tests::rng::Rng;
 use podwire_reliability_tests::{binaries, count, is_root, state};
-use runtime::{CniConfig, Exec, NetworkConfigList, RuntimeConf};
+use runtime::{NetworkConfigList, RuntimeConf};
 use serde_json::json;
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
@@ -75,13 +75,7 @@ fn churn_never_duplicates_an_address_and_leaves_nothing() {
         .as_bytes(),
     )
     .unwrap();
-    let cni = CniConfig::new(vec![podwire.parent().unwrap().to_path_buf()])
-        .with_cache_dir(node.cache_dir())
-        .with_exec(Exec {
-            timeout: Some(Duration::from_secs(60)),
-            forward_stderr: false,
-            ..Exec::default()
-        });
+    let cni = node.runtime(podwire.parent().unwrap(), Some(Duration::from_secs(60)));
     let pods: Vec<Pod> = (0..PODS).map(|_| node.pod()).collect();
     let slots: Vec<Mutex<Slot>> = (0..PODS).map(|_| Mutex::default()).collect();
     let ledger = Mutex::new(Ledger::default());
@@ -95,27 +89,25 @@ fn churn_never_duplicates_an_address_and_leaves_nothing() {
         // The invariant checker: pods live for a whole sample must show their own address in
         // the kernel and on disk, and no address twice.
         s.spawn(|| {
-            while !done.load(Ordering::SeqCst) {
-                let before: HashMap<(usize, u64), IpAddr> = ledger
+            // Who holds which address right now, keyed by (pod, generation).
+            let snapshot = || -> HashMap<(usize, u64), IpAddr> {
+                ledger
                     .lock()
                     .unwrap()
                     .by_ip
                     .iter()
                     .map(|(ip, k)| (*k, *ip))
-                    .collect();
+                    .collect()
+            };
+            while !done.load(Ordering::SeqCst) {
+                let before = snapshot();
                 let mut seen: HashMap<IpAddr, usize> = HashMap::new();
                 let kernel: Vec<((usize, u64), Vec<IpAddr>)> = before
                     .keys()
                     .map(|k| (*k, state::pod_ipv4(&pods[k.0].ns)))
                     .collect();
                 let disk = state::allocations(&node.data_dir(), NET);
-                let after: HashMap<(usize, u64), IpAddr> = ledger
-                    .lock()
-                    .unwrap()
-                    .by_ip
-                    .iter()
-                    .map(|(ip, k)| (*k, *ip))
-                    .collect();
+                let after = snapshot();
                 let mut found = Vec::new();
                 for (k, addrs) in kernel {
                     let Some(ip) = after.get(&k).filter(|ip| before.get(&k) == Some(ip)) else {

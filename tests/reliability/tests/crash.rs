@@ -13,7 +13,7 @@ use podwire_reliability_tests::plugin::{self, Call};
 use podwire_reliability_tests::report::Report;
 use podwire_reliability_tests::rng::Rng;
 use podwire_reliability_tests::{binaries, count, is_root, state};
-use runtime::{CacheEntry, CniConfig, Exec, GcAttachment, NetworkConfigList, RuntimeConf};
+use runtime::{CacheEntry, CniConfig, GcAttachment, NetworkConfigList, RuntimeConf};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
@@ -241,13 +241,7 @@ fn killed_adds_leak_nothing_after_del_and_gc() {
     let mut plugin_conf = conf["plugins"][0].clone();
     plugin_conf["name"] = NET.into();
     plugin_conf["cniVersion"] = "1.1.0".into();
-    let cni = CniConfig::new(vec![podwire.parent().unwrap().to_path_buf()])
-        .with_cache_dir(node.cache_dir())
-        .with_exec(Exec {
-            timeout: Some(Duration::from_secs(60)),
-            forward_stderr: false,
-            ..Exec::default()
-        });
+    let cni = node.runtime(podwire.parent().unwrap(), Some(Duration::from_secs(60)));
     let mut s = Suite {
         node,
         list,

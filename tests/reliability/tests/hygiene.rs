@@ -7,7 +7,7 @@ use podwire_reliability_tests::node::Node;
 use podwire_reliability_tests::plugin::{self, Call};
 use podwire_reliability_tests::report::Report;
 use podwire_reliability_tests::{binaries, is_root};
-use runtime::{CniConfig, Exec, NetworkConfigList, RuntimeConf};
+use runtime::{NetworkConfigList, RuntimeConf};
 use serde_json::json;
 use std::os::unix::fs::symlink;
 use std::path::Path;
@@ -44,12 +44,7 @@ fn state_and_cache_are_private() {
             .as_bytes(),
     )
     .unwrap();
-    let cni = CniConfig::new(vec![podwire.parent().unwrap().to_path_buf()])
-        .with_cache_dir(node.cache_dir())
-        .with_exec(Exec {
-            forward_stderr: false,
-            ..Exec::default()
-        });
+    let cni = node.runtime(podwire.parent().unwrap(), None);
     let rt = RuntimeConf {
         container_id: "hyg1".into(),
         netns: pod.path.clone(),
