@@ -12,9 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup-host.sh
-need_root
-install_apt_packages
-install_rust
+prepare_host
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 
 out_dir=docs

@@ -7,9 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup-host.sh
-need_root
-install_apt_packages
-install_rust
+prepare_host
 
 echo "podwire demo: building (cargo build --release)"
 cargo build --release --quiet -p podwire-bridge -p podwire-ipam -p podwire-runtime-tests

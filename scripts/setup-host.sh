@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what podwire's build, tests and demo need on a Debian 12 machine, only when missing.
-# Sourced by scripts/test.sh and scripts/demo.sh; safe to run twice.
+# Sourced by scripts/test.sh, demo.sh and bench.sh; safe to run twice.
 set -euo pipefail
 
 need_root() {
@@ -41,6 +41,13 @@ install_rust() {
         export PATH="$HOME/.cargo/bin:$PATH"
     fi
     rustup component list --installed 2>/dev/null | grep -q clippy || rustup component add clippy rustfmt 2>/dev/null || true
+}
+
+# Everything a script needs before it builds: root, the Debian packages, Rust.
+prepare_host() {
+    need_root
+    install_apt_packages
+    install_rust
 }
 
 # The CNI runtimes find plugins in /opt/cni/bin; Debian ships the reference ones in /usr/lib/cni.

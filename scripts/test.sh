@@ -4,9 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup-host.sh
-need_root
-install_apt_packages
-install_rust
+prepare_host
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
