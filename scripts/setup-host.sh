@@ -53,11 +53,12 @@ prepare_host() {
 # The CNI runtimes find plugins in /opt/cni/bin; Debian ships the reference ones in /usr/lib/cni.
 REFERENCE_CNI_DIR=/usr/lib/cni
 
-# Links the two plugin binaries statically (glibc static-pie), as the reference Go plugins are:
+# Links the plugin binaries statically (glibc static-pie), as the reference Go plugins are:
 # a plugin is exec'd once per pod, and a static binary skips the dynamic loader (~0.35 ms) and
 # keeps libc's pages out of its RSS. `cargo rustc` applies the flag to the final link only, so the
 # dependencies and proc macros build as usual. Call after `cargo build --release`.
 link_plugins_static() {
     cargo rustc --release --quiet -p podwire-bridge --bin podwire -- -C target-feature=+crt-static
     cargo rustc --release --quiet -p podwire-ipam --bin podwire-ipam -- -C target-feature=+crt-static
+    cargo rustc --release --quiet -p podwire-loopback --bin loopback -- -C target-feature=+crt-static
 }
