@@ -60,5 +60,6 @@ REFERENCE_CNI_DIR=/usr/lib/cni
 link_plugins_static() {
     cargo rustc --release --quiet -p podwire-bridge --bin podwire -- -C target-feature=+crt-static
     cargo rustc --release --quiet -p podwire-ipam --bin podwire-ipam -- -C target-feature=+crt-static
+    cargo rustc --release --quiet -p podwire-portmap --bin podwire-portmap -- -C target-feature=+crt-static
     cargo rustc --release --quiet -p podwire-loopback --bin loopback -- -C target-feature=+crt-static
 }

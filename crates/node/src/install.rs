@@ -9,7 +9,7 @@ use std::path::Path;
 
 /// The binaries a podwire node needs in /opt/cni/bin.
 /// `loopback` is ours too: containerd's CRI execs that name for every sandbox's `lo`.
-pub const BINARIES: &[&str] = &["podwire", "podwire-ipam", "loopback"];
+pub const BINARIES: &[&str] = &["podwire", "podwire-ipam", "podwire-portmap", "loopback"];
 
 /// Copies `names` from `from` to `to` (0755); an identical file is left alone. Returns the
 /// names it copied.
