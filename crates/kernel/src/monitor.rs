@@ -10,6 +10,8 @@ use crate::error::{Error, Result};
 // Legacy RTMGRP_* bind masks (the groups below 32 can be joined at bind time).
 const RTMGRP_LINK: u32 = 0x1;
 const RTMGRP_NEIGH: u32 = 0x4;
+const RTMGRP_IPV4_IFADDR: u32 = 0x10;
+const RTMGRP_IPV6_IFADDR: u32 = 0x100;
 const RTMGRP_IPV4_ROUTE: u32 = 0x40;
 const RTMGRP_IPV6_ROUTE: u32 = 0x400;
 
@@ -18,6 +20,8 @@ const RTMGRP_IPV6_ROUTE: u32 = 0x400;
 pub enum KernelEvent {
     /// A link appeared, changed (up/down, carrier, MTU...) or went away.
     Link { index: u32, deleted: bool },
+    /// An address was added to or removed from link `index`.
+    Address { index: u32, deleted: bool },
     /// A route was added or removed; `protocol` is its RTPROT_*.
     Route { protocol: u8, deleted: bool },
     /// A neighbour or FDB entry changed on link `ifindex`.
@@ -26,7 +30,7 @@ pub enum KernelEvent {
     Overflow,
 }
 
-/// A socket subscribed to link, neighbour and route notifications of the netns it was opened
+/// A socket subscribed to link, address, neighbour and route notifications of the netns it was opened
 /// in (the calling thread's).
 pub struct Monitor {
     sock: Socket,
@@ -37,7 +41,12 @@ impl Monitor {
     pub fn new() -> Result<Monitor> {
         let op = "open rtnetlink monitor";
         let mut sock = Socket::new(NETLINK_ROUTE).map_err(|e| Error::io(op, e))?;
-        let groups = RTMGRP_LINK | RTMGRP_NEIGH | RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_ROUTE;
+        let groups = RTMGRP_LINK
+            | RTMGRP_NEIGH
+            | RTMGRP_IPV4_IFADDR
+            | RTMGRP_IPV6_IFADDR
+            | RTMGRP_IPV4_ROUTE
+            | RTMGRP_IPV6_ROUTE;
         sock.bind(&SocketAddr::new(0, groups))
             .map_err(|e| Error::io(op, e))?;
         Ok(Monitor {
@@ -88,6 +97,14 @@ fn event_of(m: &RouteNetlinkMessage) -> Option<KernelEvent> {
         },
         M::DelLink(l) => KernelEvent::Link {
             index: l.header.index,
+            deleted: true,
+        },
+        M::NewAddress(a) => KernelEvent::Address {
+            index: a.header.index,
+            deleted: false,
+        },
+        M::DelAddress(a) => KernelEvent::Address {
+            index: a.header.index,
             deleted: true,
         },
         M::NewRoute(r) => KernelEvent::Route {

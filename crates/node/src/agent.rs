@@ -258,7 +258,8 @@ fn spawn_kernel_watch(kick: mpsc::UnboundedSender<()>) -> Result<()> {
 fn relevant(e: &KernelEvent) -> bool {
     match e {
         // A link that flapped loses its routes silently (IPv4 sends no RTM_DELROUTE for them).
-        KernelEvent::Link { .. } | KernelEvent::Overflow => true,
+        // An address decides what is on-link and where VXLAN leaves from.
+        KernelEvent::Link { .. } | KernelEvent::Address { .. } | KernelEvent::Overflow => true,
         KernelEvent::Route { protocol, deleted } => {
             *deleted && *protocol == crate::peers::ROUTE_PROTOCOL
         }
