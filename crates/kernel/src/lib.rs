@@ -10,6 +10,8 @@ pub mod conntrack;
 mod error;
 mod link;
 mod mac;
+mod monitor;
+mod neighbour;
 mod netlink;
 pub mod netns;
 pub mod nft;
@@ -17,6 +19,7 @@ mod route;
 mod socket;
 pub mod sysctl;
 mod veth;
+mod vxlan;
 
 pub use address::{Address, AddressOptions, IpFamily};
 pub use bridge::BridgeSpec;
@@ -25,10 +28,13 @@ pub use conntrack::Conntrack;
 pub use error::{Error, Result, ResultExt};
 pub use link::{Link, LinkId, OperState};
 pub use mac::{MacAddr, ParseMacError};
+pub use monitor::{KernelEvent, Monitor};
+pub use neighbour::{FdbEntry, Neighbour};
 pub use netlink::Netlink;
 pub use netns::{Netns, NetnsGuard};
-pub use route::{Route, Scope, TABLE_MAIN};
+pub use route::{Route, Scope, RTPROT_BOOT, TABLE_MAIN};
 pub use veth::{VethPair, VethSpec};
+pub use vxlan::VxlanSpec;
 
 /// The rust-netlink message types, for callers of `Netlink::request`/`dump`.
 pub use ipnet;
