@@ -4,11 +4,10 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The plugins a podwire network execs; both must be in the runtime's CNI bin dir.
-pub const PLUGINS: [&str; 2] = ["podwire", "podwire-ipam"];
-
-/// Debian's reference plugins: containerd's CRI also execs `loopback` for every sandbox.
-pub const REFERENCE_DIR: &str = "/usr/lib/cni";
+/// The plugins a podwire node execs, all podwire's own: the network's `podwire` (with
+/// `podwire-ipam`) and `podwire-portmap`, and the `loopback` containerd's CRI execs for every
+/// sandbox. Nothing from containernetworking-plugins.
+pub const PLUGINS: [&str; 4] = ["podwire", "podwire-ipam", "podwire-portmap", "loopback"];
 
 fn workspace_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -59,6 +58,10 @@ pub fn release_dir() -> PathBuf {
                 "podwire-bridge",
                 "-p",
                 "podwire-ipam",
+                "-p",
+                "podwire-portmap",
+                "-p",
+                "podwire-loopback",
             ])
             .arg("--target-dir")
             .arg(&target)
@@ -75,19 +78,12 @@ pub fn release_dir() -> PathBuf {
     release
 }
 
-/// Fills `dir` with copies of podwire's plugins and the reference `loopback`, as an operator would
-/// install them into `/opt/cni/bin` (copies, so a rebuild mid-run cannot swap them under a runtime).
+/// Fills `dir` with copies of podwire's plugins, as `podwirectl node install-cni` would install
+/// them into `/opt/cni/bin` (copies, so a rebuild mid-run cannot swap them under a runtime).
 pub fn install_cni_bin_dir(dir: &Path) {
     std::fs::create_dir_all(dir).expect("create CNI bin dir");
     let release = release_dir();
-    let loopback = Path::new(REFERENCE_DIR).join("loopback");
-    assert!(
-        loopback.is_file(),
-        "{} is missing: `apt-get install containernetworking-plugins`",
-        loopback.display()
-    );
-    let sources = PLUGINS.iter().map(|p| release.join(p)).chain([loopback]);
-    for src in sources {
+    for src in PLUGINS.iter().map(|p| release.join(p)) {
         let dst = dir.join(src.file_name().expect("plugin file name"));
         std::fs::copy(&src, &dst)
             .unwrap_or_else(|e| panic!("copy {} → {}: {e}", src.display(), dst.display()));

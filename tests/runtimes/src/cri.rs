@@ -5,8 +5,9 @@ use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
 use k8s_cri::v1::{
     ContainerConfig, ContainerMetadata, CreateContainerRequest, ExecSyncRequest, ImageSpec,
     LinuxContainerConfig, LinuxPodSandboxConfig, ListPodSandboxRequest, PodSandboxConfig,
-    PodSandboxMetadata, PodSandboxState, PodSandboxStatusRequest, RemovePodSandboxRequest,
-    RunPodSandboxRequest, StartContainerRequest, StatusRequest, StopPodSandboxRequest,
+    PodSandboxMetadata, PodSandboxState, PodSandboxStatusRequest, PortMapping,
+    RemovePodSandboxRequest, RunPodSandboxRequest, StartContainerRequest, StatusRequest,
+    StopPodSandboxRequest,
 };
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -108,9 +109,22 @@ impl Cri {
 
     /// RunPodSandbox: what kubelet does first for every pod. Returns the sandbox ID.
     pub fn run_pod(&self, name: &str, log_dir: &Path) -> Result<String, String> {
+        self.run_pod_with_ports(name, log_dir, &[])
+    }
+
+    /// RunPodSandbox for a pod whose containers declare `hostPort`s: kubelet passes them as the
+    /// sandbox's port mappings, which containerd hands to CNI as `portMappings`.
+    pub fn run_pod_with_ports(
+        &self,
+        name: &str,
+        log_dir: &Path,
+        ports: &[PortMapping],
+    ) -> Result<String, String> {
         let mut c = self.client.clone();
+        let mut config = sandbox_config(name, log_dir);
+        config.port_mappings = ports.to_vec();
         let req = RunPodSandboxRequest {
-            config: Some(sandbox_config(name, log_dir)),
+            config: Some(config),
             runtime_handler: String::new(),
         };
         self.call(&format!("RunPodSandbox {name}"), c.run_pod_sandbox(req))

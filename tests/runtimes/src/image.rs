@@ -225,7 +225,8 @@ fn busybox_layer() -> Vec<u8> {
         kind: EntryKind::File { data, mode: 0o755 },
     });
     for applet in [
-        "sh", "ping", "ip", "sleep", "cat", "hostname", "ifconfig", "route",
+        "sh", "ping", "ip", "sleep", "cat", "hostname", "ifconfig", "route", "wget", "httpd",
+        "mkdir",
     ] {
         entries.push(Entry {
             path: format!("bin/{applet}"),
