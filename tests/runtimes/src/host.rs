@@ -379,3 +379,36 @@ fn nft_rule_count() -> usize {
 fn nft_table_exists() -> bool {
     succeeds("nft", &["list", "table", "inet", "podwire"])
 }
+
+/// Two host ports unique to this process, so a concurrent run elsewhere on the machine cannot
+/// hold them (port mappings live in the host's netns).
+pub fn free_host_ports() -> (u16, u16) {
+    let base = 20000 + (std::process::id() % 20000) as u16 * 2;
+    (base, base + 1)
+}
+
+/// An HTTP GET over a plain TCP connection from the host; the whole answer when one came back.
+pub fn http_get(to: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let addr: std::net::SocketAddr = to.parse().ok()?;
+    let timeout = std::time::Duration::from_secs(3);
+    let mut s = std::net::TcpStream::connect_timeout(&addr, timeout).ok()?;
+    s.set_read_timeout(Some(timeout)).ok()?;
+    s.write_all(b"GET / HTTP/1.0\r\n\r\n").ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    Some(out)
+}
+
+/// The shell command that does the same GET inside a busybox container (its static `wget`
+/// crashes in glibc's resolver; `nc` does not resolve a literal address).
+pub fn http_get_with_nc(ip: &str, port: u16) -> String {
+    format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 5 {ip} {port}")
+}
+
+/// The busybox shell command serving `body` over HTTP on `port` (in the foreground).
+pub fn httpd_serving(body: &str, port: u16) -> String {
+    format!(
+        "mkdir -p /tmp/w && echo {body} > /tmp/w/index.html && exec httpd -f -p {port} -h /tmp/w"
+    )
+}

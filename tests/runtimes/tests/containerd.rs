@@ -137,31 +137,12 @@ fn two_pods_get_podwire_ips_reach_each_other_and_the_host_and_leave_nothing() {
     }
 }
 
-/// Host ports unique to this process, so a concurrent run elsewhere on the machine cannot hold
-/// them (the mappings live in the host's netns).
-fn host_ports() -> (u16, u16) {
-    let base = 20000 + (std::process::id() % 20000) as u16 * 2;
-    (base, base + 1)
-}
-
-/// An HTTP GET over a plain TCP connection; the body when one came back.
-fn http_get(to: &str) -> Option<String> {
-    use std::io::{Read, Write};
-    let addr: std::net::SocketAddr = to.parse().unwrap();
-    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(3)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
-    s.write_all(b"GET / HTTP/1.0\r\n\r\n").ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    Some(out)
-}
-
 #[test]
 fn host_ports_tcp_and_udp_reach_the_pod_from_everywhere_and_leave_no_mapping() {
     let (_lock, ctrd) = start();
     let cri = ctrd.cri();
     let log_dir = ctrd.layout.pod_logs();
-    let (tcp, udp) = host_ports();
+    let (tcp, udp) = host::free_host_ports();
     let mapping = |proto: Protocol, host: u16, container: i32| PortMapping {
         protocol: proto as i32,
         container_port: container,
@@ -192,18 +173,13 @@ fn host_ports_tcp_and_udp_reach_the_pod_from_everywhere_and_leave_no_mapping() {
             &log_dir,
             "web",
             image::BUSYBOX_IMAGE,
-            &[
-                "sh",
-                "-c",
-                "mkdir -p /tmp/w && echo served-by-pod-a > /tmp/w/index.html \
-                 && exec httpd -f -p 80 -h /tmp/w",
-            ],
+            &["sh", "-c", &host::httpd_serving("served-by-pod-a", 80)],
         )
         .unwrap_or_else(|e| panic!("{e}"));
     let direct = format!("{}:80", sa.ip);
     let up = (0..50).any(|_| {
         std::thread::sleep(Duration::from_millis(100));
-        http_get(&direct).is_some()
+        host::http_get(&direct).is_some()
     });
     assert!(up, "httpd in pod-a never answered on {direct}");
     // UDP: busybox has no UDP server; a socket of the test's own, in pod-a's netns, answers.
@@ -224,11 +200,11 @@ fn host_ports_tcp_and_udp_reach_the_pod_from_everywhere_and_leave_no_mapping() {
         (format!("{gateway}:{tcp}"), "the node (bridge address)"),
         (format!("127.0.0.1:{tcp}"), "the node's 127.0.0.1"),
     ] {
-        let body = http_get(&to).unwrap_or_default();
+        let body = host::http_get(&to).unwrap_or_default();
         assert!(body.contains("served-by-pod-a"), "{who} via {to}: {body:?}");
     }
     // busybox-static's wget crashes in glibc's resolver; a raw request through nc does not.
-    let get = format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 5 {gateway} {tcp}");
+    let get = host::http_get_with_nc(&gateway, tcp);
     let client = cri
         .start_container(
             &b,
@@ -262,7 +238,7 @@ fn host_ports_tcp_and_udp_reach_the_pod_from_everywhere_and_leave_no_mapping() {
 
     stop_and_remove_leave_nothing(&ctrd, &cri, &[&a, &b]); // port mappings included
     assert!(
-        http_get(&format!("{gateway}:{tcp}")).is_none(),
+        host::http_get(&format!("{gateway}:{tcp}")).is_none(),
         "host port still open"
     );
     assert_no_errors_logged(&ctrd);
