@@ -1,7 +1,9 @@
 //! Churn: randomized ADD/DEL/CHECK from concurrent workers over many pods, through the runtime
-//! library (as containerd would: result cache, cached DEL), with an invariant checker running
-//! beside them. At no observed moment may two live pods hold one address; after DEL of
-//! everything nothing may be left: no host veth, allocation file, nft rule or cache entry.
+//! library (as containerd would: result cache, cached DEL) and the node's whole chain (`loopback`,
+//! `podwire`, `podwire-portmap` with a TCP and a UDP host port per pod), with an invariant checker
+//! running beside them. At no observed moment may two live pods hold one address; after DEL of
+//! everything nothing may be left: no host veth, allocation file, nft rule, port mapping or cache
+//! entry.
 //!
 //! CI: 1,000 operations, 16 workers, 200 pods. `PODWIRE_LONG=1`: 20,000 operations.
 //! `PODWIRE_CHURN_OPS`, `PODWIRE_SEED` override.
@@ -45,11 +47,16 @@ struct Tally {
     unexpected: Vec<String>,
 }
 
-fn rt(container: &str, pod: &Pod) -> RuntimeConf {
+/// Pod `p`'s attachment, with host ports of its own (30000 + p, TCP and UDP).
+fn rt(container: &str, pod: &Pod, p: usize) -> RuntimeConf {
+    let port = 30000 + p;
+    let mappings = json!([{"hostPort": port, "containerPort": 80, "protocol": "tcp"},
+                          {"hostPort": port, "containerPort": 53, "protocol": "udp"}]);
     RuntimeConf {
         container_id: container.into(),
         netns: pod.path.clone(),
         ifname: "eth0".into(),
+        capability_args: serde_json::Map::from_iter([("portMappings".into(), mappings)]),
         ..Default::default()
     }
 }
@@ -68,9 +75,10 @@ fn churn_never_duplicates_an_address_and_leaves_nothing() {
     let list = NetworkConfigList::from_bytes(
         json!({"cniVersion": "1.1.0", "name": NET, "plugins": [{
             "type": "podwire", "bridge": BRIDGE, "isGateway": true, "isDefaultGateway": true,
-            "ipMasq": true,
+            "ipMasq": true, "hairpinMode": true,
             "ipam": {"type": "podwire-ipam", "subnet": "10.77.0.0/24", "dataDir": node.data_dir()}
-        }]})
+        }, {"type": "podwire-portmap", "capabilities": {"portMappings": true}},
+           {"type": "loopback"}]})
         .to_string()
         .as_bytes(),
     )
@@ -150,7 +158,7 @@ fn churn_never_duplicates_an_address_and_leaves_nothing() {
                             None if roll < 85 => {
                                 slot.generation += 1;
                                 let cid = format!("churn-{p}-{}", slot.generation);
-                                match cni.add_network_list(list, &rt(&cid, &pods[p])) {
+                                match cni.add_network_list(list, &rt(&cid, &pods[p], p)) {
                                     Ok(r) => {
                                         let ip = r.ips[0].address.addr();
                                         let mut l = ledger.lock().unwrap();
@@ -170,7 +178,7 @@ fn churn_never_duplicates_an_address_and_leaves_nothing() {
                             None => {
                                 // DEL of something never added (or already deleted): must succeed.
                                 let cid = format!("churn-{p}-{}", slot.generation);
-                                let r = cni.del_network_list(list, &rt(&cid, &pods[p]));
+                                let r = cni.del_network_list(list, &rt(&cid, &pods[p], p));
                                 (
                                     "DEL (not attached)",
                                     r.map_err(|e| format!("DEL {cid}: {e}")),
@@ -179,16 +187,16 @@ fn churn_never_duplicates_an_address_and_leaves_nothing() {
                             Some((cid, ip)) if roll < 45 => {
                                 ledger.lock().unwrap().by_ip.remove(&ip);
                                 slot.attached = None;
-                                let r = cni.del_network_list(list, &rt(&cid, &pods[p]));
+                                let r = cni.del_network_list(list, &rt(&cid, &pods[p], p));
                                 ("DEL", r.map_err(|e| format!("DEL {cid}: {e}")))
                             }
                             Some((cid, _)) if roll < 85 => {
-                                let r = cni.check_network_list(list, &rt(&cid, &pods[p]));
+                                let r = cni.check_network_list(list, &rt(&cid, &pods[p], p));
                                 ("CHECK", r.map_err(|e| format!("CHECK {cid}: {e}")))
                             }
                             Some((cid, _)) => {
                                 // A repeated ADD must be refused (103) and change nothing.
-                                match cni.add_network_list(list, &rt(&cid, &pods[p])) {
+                                match cni.add_network_list(list, &rt(&cid, &pods[p], p)) {
                                     Err(e) if e.code().number() == 103 => {
                                         ("ADD again (refused)", Ok(()))
                                     }
@@ -227,7 +235,7 @@ fn churn_never_duplicates_an_address_and_leaves_nothing() {
         for (p, slot) in slots.iter().enumerate() {
             if let Some((cid, _)) = slot.lock().unwrap().attached.take() {
                 n += 1;
-                if let Err(e) = cni.del_network_list(&list, &rt(&cid, &pods[p])) {
+                if let Err(e) = cni.del_network_list(&list, &rt(&cid, &pods[p], p)) {
                     tally
                         .lock()
                         .unwrap()
@@ -242,6 +250,7 @@ fn churn_never_duplicates_an_address_and_leaves_nothing() {
     let all_veths = state::host_veths(&node);
     let files = state::allocations(&node.data_dir(), NET);
     let rules = state::nft_rules(&node);
+    let mappings = state::port_mappings(&node);
     let cache = state::cache_entries(&node.cache_dir());
     let tally = tally.into_inner().unwrap();
     let ledger = ledger.into_inner().unwrap();
@@ -264,8 +273,8 @@ fn churn_never_duplicates_an_address_and_leaves_nothing() {
         report.line(format!("  violation: {v}"));
     }
     report.line(format!(
-        "after DEL of the {live_at_end} pods still attached: host veths on the bridge {}, host veths in the node {}, allocation files {}, nft rules {}, cache entries {}",
-        veths.len(), all_veths.len(), files.len(), rules.len(), cache.len()
+        "after DEL of the {live_at_end} pods still attached: host veths on the bridge {}, host veths in the node {}, allocation files {}, nft rules {}, port mappings {}, cache entries {}",
+        veths.len(), all_veths.len(), files.len(), rules.len(), mappings.len(), cache.len()
     ));
     report.finish();
 
@@ -277,6 +286,7 @@ fn churn_never_duplicates_an_address_and_leaves_nothing() {
     );
     assert!(files.is_empty(), "leaked allocations: {files:?}");
     assert!(rules.is_empty(), "leaked nft rules: {rules:?}");
+    assert!(mappings.is_empty(), "leaked port mappings: {mappings:?}");
     assert!(cache.is_empty(), "leaked cache entries: {cache:?}");
     assert!(
         tally.ops.get("ADD").copied().unwrap_or(0) > ops / 4,
