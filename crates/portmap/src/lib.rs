@@ -17,7 +17,6 @@ pub mod ruleset;
 use cni::error::plugin_code;
 use cni::{CmdArgs, CniResult, Error, Plugin, Result};
 use kernel::nft::{Element, Nftables};
-use kernel::Conntrack;
 use mapping::{Mapping, Protocol};
 use ruleset::{Entry, MapKind};
 use std::collections::HashSet;
@@ -95,7 +94,7 @@ pub fn add(a: &CmdArgs) -> Result<CniResult> {
     if let Some(bridge) = bridge.filter(|_| entries.iter().any(|e| !e.map.v6)) {
         route_localnet(bridge);
     }
-    flush_udp(entries.iter().map(|e| (&e.mapping, e.map.v6)))?;
+    flush_udp(&nft, entries.iter().map(|e| (&e.mapping, e.map.v6)))?;
     Ok(prev)
 }
 
@@ -207,19 +206,18 @@ fn route_localnet(ifname: &str) {
 }
 
 /// Forgets the UDP conntrack entries of these host ports (TCP and SCTP connections end on
-/// their own; a UDP "connection" lives as long as the client keeps sending).
-fn flush_udp<'m>(mappings: impl Iterator<Item = (&'m Mapping, bool)>) -> Result<()> {
+/// their own; a UDP "connection" lives as long as the client keeps sending). Through the
+/// nftables socket: nfnetlink serves conntrack on it too.
+fn flush_udp<'m>(
+    nft: &Nftables,
+    mappings: impl Iterator<Item = (&'m Mapping, bool)>,
+) -> Result<()> {
     let mut done = HashSet::new();
-    let mut ct = None;
     for (m, v6) in mappings {
         if m.protocol != Protocol::Udp || !done.insert((m.host_port, v6)) {
             continue;
         }
-        if ct.is_none() {
-            ct = Some(Conntrack::new().map_err(kernel_error)?);
-        }
-        let ct = ct.as_ref().expect("set above");
-        ct.delete_by_dport(v6, m.protocol.number(), m.host_port)
+        nft.conntrack_delete_by_dport(v6, m.protocol.number(), m.host_port)
             .map_err(kernel_error)?;
     }
     Ok(())
@@ -262,7 +260,7 @@ pub fn del(a: &CmdArgs) -> Result<()> {
             tx.delete_elements(map.name(), &keys);
         }
         match tx.commit(&op) {
-            Ok(()) => return flush_udp(doomed.iter().map(|d| (d.0, d.1.v6))),
+            Ok(()) => return flush_udp(&nft, doomed.iter().map(|d| (d.0, d.1.v6))),
             // Deleted meanwhile (a concurrent DEL or GC): look again.
             Err(e) if e.is_not_found() && attempt < 3 => {}
             Err(e) => return Err(kernel_error(e)),

@@ -129,6 +129,12 @@ impl Nftables {
         Batch::new(self.sock.next_seq())
     }
 
+    /// Deletes the conntrack entries of `proto` to destination port `dport` through this same
+    /// socket (see [`crate::Conntrack::delete_by_dport`]).
+    pub fn conntrack_delete_by_dport(&self, v6: bool, proto: u8, dport: u16) -> Result<usize> {
+        crate::conntrack::delete_by_dport(&self.sock, v6, proto, dport)
+    }
+
     /// A batch of changes to `table`, applied atomically by `commit`.
     pub fn transaction<'a>(&'a self, table: &'a Table) -> Transaction<'a> {
         Transaction::new(self, table)
