@@ -28,7 +28,7 @@ pub const WINDOW: usize = 10;
 
 /// One side of the comparison: its plugin dir, conflists and portmap binary.
 struct Side {
-    flavor: Flavor,
+    label: &'static str,
     cni: CniConfig,
     loopback: NetworkConfigList,
     /// The pod network: main plugin + portmap.
@@ -68,7 +68,10 @@ impl Side {
         }
         let pm = json!({"type": portmap, "capabilities": {"portMappings": true}});
         Side {
-            flavor,
+            label: match flavor {
+                Flavor::Podwire => "podwire",
+                Flavor::Reference => "reference",
+            },
             cni: CniConfig::new(vec![dir.to_path_buf()])
                 .with_cache_dir(state.join(format!("cache-{who}"))),
             loopback: list("cni-loopback", vec![json!({"type": "loopback"})]),
@@ -81,9 +84,22 @@ impl Side {
     }
 
     fn label(&self) -> &'static str {
-        match self.flavor {
-            Flavor::Podwire => "podwire",
-            Flavor::Reference => "reference",
+        self.label
+    }
+
+    /// The floor: the same runtime calls and plugin execs, each plugin `cni-noop-plugin` (built
+    /// beside podwire), which does nothing. What neither side's plugins can go below.
+    fn floor(dir: &Path, state: &Path) -> Side {
+        let noop = || json!({"type": "cni-noop-plugin"});
+        Side {
+            label: "floor",
+            cni: CniConfig::new(vec![dir.to_path_buf()]).with_cache_dir(state.join("cache-floor")),
+            loopback: list("cni-loopback", vec![noop()]),
+            chain: list("bench-floor", vec![noop(), noop()]),
+            main: list("bench-floor", vec![noop()]),
+            portmap: dir.join("cni-noop-plugin"),
+            portmap_conf: json!({}),
+            plugin_dir: dir.to_path_buf(),
         }
     }
 }
@@ -112,9 +128,9 @@ fn rt(pod: &Pod, ifname: &str, ports: Option<Value>) -> RuntimeConf {
 #[derive(Debug, Clone, Default)]
 pub struct ChainFigures {
     pub pods: usize,
-    /// [no mapping, 2 mappings][podwire, reference]: chain ADD (loopback + pod network).
-    pub add: [[Vec<f64>; 2]; 2],
-    pub del: [[Vec<f64>; 2]; 2],
+    /// [no mapping, 2 mappings][podwire, reference, floor]: chain ADD (loopback + pod network).
+    pub add: [[Vec<f64>; 3]; 2],
+    pub del: [[Vec<f64>; 3]; 2],
     /// [podwire, reference]: portmap ADD alone, with 2 mappings, in pod order on one node.
     pub portmap_add: [Vec<f64>; 2],
     /// The same ADDs' CPU time.
@@ -152,20 +168,21 @@ pub fn measure(scene: &Scene, podwire_dir: &Path, reference_dir: &Path, n: usize
                 &format!("bchr{case}"),
                 &format!("10.246.{}.0/24", 2 * case + 1),
             ),
+            Side::floor(podwire_dir, &state),
         ];
         let base = 20000 + 1000 * case as u16;
-        let pods: Vec<Vec<Pod>> = (0..2)
+        let pods: Vec<Vec<Pod>> = (0..3)
             .map(|s| scene.pods(&format!("ch{case}s{s}-"), n))
             .collect();
         warm(scene, &sides, &format!("ch{case}w"), base + 900, with_ports);
         settle(Duration::from_secs(20));
-        for (i, s) in interleaved(n) {
+        for (i, s) in interleaved(n, 3) {
             let side = &sides[s];
             let ports = with_ports.then(|| mappings(base, i));
             let ((), ms) = timed(|| add_chain(side, &pods[s][i], ports));
             f.add[case][s].push(ms);
         }
-        for (i, s) in interleaved(n) {
+        for (i, s) in interleaved(n, 3) {
             let side = &sides[s];
             let ports = with_ports.then(|| mappings(base, i));
             let ((), ms) = timed(|| del_chain(side, &pods[s][i], ports));
@@ -211,7 +228,7 @@ pub fn measure(scene: &Scene, podwire_dir: &Path, reference_dir: &Path, n: usize
         }
     }
     settle(Duration::from_secs(20));
-    for (i, s) in interleaved(n) {
+    for (i, s) in interleaved(n, 2) {
         let out = portmap_call(
             &sides[s],
             "ADD",
@@ -222,7 +239,7 @@ pub fn measure(scene: &Scene, podwire_dir: &Path, reference_dir: &Path, n: usize
         f.portmap_add[s].push(out.elapsed.as_secs_f64() * 1e3);
         f.portmap_cpu[s].push(out.cpu.as_secs_f64() * 1e3);
     }
-    for (i, s) in interleaved(n) {
+    for (i, s) in interleaved(n, 2) {
         portmap_call(
             &sides[s],
             "DEL",
@@ -242,13 +259,13 @@ pub fn measure(scene: &Scene, podwire_dir: &Path, reference_dir: &Path, n: usize
     f
 }
 
-/// (pod, side) pairs, the side going first alternating each pod.
-fn interleaved(n: usize) -> impl Iterator<Item = (usize, usize)> {
-    (0..n).flat_map(|i| [(i, i % 2), (i, 1 - i % 2)])
+/// (pod, side) pairs, every side once per pod, the first one rotating.
+fn interleaved(n: usize, sides: usize) -> impl Iterator<Item = (usize, usize)> {
+    (0..n).flat_map(move |i| (0..sides).map(move |j| (i, (i + j) % sides)))
 }
 
 /// Untimed: a few pods through each side so binaries, bridges and tables are warm.
-fn warm(scene: &Scene, sides: &[Side; 2], tag: &str, base: u16, with_ports: bool) {
+fn warm(scene: &Scene, sides: &[Side], tag: &str, base: u16, with_ports: bool) {
     for (s, side) in sides.iter().enumerate() {
         let pods = scene.pods(&format!("{tag}{s}-"), 3);
         for (i, p) in pods.iter().enumerate() {
@@ -331,19 +348,23 @@ impl ChainFigures {
             "reference",
             "ratio",
             "target",
+            "floor",
+            "ratio above floor",
         ]);
         for (case, what) in [(0, "no mapping"), (1, "2 mappings")] {
             for (op, v, target) in [
                 ("ADD", &self.add[case], "≤ 0.20x"),
                 ("DEL", &self.del[case], "≤ 0.80x"),
             ] {
-                let (a, b) = (median(&v[0]), median(&v[1]));
+                let (a, b, fl) = (median(&v[0]), median(&v[1]), median(&v[2]));
                 t.row(vec![
                     format!("chain {op}, {what}"),
                     format!("{a:.2}"),
                     format!("{b:.2}"),
                     r2(a, b),
                     target.into(),
+                    format!("{fl:.2}"),
+                    r2(a - fl, b - fl),
                 ]);
             }
         }
@@ -387,7 +408,10 @@ impl ChainFigures {
              `loopback`, `podwire` and `podwire-portmap` against Debian's `loopback`, `bridge` → \
              `host-local` and `portmap`. \"2 mappings\": a TCP and a UDP host port per pod. The \
              portmap rows exec the portmap plugin alone with the main plugin's result, pods \
-             accumulating on one node (`podwire-bench --only chain`).\n\n{}",
+             accumulating on one node (`podwire-bench --only chain`). \"floor\": the same runtime \
+             calls with every plugin `cni-noop-plugin` (execs, result cache and its fsyncs): \
+             what no plugin can go below; \"ratio above floor\" compares what the plugins \
+             themselves add.\n\n{}",
             self.pods,
             self.table().markdown()
         )
