@@ -44,7 +44,15 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         ..Options::default()
     };
     let server = Server::start_with(listener, options)?;
+    let started = std::time::Instant::now();
     server.add_nodes(Fleet::default().nodes(0..args.fake_nodes))?;
+    if args.fake_nodes > 0 {
+        eprintln!(
+            "kubesim: {} fake Nodes added in {:.1} ms",
+            args.fake_nodes,
+            started.elapsed().as_secs_f64() * 1e3
+        );
+    }
     if let Some(path) = &args.kubeconfig {
         server
             .write_kubeconfig(path)

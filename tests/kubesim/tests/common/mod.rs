@@ -40,11 +40,21 @@ fn name(node: &Node) -> String {
 
 impl Mirror {
     pub fn start(kubeconfig: &Path, config: watcher::Config) -> Mirror {
+        Mirror::start_in(None, kubeconfig, config)
+    }
+
+    /// The same, its thread inside the network namespace at `netns` (as an agent in its node).
+    pub fn start_in(netns: Option<&Path>, kubeconfig: &Path, config: watcher::Config) -> Mirror {
+        let netns = netns.map(Path::to_path_buf);
         let state = Arc::new((Mutex::new(MirrorState::default()), Condvar::new()));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let shared = state.clone();
         let kubeconfig = kubeconfig.to_path_buf();
         let thread = std::thread::spawn(move || {
+            let _inside = netns.map(|path| {
+                let ns = kernel::Netns::open(&path).unwrap();
+                ns.enter().unwrap()
+            });
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
