@@ -79,6 +79,26 @@ impl ApiError {
         Self::new(415, "UnsupportedMediaType", message.into(), None)
     }
 
+    pub fn unauthorized() -> ApiError {
+        Self::new(401, "Unauthorized", "Unauthorized".into(), None)
+    }
+
+    pub fn forbidden(user: &str, verb: &str, resource: &str, name: Option<&str>) -> ApiError {
+        let what = match name {
+            Some(n) => format!("nodes \"{n}\""),
+            None => "nodes".into(),
+        };
+        Self::new(
+            403,
+            "Forbidden",
+            format!(
+                "{what} is forbidden: User \"{user}\" cannot {verb} resource \"{resource}\" in API \
+                 group \"\" at the cluster scope"
+            ),
+            name,
+        )
+    }
+
     pub fn method_not_allowed() -> ApiError {
         Self::new(
             405,
