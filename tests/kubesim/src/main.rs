@@ -25,6 +25,12 @@ struct Args {
     /// Seconds between BOOKMARK events on watches that allow them.
     #[arg(long, default_value_t = 60)]
     bookmark_seconds: u64,
+    /// Serve HTTPS (a CA and a certificate made now; the kubeconfig carries the CA).
+    #[arg(long)]
+    tls: bool,
+    /// Write the CA certificate (PEM) here, with --tls.
+    #[arg(long, requires = "tls")]
+    ca_file: Option<PathBuf>,
 }
 
 fn main() {
@@ -41,6 +47,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let options = Options {
         history_limit: args.history,
         bookmark_interval: Duration::from_secs(args.bookmark_seconds),
+        tls: args.tls,
         ..Options::default()
     };
     let server = Server::start_with(listener, options)?;
@@ -57,6 +64,9 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         server
             .write_kubeconfig(path)
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
+    if let (Some(path), Some(ca)) = (&args.ca_file, server.ca_pem()) {
+        std::fs::write(path, ca).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
     println!("kubesim listening on {}", server.url());
     loop {

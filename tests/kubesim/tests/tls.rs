@@ -43,10 +43,8 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
 }
 
 fn status_of(e: kube::Error) -> (u16, String) {
-    match e {
-        kube::Error::Api(s) => (s.code, s.message),
-        other => panic!("not an API error: {other}"),
-    }
+    let (code, _, message) = common::api_status(e);
+    (code, message)
 }
 
 #[test]

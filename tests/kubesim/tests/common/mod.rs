@@ -185,6 +185,30 @@ pub fn expected(server: &Server) -> BTreeMap<String, String> {
     server.nodes().iter().map(|n| (name(n), cidr(n))).collect()
 }
 
+/// The Status of a failed kube call: (code, reason, message).
+pub fn api_status(e: kube::Error) -> (u16, String, String) {
+    match e {
+        kube::Error::Api(s) => (s.code, s.reason, s.message),
+        other => panic!("not an API error: {other}"),
+    }
+}
+
+/// One plain HTTP/1.1 request (`Connection: close`): (status code, body).
+pub fn http(addr: std::net::SocketAddr, method: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut conn = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        conn,
+        "{method} {path} HTTP/1.1\r\nHost: kubesim\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    conn.read_to_string(&mut response).unwrap();
+    let code = response[9..12].parse().unwrap();
+    let body = response.split_once("\r\n\r\n").unwrap().1.to_string();
+    (code, body)
+}
+
 /// Runs an async block on a fresh current-thread runtime (tests are sync: the server and the
 /// mirrors have their own threads).
 pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
