@@ -17,19 +17,19 @@ use std::convert::Infallible;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::oneshot;
 
 type Body = UnsyncBoxBody<Bytes, Infallible>;
 
 /// The API server's request body limit.
 const MAX_BODY: usize = 3 << 20;
 
-/// Accepts connections until `stop` fires (or its sender is dropped).
+/// Accepts connections until `stop` completes.
 pub(crate) async fn serve(
     listener: tokio::net::TcpListener,
     shared: Arc<Shared>,
-    mut stop: oneshot::Receiver<()>,
+    stop: impl std::future::Future<Output = ()>,
 ) {
+    let mut stop = std::pin::pin!(stop);
     loop {
         let accepted = tokio::select! {
             _ = &mut stop => return,

@@ -222,6 +222,7 @@ impl Shared {
 /// A running stand-in API server. Dropping it stops the server and closes every connection.
 pub struct Server {
     shared: Arc<Shared>,
+    runtime: tokio::runtime::Handle,
     ca_pem: Option<String>,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
@@ -262,18 +263,25 @@ impl Server {
             .build()?;
         let (stop, stopped) = oneshot::channel();
         let serving = shared.clone();
+        let handle = runtime.handle().clone();
         let thread = std::thread::Builder::new()
             .name("kubesim".into())
             .spawn(move || {
                 runtime.block_on(async move {
                     match tokio::net::TcpListener::from_std(listener) {
-                        Ok(listener) => crate::http::serve(listener, serving, stopped).await,
+                        Ok(listener) => {
+                            crate::http::serve(listener, serving, async {
+                                let _ = stopped.await;
+                            })
+                            .await
+                        }
                         Err(e) => eprintln!("kubesim: cannot serve on {addr}: {e}"),
                     }
                 })
             })?;
         Ok(Server {
             shared,
+            runtime: handle,
             ca_pem: tls.map(|t| t.ca_pem),
             stop: Some(stop),
             thread: Some(thread),
@@ -289,10 +297,31 @@ impl Server {
         self.shared.addr
     }
 
-    /// `http://ip:port` (`https://` with [`Options::tls`]) of the listener (127.0.0.1 / [::1]
-    /// if it was bound to any address).
+    /// Serves on one more listener, e.g. 127.0.0.1 inside each node's network namespace, so
+    /// every node reaches the one server on its own loopback without routes to it. With TLS,
+    /// its address must be in the certificate (loopback is; else [`Options::tls_names`]).
+    pub fn add_listener(&self, listener: TcpListener) -> io::Result<SocketAddr> {
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        let shared = self.shared.clone();
+        // Ends with the runtime, when the Server is dropped.
+        self.runtime.spawn(async move {
+            match tokio::net::TcpListener::from_std(listener) {
+                Ok(listener) => crate::http::serve(listener, shared, std::future::pending()).await,
+                Err(e) => eprintln!("kubesim: cannot serve on {addr}: {e}"),
+            }
+        });
+        Ok(addr)
+    }
+
+    /// `http://ip:port` (`https://` with [`Options::tls`]) of the first listener (127.0.0.1 /
+    /// [::1] if it was bound to any address).
     pub fn url(&self) -> String {
-        let mut addr = self.local_addr();
+        self.url_at(self.local_addr())
+    }
+
+    /// The same for the listener at `addr` (see [`Server::add_listener`]).
+    pub fn url_at(&self, mut addr: SocketAddr) -> String {
         if addr.ip().is_unspecified() {
             addr.set_ip(match addr {
                 SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
@@ -316,6 +345,11 @@ impl Server {
     /// credentials (see [`Server::kubeconfig_with_token`]).
     pub fn kubeconfig(&self) -> String {
         kubeconfig_yaml(&self.url(), self.ca_pem(), None)
+    }
+
+    /// A kubeconfig for the listener at `addr` (see [`Server::add_listener`]).
+    pub fn kubeconfig_at(&self, addr: SocketAddr) -> String {
+        kubeconfig_yaml(&self.url_at(addr), self.ca_pem(), None)
     }
 
     /// A kubeconfig whose user presents `token` (see [`Server::grant`]).
