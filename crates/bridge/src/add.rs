@@ -1,5 +1,5 @@
 //! ADD: IPAM, bridge, veth pair (one request, pod end born in the netns as `CNI_IFNAME`), addresses,
-//! routes, masquerade. Every step that creates something registers its undo first; a failure
+//! routes, masquerade, then the addresses announced to the neighbours. Every step that creates something registers its undo first; a failure
 //! part-way runs the undos in reverse before the error is returned.
 
 use crate::config::Config;
@@ -229,6 +229,16 @@ fn configure(
         }
     }
     crate::fault::point("masq");
+
+    let ends = crate::announce::Ends {
+        host,
+        host_index: pair.host.index,
+        pod,
+        pod_ns,
+        pod_index,
+    };
+    let ips: Vec<IpAddr> = result.ips.iter().map(|ip| ip.address.addr()).collect();
+    crate::announce::announce(&ends, pod_mac, &ips);
 
     let is_11 = a.conf.cni_version == "1.1.0";
     result.interfaces = vec![

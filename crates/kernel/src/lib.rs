@@ -3,6 +3,7 @@
 //! synchronous netlink. See README.md.
 
 mod address;
+mod announce;
 mod attr;
 mod bridge;
 mod bridge_port;
@@ -18,6 +19,7 @@ pub mod sysctl;
 mod veth;
 
 pub use address::{Address, AddressOptions, IpFamily};
+pub use announce::announce;
 pub use bridge::BridgeSpec;
 pub use bridge_port::BridgeVlan;
 pub use error::{Error, Result, ResultExt};
