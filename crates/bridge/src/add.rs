@@ -236,6 +236,7 @@ fn configure(
         pod,
         pod_ns,
         pod_index,
+        pod_ifname: &a.ifname,
     };
     let ips: Vec<IpAddr> = result.ips.iter().map(|ip| ip.address.addr()).collect();
     crate::announce::announce(&ends, pod_mac, &ips);

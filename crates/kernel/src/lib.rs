@@ -3,7 +3,6 @@
 //! synchronous netlink. See README.md.
 
 mod address;
-mod announce;
 mod attr;
 mod bridge;
 mod bridge_port;
@@ -19,7 +18,6 @@ pub mod sysctl;
 mod veth;
 
 pub use address::{Address, AddressOptions, IpFamily};
-pub use announce::announce;
 pub use bridge::BridgeSpec;
 pub use bridge_port::BridgeVlan;
 pub use error::{Error, Result, ResultExt};
