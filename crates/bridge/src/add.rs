@@ -200,8 +200,14 @@ fn configure(
     }
 
     let pod_index = pair.peer_index;
-    // The pod end cannot come up in the create request (the pair is not joined yet).
-    pod.link_set_up(pod_index, true).map_err(errors::kernel)?;
+    // The pod end cannot come up in the create request (the pair is not joined yet). With an
+    // IPv4 address, arp_notify goes in the same request: see crate::announce.
+    if result.ips.iter().any(|ip| ip.address.addr().is_ipv4()) {
+        pod.link_set_up_arp_notify(pod_index)
+    } else {
+        pod.link_set_up(pod_index, true)
+    }
+    .map_err(errors::kernel)?;
     crate::fault::point("link-up");
     for ip in &result.ips {
         // No DAD: the address is ours by allocation, and must work the moment ADD returns.

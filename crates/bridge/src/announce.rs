@@ -6,14 +6,16 @@
 //! interface, a change of its MAC makes it send a gratuitous ARP request for each IPv4 address
 //! and an unsolicited neighbour advertisement, override flag set, for each IPv6 address that is
 //! not tentative (ours are added without DAD, so all of them). Setting the MAC to itself counts
-//! as a change. That is one SETLINK; an AF_PACKET socket of our own would cost an RCU grace
-//! period on close (~12 ms measured here, most of an ADD).
+//! as a change. `arp_notify` is set in the request that brings the pod end up (add.rs);
+//! `ndisc_notify` has no netlink setter, so it is a sysctl write in the pod's netns, for pods
+//! with an IPv6 address only. An AF_PACKET socket of our own would cost an RCU grace period on
+//! close (~12 ms measured here, most of an ADD).
 //!
-//! Only once the link can carry them: until the kernel's linkwatch has seen the carrier come up,
-//! the veth has no queue (a packet is dropped silently) and the bridge port does not forward. A
-//! GETLINK of a device runs its pending linkwatch work (Linux 6.7+), so asking for both ends'
-//! operstate is what makes them ready; older kernels are polled a little. Best effort: a failure
-//! is logged, the ADD stands.
+//! Only once the link can carry them: the pod end's queue is attached when it comes up (its peer
+//! is up already), but the bridge only forwards from the host end once the kernel's linkwatch has
+//! seen that end's carrier come up. A GETLINK of a device runs its pending linkwatch work (Linux
+//! 6.7+), so asking for the host end's operstate is what makes it ready; older kernels are polled
+//! a little. Best effort: a failure is logged, the ADD stands.
 
 use kernel::{sysctl, MacAddr, Netlink, Netns, OperState};
 use std::net::IpAddr;
@@ -37,7 +39,7 @@ pub fn announce(ends: &Ends, mac: MacAddr, ips: &[IpAddr]) {
     }
     if !ready(ends) {
         cni::log::warn(&format!(
-            "pod interface not up within {READY_WITHIN:?}: addresses not announced"
+            "bridge port not forwarding within {READY_WITHIN:?}: addresses not announced"
         ));
         return;
     }
@@ -49,23 +51,18 @@ pub fn announce(ends: &Ends, mac: MacAddr, ips: &[IpAddr]) {
 }
 
 fn kernel_announces(ends: &Ends, mac: MacAddr, ips: &[IpAddr]) -> kernel::Result<()> {
-    let mut keys = Vec::new();
-    if ips.iter().any(IpAddr::is_ipv4) {
-        keys.push(sysctl::ipv4_conf(ends.pod_ifname, "arp_notify"));
-    }
     if ips.iter().any(IpAddr::is_ipv6) {
-        keys.push(sysctl::ipv6_conf(ends.pod_ifname, "ndisc_notify"));
+        let key = sysctl::ipv6_conf(ends.pod_ifname, "ndisc_notify");
+        sysctl::write_in(ends.pod_ns, &key, "1")?;
     }
-    ends.pod_ns
-        .run(|| keys.iter().try_for_each(|k| sysctl::write(k, "1")))??;
     ends.pod.link_set_mac(ends.pod_index, mac)
 }
 
 fn ready(ends: &Ends) -> bool {
-    let up = |nl: &Netlink, index: u32| nl.link(index).is_ok_and(|l| l.oper_state == OperState::Up);
     let deadline = Instant::now() + READY_WITHIN;
     loop {
-        if up(ends.pod, ends.pod_index) && up(ends.host, ends.host_index) {
+        let up = ends.host.link(ends.host_index);
+        if up.is_ok_and(|l| l.oper_state == OperState::Up) {
             return true;
         }
         if Instant::now() >= deadline {
