@@ -9,6 +9,8 @@ mod bridge_port;
 mod error;
 mod link;
 mod mac;
+mod monitor;
+mod neighbour;
 mod netlink;
 pub mod netns;
 pub mod nft;
@@ -16,6 +18,7 @@ mod route;
 mod socket;
 pub mod sysctl;
 mod veth;
+mod vxlan;
 
 pub use address::{Address, AddressOptions, IpFamily};
 pub use bridge::BridgeSpec;
@@ -23,10 +26,13 @@ pub use bridge_port::BridgeVlan;
 pub use error::{Error, Result, ResultExt};
 pub use link::{Link, LinkId, OperState};
 pub use mac::{MacAddr, ParseMacError};
+pub use monitor::{KernelEvent, Monitor};
+pub use neighbour::{FdbEntry, Neighbour};
 pub use netlink::Netlink;
 pub use netns::{Netns, NetnsGuard};
-pub use route::{Route, Scope, TABLE_MAIN};
+pub use route::{Route, Scope, RTPROT_BOOT, TABLE_MAIN};
 pub use veth::{VethPair, VethSpec};
+pub use vxlan::VxlanSpec;
 
 /// The rust-netlink message types, for callers of `Netlink::request`/`dump`.
 pub use ipnet;

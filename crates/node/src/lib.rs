@@ -11,6 +11,8 @@
 //! Everything acts on the calling thread's network namespace, so tests run it inside a throwaway
 //! one.
 
+#[cfg(feature = "kubernetes")]
+pub mod agent;
 pub mod bridge;
 pub mod cli;
 pub mod config;
@@ -20,6 +22,7 @@ pub mod forwarding;
 pub mod install;
 #[cfg(feature = "kubernetes")]
 pub mod kubernetes;
+pub mod peers;
 pub mod rules;
 pub mod setup;
 pub mod state;

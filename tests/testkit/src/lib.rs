@@ -179,3 +179,25 @@ impl TestNs {
         }
     }
 }
+
+/// A binary of another workspace package, built (once per call site's process) into the
+/// running test's own target directory and profile: cargo gives `CARGO_BIN_EXE_*` only for the
+/// test's own package.
+pub fn workspace_binary(package: &str, bin: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    // <target>/<profile>/deps/<test>
+    let profile = exe.parent().unwrap().parent().unwrap().to_path_buf();
+    let target = profile.parent().unwrap().to_path_buf();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.args(["build", "--quiet", "-p", package, "--bin", bin])
+        .env("CARGO_TARGET_DIR", &target);
+    if profile.file_name().unwrap() == "release" {
+        cmd.arg("--release");
+    }
+    let status = cmd.status().expect("run cargo build");
+    assert!(status.success(), "building {bin} failed");
+    let path = profile.join(bin);
+    assert!(path.is_file(), "{} missing", path.display());
+    path
+}
