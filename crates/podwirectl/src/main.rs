@@ -431,7 +431,13 @@ fn parse_args() -> Result<Cli, ExitCode> {
             .collect();
         let msg = first.join(" ");
         let msg = msg.strip_prefix("error: ").unwrap_or(&msg);
-        eprintln!("podwirectl: {msg} (see --help)");
+        let hint = match e.kind() {
+            ErrorKind::UnknownArgument => {
+                "each subcommand takes its own options, after it: see its --help"
+            }
+            _ => "see --help",
+        };
+        eprintln!("podwirectl: {msg} ({hint})");
         ExitCode::from(2)
     })
 }
