@@ -220,7 +220,7 @@ impl Route {
         msg
     }
 
-    fn from_message(msg: &RouteMessage) -> Option<Route> {
+    pub(crate) fn from_message(msg: &RouteMessage) -> Option<Route> {
         let h = &msg.header;
         let mut dst = None;
         let mut route = Route::new(IpNet::default());
