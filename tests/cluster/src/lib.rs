@@ -42,6 +42,8 @@ impl Binaries {
         let podwirectl = workspace_binary("podwirectl", "podwirectl");
         let podwire = workspace_binary("podwire-bridge", "podwire");
         workspace_binary("podwire-ipam", "podwire-ipam");
+        // node setup's conflist chains podwire-portmap after podwire.
+        workspace_binary("podwire-portmap", "podwire-portmap");
         Binaries {
             podwirectl,
             cni_path: podwire.parent().unwrap().to_path_buf(),
