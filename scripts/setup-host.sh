@@ -61,3 +61,9 @@ link_plugins_static() {
     cargo rustc --release --quiet -p podwire-bridge --bin podwire -- -C target-feature=+crt-static
     cargo rustc --release --quiet -p podwire-ipam --bin podwire-ipam -- -C target-feature=+crt-static
 }
+
+# podwirectl static too: the DaemonSet's image (deploy/Dockerfile's layout, built without Docker by
+# tests/runtimes/tests/daemonset.rs) is distroless, with no libc for a dynamic binary to load.
+link_podwirectl_static() {
+    cargo rustc --release --quiet -p podwirectl --bin podwirectl -- -C target-feature=+crt-static
+}

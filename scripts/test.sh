@@ -13,5 +13,6 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 echo "== cargo build --release (the binaries the integration suites exec)"
 cargo build --workspace --release --quiet
 link_plugins_static
+link_podwirectl_static
 echo "== cargo test"
 cargo test --workspace --quiet 2>&1 | tee /tmp/podwire-test.log

@@ -93,3 +93,61 @@ pub fn install_cni_bin_dir(dir: &Path) {
             .unwrap_or_else(|e| panic!("copy {} → {}: {e}", src.display(), dst.display()));
     }
 }
+
+/// podwire's binaries in the node image (deploy/Dockerfile's `/opt/podwire/bin`), as
+/// (package, binary).
+pub const IMAGE_BINARIES: [(&str, &str); 3] = [
+    ("podwire-bridge", "podwire"),
+    ("podwire-ipam", "podwire-ipam"),
+    ("podwirectl", "podwirectl"),
+];
+
+/// Why the ELF file at `path` is not a static executable (it names an interpreter, or a
+/// shared library it needs), or `None` when it is static.
+pub fn dynamic_linking(path: &Path) -> Option<String> {
+    crate::cmd::require("readelf", "binutils");
+    let p = path.to_str().expect("UTF-8 path");
+    let headers = crate::cmd::run("readelf", &["-lW", p]);
+    if let Some(l) = headers.lines().find(|l| l.contains("program interpreter")) {
+        return Some(l.trim().to_string());
+    }
+    let dynamic = crate::cmd::run("readelf", &["-dW", p]);
+    let needed: Vec<&str> = dynamic
+        .lines()
+        .filter(|l| l.contains("(NEEDED)"))
+        .map(str::trim)
+        .collect();
+    (!needed.is_empty()).then(|| needed.join("; "))
+}
+
+/// The node image's binaries from `<target>/release`, each static (a distroless image has no
+/// libc): one that is not is linked again with `+crt-static` the way
+/// scripts/setup-host.sh's `link_plugins_static` does, then checked.
+pub fn static_image_binaries() -> Vec<PathBuf> {
+    let release = release_dir();
+    IMAGE_BINARIES
+        .iter()
+        .map(|(package, bin)| {
+            let path = release.join(bin);
+            if !path.is_file() || dynamic_linking(&path).is_some() {
+                let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+                eprintln!("linking {bin} statically (cargo rustc --release -p {package})");
+                let status = Command::new(&cargo)
+                    .current_dir(workspace_dir())
+                    .args(["rustc", "--release", "--quiet", "-p", package, "--bin", bin])
+                    .arg("--target-dir")
+                    .arg(target_dir())
+                    .args(["--", "-C", "target-feature=+crt-static"])
+                    .status();
+                assert!(
+                    matches!(status, Ok(s) if s.success()),
+                    "linking {bin} statically failed ({status:?})"
+                );
+            }
+            if let Some(why) = dynamic_linking(&path) {
+                panic!("{} is not static: {why}", path.display());
+            }
+            path
+        })
+        .collect()
+}
