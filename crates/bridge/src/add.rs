@@ -1,5 +1,5 @@
 //! ADD: IPAM, bridge, veth pair (one request, pod end born in the netns as `CNI_IFNAME`), addresses,
-//! routes, masquerade. Every step that creates something registers its undo first; a failure
+//! routes, masquerade, then the addresses announced to the neighbours. Every step that creates something registers its undo first; a failure
 //! part-way runs the undos in reverse before the error is returned.
 
 use crate::config::Config;
@@ -200,8 +200,14 @@ fn configure(
     }
 
     let pod_index = pair.peer_index;
-    // The pod end cannot come up in the create request (the pair is not joined yet).
-    pod.link_set_up(pod_index, true).map_err(errors::kernel)?;
+    // The pod end cannot come up in the create request (the pair is not joined yet). With an
+    // IPv4 address, arp_notify goes in the same request: see crate::announce.
+    if result.ips.iter().any(|ip| ip.address.addr().is_ipv4()) {
+        pod.link_set_up_arp_notify(pod_index)
+    } else {
+        pod.link_set_up(pod_index, true)
+    }
+    .map_err(errors::kernel)?;
     crate::fault::point("link-up");
     for ip in &result.ips {
         // No DAD: the address is ours by allocation, and must work the moment ADD returns.
@@ -229,6 +235,17 @@ fn configure(
         }
     }
     crate::fault::point("masq");
+
+    let ends = crate::announce::Ends {
+        host,
+        host_index: pair.host.index,
+        pod,
+        pod_ns,
+        pod_index,
+        pod_ifname: &a.ifname,
+    };
+    let ips: Vec<IpAddr> = result.ips.iter().map(|ip| ip.address.addr()).collect();
+    crate::announce::announce(&ends, pod_mac, &ips);
 
     let is_11 = a.conf.cni_version == "1.1.0";
     result.interfaces = vec![

@@ -474,13 +474,13 @@ impl Cluster {
         let out = Command::new("ip")
             .args(["netns", "exec", &n.ns.name])
             .arg(&self.bin.podwirectl)
+            .args(["add", "podwire", &ns.path(), "--json"])
             .arg("--netconfpath")
             .arg(n.conf_dir())
             .arg("--cni-path")
             .arg(&self.bin.cni_path)
             .arg("--cache-dir")
             .arg(n.dir.join("cache"))
-            .args(["--json", "add", "podwire", &ns.path()])
             .output()
             .unwrap();
         assert!(

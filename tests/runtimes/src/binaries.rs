@@ -120,30 +120,29 @@ pub fn dynamic_linking(path: &Path) -> Option<String> {
     (!needed.is_empty()).then(|| needed.join("; "))
 }
 
-/// The node image's binaries from `<target>/release`, each static (a distroless image has no
-/// libc): one that is not is linked again with `+crt-static` the way
-/// scripts/setup-host.sh's `link_plugins_static` does, then checked.
+/// The node image's binaries in `<target>/release`, each built from the current sources and
+/// static (a distroless image has no libc): `cargo rustc ... -C target-feature=+crt-static`, as
+/// scripts/setup-host.sh's `link_plugins_static`/`link_podwirectl_static` do (a no-op when they
+/// ran since the last change), then checked.
 pub fn static_image_binaries() -> Vec<PathBuf> {
-    let release = release_dir();
+    let release = target_dir().join("release");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     IMAGE_BINARIES
         .iter()
         .map(|(package, bin)| {
             let path = release.join(bin);
-            if !path.is_file() || dynamic_linking(&path).is_some() {
-                let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-                eprintln!("linking {bin} statically (cargo rustc --release -p {package})");
-                let status = Command::new(&cargo)
-                    .current_dir(workspace_dir())
-                    .args(["rustc", "--release", "--quiet", "-p", package, "--bin", bin])
-                    .arg("--target-dir")
-                    .arg(target_dir())
-                    .args(["--", "-C", "target-feature=+crt-static"])
-                    .status();
-                assert!(
-                    matches!(status, Ok(s) if s.success()),
-                    "linking {bin} statically failed ({status:?})"
-                );
-            }
+            let status = Command::new(&cargo)
+                .current_dir(workspace_dir())
+                .args(["rustc", "--release", "--quiet", "-p", package, "--bin", bin])
+                .arg("--target-dir")
+                .arg(target_dir())
+                .args(["--", "-C", "target-feature=+crt-static"])
+                .status();
+            assert!(
+                matches!(status, Ok(s) if s.success()),
+                "linking {bin} statically failed ({status:?}): run \
+                 `cargo rustc --release -p {package} --bin {bin} -- -C target-feature=+crt-static`"
+            );
             if let Some(why) = dynamic_linking(&path) {
                 panic!("{} is not static: {why}", path.display());
             }
