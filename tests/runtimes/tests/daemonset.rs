@@ -295,7 +295,7 @@ fn the_daemonset_pod_spec_runs_under_cri_in_a_node_and_routes_as_the_agent_run_d
         },
     );
     eprintln!(
-        "cluster + direct agents {built:?}; DaemonSet pod networked {:?} after RunPodSandbox \
+        "static binaries, cluster and direct agents {built:?}; DaemonSet pod networked {:?} after RunPodSandbox \
          ({waited:?} of it waiting for routes)",
         t.elapsed()
     );
