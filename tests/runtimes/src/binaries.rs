@@ -95,7 +95,8 @@ pub fn install_cni_bin_dir(dir: &Path) {
 }
 
 /// podwire's binaries in the node image (deploy/Dockerfile's `/opt/podwire/bin`), as
-/// (package, binary).
+/// (package, binary): podwirectl and every plugin its `node install-cni` copies (a plugin added
+/// there and not here makes the DaemonSet test's init container fail, naming it).
 pub const IMAGE_BINARIES: [(&str, &str); 3] = [
     ("podwire-bridge", "podwire"),
     ("podwire-ipam", "podwire-ipam"),
