@@ -329,6 +329,44 @@ fn the_daemonset_pod_spec_runs_under_cri_in_a_node_and_routes_as_the_agent_run_d
     );
     let log = pod_logs(&plan);
     assert!(log.contains("watching Nodes"), "{log}");
+    // Nothing it asked the API server for was refused (the ClusterRole's verbs are enough).
+    for refused in ["403", "401", "Forbidden", "Unauthorized"] {
+        assert!(!log.contains(refused), "{refused}:\n{log}");
+    }
+    // The agent process as the runtime made it: the node's netns, NET_ADMIN alone, a read-only
+    // root.
+    let pids = cmd::pids_with_cmdline(&["podwirectl", &n1.name]);
+    assert_eq!(pids.len(), 1, "one agent process in the pod: {pids:?}");
+    let proc_file = |f: &str| std::fs::read_to_string(format!("/proc/{}/{f}", pids[0])).unwrap();
+    let netns = |p: &str| std::fs::metadata(p).map(|m| std::os::unix::fs::MetadataExt::ino(&m));
+    assert_eq!(
+        netns(&format!("/proc/{}/ns/net", pids[0])).unwrap(),
+        netns(&n1.ns.path()).unwrap(),
+        "hostNetwork: the agent runs in the node's netns"
+    );
+    let status = proc_file("status");
+    for set in ["CapEff", "CapPrm", "CapBnd"] {
+        let line = status.lines().find(|l| l.starts_with(set)).unwrap();
+        // CAP_NET_ADMIN is capability 12.
+        assert!(line.ends_with("0000000000001000"), "{line}");
+    }
+    assert!(
+        status.lines().any(|l| l == "NoNewPrivs:\t1"),
+        "allowPrivilegeEscalation: false"
+    );
+    let root = proc_file("mountinfo")
+        .lines()
+        .find(|l| l.split(' ').nth(4) == Some("/"))
+        .map(String::from)
+        .unwrap();
+    assert!(
+        root.split(' ')
+            .nth(5)
+            .unwrap()
+            .split(',')
+            .any(|o| o == "ro"),
+        "readOnlyRootFilesystem: {root}"
+    );
 
     // Pods on every node (n1's with the DaemonSet's conflist, its IPAM state in n1's dir
     // rather than the host's /var/lib/cni) reach each other, both families.
