@@ -10,9 +10,9 @@
 
 use k8s_cri::v1::{
     Capability, ContainerConfig, ContainerMetadata, ImageSpec, Int64Value, KeyValue,
-    LinuxContainerConfig, LinuxContainerSecurityContext, LinuxPodSandboxConfig,
-    LinuxSandboxSecurityContext, Mount, NamespaceMode, NamespaceOption, PodSandboxConfig,
-    PodSandboxMetadata,
+    LinuxContainerConfig, LinuxContainerResources, LinuxContainerSecurityContext,
+    LinuxPodSandboxConfig, LinuxSandboxSecurityContext, Mount, NamespaceMode, NamespaceOption,
+    PodSandboxConfig, PodSandboxMetadata,
 };
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
@@ -420,11 +420,66 @@ impl Node {
             log_path: format!("{name}/0.log"),
             linux: Some(LinuxContainerConfig {
                 security_context: Some(security),
-                ..Default::default()
+                resources: Some(resources(&c["resources"]).map_err(|e| what(&e))?),
             }),
             ..Default::default()
         })
     }
+}
+
+/// A memory quantity in bytes: `100Mi`, `20M`, `1Gi`, `512`.
+pub fn quantity(q: &str) -> Result<i64, String> {
+    let units: [(&str, i64); 7] = [
+        ("Ki", 1 << 10),
+        ("Mi", 1 << 20),
+        ("Gi", 1 << 30),
+        ("k", 1_000),
+        ("M", 1_000_000),
+        ("G", 1_000_000_000),
+        ("", 1),
+    ];
+    let (number, unit) = units
+        .iter()
+        .find_map(|(u, f)| q.strip_suffix(u).map(|n| (n, *f)))
+        .expect("the empty suffix always matches");
+    let n: i64 = number
+        .parse()
+        .map_err(|_| format!("resource quantity {q:?} is not understood"))?;
+    Ok(n * unit)
+}
+
+/// kubelet's cgroup settings for a container's `resources`: the memory limit as is, CPU
+/// shares from the CPU request (1024 per core, at least 2), the CPU limit as a CFS quota over
+/// 100 ms.
+fn resources(r: &Value) -> Result<LinuxContainerResources, String> {
+    let get = |kind: &str, what: &str| -> Result<Option<i64>, String> {
+        r[kind][what].as_str().map(quantity).transpose()
+    };
+    let millicores = |kind: &str| -> Result<Option<i64>, String> {
+        Ok(r[kind]["cpu"].as_str().map(|c| match c.strip_suffix('m') {
+            Some(m) => m.parse::<i64>().map_err(|_| format!("cpu {c:?}")),
+            None => c
+                .parse::<i64>()
+                .map(|cores| cores * 1000)
+                .map_err(|_| format!("cpu {c:?}")),
+        }))
+        .and_then(Option::transpose)
+    };
+    let mut out = LinuxContainerResources {
+        cpu_shares: 2,
+        ..Default::default()
+    };
+    if let Some(m) = millicores("requests")? {
+        out.cpu_shares = (m * 1024 / 1000).max(2);
+    }
+    if let Some(m) = millicores("limits")? {
+        out.cpu_period = 100_000;
+        out.cpu_quota = (m * 100_000 / 1000).max(1_000);
+    }
+    if let Some(bytes) = get("limits", "memory")? {
+        out.memory_limit_in_bytes = bytes;
+    }
+    Ok(out)
 }
 
 /// Kubernetes' `$(VAR)` expansion in command, args and env values: a defined variable is
@@ -562,6 +617,18 @@ mod tests {
             .unwrap();
         assert!(bin.readonly);
         assert_eq!(plan.grace_seconds, 10);
+        let r = main.linux.as_ref().unwrap().resources.as_ref().unwrap();
+        assert_eq!(r.memory_limit_in_bytes, 100 << 20);
+        assert_eq!(r.cpu_shares, 10);
+    }
+
+    #[test]
+    fn quantities_read_as_the_api_does() {
+        assert_eq!(quantity("100Mi").unwrap(), 100 << 20);
+        assert_eq!(quantity("20M").unwrap(), 20_000_000);
+        assert_eq!(quantity("1Gi").unwrap(), 1 << 30);
+        assert_eq!(quantity("512").unwrap(), 512);
+        assert!(quantity("lots").is_err());
     }
 
     #[test]

@@ -354,6 +354,37 @@ fn the_daemonset_pod_spec_runs_under_cri_in_a_node_and_routes_as_the_agent_run_d
         status.lines().any(|l| l == "NoNewPrivs:\t1"),
         "allowPrivilegeEscalation: false"
     );
+    // resources.limits.memory as its memory cgroup's limit (cgroup v1 here; v2 if present).
+    let cgroup = proc_file("cgroup");
+    let memory = cgroup
+        .lines()
+        .find_map(|l| {
+            let (_, rest) = l.split_once(':')?;
+            let (controllers, path) = rest.split_once(':')?;
+            match controllers {
+                "memory" => Some(format!("/sys/fs/cgroup/memory{path}")),
+                "" => Some(format!("/sys/fs/cgroup{path}")),
+                _ => None,
+            }
+        })
+        .expect("a memory cgroup");
+    let read = |f: &str| std::fs::read_to_string(format!("{memory}/{f}")).ok();
+    let limit = read("memory.limit_in_bytes").or_else(|| read("memory.max"));
+    assert_eq!(
+        limit.as_deref().map(str::trim),
+        Some("104857600"),
+        "{memory}"
+    );
+    if let Some(peak) = read("memory.max_usage_in_bytes").or_else(|| read("memory.peak")) {
+        let hwm = status
+            .lines()
+            .find(|l| l.starts_with("VmHWM"))
+            .unwrap_or("");
+        eprintln!(
+            "agent container: cgroup peak {:.1} MiB of its 100 MiB limit; process {hwm}",
+            peak.trim().parse::<f64>().unwrap_or(0.0) / 1048576.0
+        );
+    }
     let root = proc_file("mountinfo")
         .lines()
         .find(|l| l.split(' ').nth(4) == Some("/"))
