@@ -51,5 +51,5 @@ if [ "${SKIP_SCALE_BENCH:-0}" != 1 ]; then
     # The multi-node agent against 1,000 and 5,000 Node objects (tests/cluster/benches/scale.rs):
     # its own section of the same page.
     echo "== cargo bench -p podwire-cluster-tests --bench scale"
-    cargo bench --quiet -p podwire-cluster-tests --bench scale -- --write "$out_dir/benchmarks.md"
+    cargo bench --quiet -p podwire-cluster-tests --bench scale -- --write "$(realpath "$out_dir")/benchmarks.md"
 fi
