@@ -462,3 +462,36 @@ fn the_daemonset_pod_spec_runs_under_cri_in_a_node_and_routes_as_the_agent_run_d
     drop(cri);
     drop(ctrd);
 }
+
+/// The image this suite builds is laid out as deploy/Dockerfile's: the binaries it copies, where
+/// it puts them, its entrypoint.
+#[test]
+fn the_test_image_matches_the_dockerfile() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/Dockerfile");
+    let dockerfile = std::fs::read_to_string(&path).unwrap();
+    let copied: Vec<&str> = dockerfile
+        .split_whitespace()
+        .filter_map(|w| w.strip_prefix("target/release/"))
+        .collect();
+    let mut ours: Vec<&str> = binaries::IMAGE_BINARIES.iter().map(|(_, b)| *b).collect();
+    let mut theirs = copied.clone();
+    ours.sort();
+    theirs.sort();
+    assert_eq!(ours, theirs, "binaries the Dockerfile copies");
+    for (package, _) in binaries::IMAGE_BINARIES {
+        assert!(
+            dockerfile.contains(&format!("-p {package} "))
+                || dockerfile.contains(&format!("-p {package}\n")),
+            "the Dockerfile builds {package}"
+        );
+    }
+    let dir = format!("/{}/", image::PODWIRE_BIN_DIR);
+    assert!(
+        dockerfile
+            .lines()
+            .any(|l| l.starts_with("COPY --from=build /out/ ") && l.ends_with(&dir)),
+        "the Dockerfile puts them in {dir}"
+    );
+    let entrypoint = format!("ENTRYPOINT [\"{dir}podwirectl\"]");
+    assert!(dockerfile.contains(&entrypoint), "{entrypoint}");
+}
