@@ -67,6 +67,12 @@ link_plugins_static() {
     cargo rustc --release --quiet -p podwire-loopback --bin loopback -- -C target-feature=+crt-static
 }
 
+# podwirectl static too: the DaemonSet's image (deploy/Dockerfile's layout, built without Docker by
+# tests/runtimes/tests/daemonset.rs) is distroless, with no libc for a dynamic binary to load.
+link_podwirectl_static() {
+    cargo rustc --release --quiet -p podwirectl --bin podwirectl -- -C target-feature=+crt-static
+}
+
 # Fails, naming it, on any file given that is dynamically linked (has an ELF interpreter).
 require_static() {
     local f

@@ -18,5 +18,8 @@ plugins_dir="$(mktemp -d)"
 require_static "$plugins_dir"/{podwire,podwire-ipam,podwire-portmap,loopback}
 cmp "$plugins_dir/podwire" "${CARGO_TARGET_DIR:-target}/release/podwire" # the suites exec these
 rm -rf "$plugins_dir"
+# The DaemonSet's image (tests/runtimes/tests/daemonset.rs) is distroless: podwirectl static too.
+link_podwirectl_static
+require_static "${CARGO_TARGET_DIR:-target}/release/podwirectl"
 echo "== cargo test"
 cargo test --workspace --quiet 2>&1 | tee /tmp/podwire-test.log
