@@ -64,8 +64,9 @@ pub struct SetupArgs {
     /// Give up waiting for a podCIDR after this many seconds (default: wait as long as it takes).
     #[arg(long, value_name = "SECONDS")]
     pub wait: Option<u64>,
-    /// Keep running: re-read the podCIDR and re-apply every --resync seconds, so a changed podCIDR
-    /// or a deleted conflist is put right (the DaemonSet's mode). Stops on SIGTERM/SIGINT.
+    /// Keep running as the node agent (the DaemonSet's mode): watch every Node, set this node up
+    /// for its podCIDR whenever it changes, route to every other node's podCIDR (direct or
+    /// VXLAN, see --backend), and resync every --resync seconds. Stops on SIGTERM/SIGINT.
     #[arg(long)]
     pub watch: bool,
     /// Seconds between two full resyncs with --watch (node setup re-applied, every peer route

@@ -6,8 +6,9 @@ use k8s_cri::v1::{
     ContainerConfig, ContainerMetadata, ContainerState, ContainerStatusRequest,
     CreateContainerRequest, ExecSyncRequest, ImageSpec, LinuxContainerConfig,
     LinuxPodSandboxConfig, ListPodSandboxRequest, PodSandboxConfig, PodSandboxMetadata,
-    PodSandboxState, PodSandboxStatusRequest, RemovePodSandboxRequest, RunPodSandboxRequest,
-    PortMapping, StartContainerRequest, StatusRequest, StopContainerRequest, StopPodSandboxRequest,
+    PodSandboxState, PodSandboxStatusRequest, PortMapping, RemovePodSandboxRequest,
+    RunPodSandboxRequest, StartContainerRequest, StatusRequest, StopContainerRequest,
+    StopPodSandboxRequest,
 };
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
