@@ -18,10 +18,13 @@ pub fn add(tag: &str, pod: IpNet) -> Result<()> {
 }
 
 pub fn delete(tag: &str) -> Result<()> {
+    delete_counted(tag).map(drop)
+}
+
+/// Deletes the attachment's rules; returns how many there were.
+pub fn delete_counted(tag: &str) -> Result<usize> {
     let nft = Nftables::new().map_err(errors::kernel)?;
-    nft.delete_by_tag(&table(), tag)
-        .map(drop)
-        .map_err(errors::kernel)
+    nft.delete_by_tag(&table(), tag).map_err(errors::kernel)
 }
 
 /// Every tag in our table (each rule's identity).

@@ -13,6 +13,7 @@ mod netlink;
 pub mod netns;
 pub mod nft;
 mod route;
+mod route_get;
 mod socket;
 pub mod sysctl;
 mod veth;
@@ -26,6 +27,7 @@ pub use mac::{MacAddr, ParseMacError};
 pub use netlink::Netlink;
 pub use netns::{Netns, NetnsGuard};
 pub use route::{Route, Scope, TABLE_MAIN};
+pub use route_get::{route_type, RouteEntry, RouteQuery, PROTO_KERNEL};
 pub use veth::{VethPair, VethSpec};
 
 /// The rust-netlink message types, for callers of `Netlink::request`/`dump`.

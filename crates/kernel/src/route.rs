@@ -6,8 +6,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use ipnet::IpNet;
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE};
 use netlink_packet_route::route::{
-    RouteAddress, RouteAttribute, RouteFlags, RouteHeader, RouteMessage, RouteMetric,
-    RouteProtocol, RouteScope, RouteType,
+    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteMetric, RouteProtocol,
+    RouteScope, RouteType,
 };
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
@@ -198,7 +198,7 @@ impl Route {
         msg
     }
 
-    fn from_message(msg: &RouteMessage) -> Option<Route> {
+    pub(crate) fn from_message(msg: &RouteMessage) -> Option<Route> {
         let h = &msg.header;
         let mut dst = None;
         let mut route = Route::new(IpNet::default());
@@ -236,7 +236,7 @@ impl Route {
     }
 }
 
-fn route_addr(ip: IpAddr) -> RouteAddress {
+pub(crate) fn route_addr(ip: IpAddr) -> RouteAddress {
     match ip {
         IpAddr::V4(v) => RouteAddress::Inet(v),
         IpAddr::V6(v) => RouteAddress::Inet6(v),
@@ -283,19 +283,10 @@ impl Netlink {
     /// `kind`; the local table's entries have `kind` 2). Cached clones
     /// are skipped.
     pub fn routes(&self, family: IpFamily) -> Result<Vec<Route>> {
-        let mut req = RouteMessage::default();
-        req.header.address_family = family.af();
-        let replies = self.dump(RouteNetlinkMessage::GetRoute(req), "list routes")?;
-        Ok(replies
-            .iter()
-            .filter_map(|m| match m {
-                RouteNetlinkMessage::NewRoute(r)
-                    if !r.header.flags.contains(RouteFlags::Cloned) =>
-                {
-                    Route::from_message(r)
-                }
-                _ => None,
-            })
+        Ok(self
+            .route_entries(family)?
+            .into_iter()
+            .map(|e| e.route)
             .collect())
     }
 }

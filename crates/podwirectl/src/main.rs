@@ -5,6 +5,7 @@
 
 mod ids;
 mod summary;
+mod views;
 
 use clap::{Args as ClapArgs, Parser, Subcommand};
 use runtime::{CniConfig, Exec, GcAttachment, NetworkConfigList, RuntimeConf};
@@ -89,6 +90,10 @@ enum Cmd {
         /// Ignored; accepted for cnitool's argument order.
         netns: Option<String>,
     },
+    /// The last traced operations on a container: each step, when, how long, what it did.
+    Trace(views::TraceArgs),
+    /// The hops from a pod to an address or another pod, asked of the kernel.
+    Path(views::PathArgs),
     /// Named network namespaces under /run/netns, without `ip`.
     #[command(subcommand)]
     Netns(NetnsCmd),
@@ -105,6 +110,8 @@ enum NodeCmd {
     Teardown(node::cli::TeardownArgs),
     /// Copy the podwire plugin binaries into the CNI bin directory (or --remove them).
     InstallCni(node::cli::InstallArgs),
+    /// What podwire built on this node: bridges, pods, IPAM use, routes out, rules, problems.
+    Show(views::ShowArgs),
 }
 
 #[derive(ClapArgs)]
@@ -206,7 +213,9 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         Cmd::Add(t) => {
             let list = o.load(&t.network)?;
             let rt = o.runtime_conf(&t.netns)?;
-            let result = o.cni().add_network_list(&list, &rt)?;
+            let mut runs = Vec::new();
+            // A failure stays one line (it names the plugin); the timings are for success.
+            let result = o.cni().add_network_list_timed(&list, &rt, &mut runs)?;
             if o.json {
                 print_json(&runtime::result_json(&result));
             } else {
@@ -215,6 +224,7 @@ fn run(cli: &Cli) -> Result<(), Failure> {
                     list.name, rt.ifname, rt.netns, rt.container_id, result.cni_version
                 );
                 print!("{}", summary::result(&result));
+                print!("{}", summary::plugin_runs(&runs));
             }
         }
         Cmd::Check(t) => {
@@ -236,12 +246,14 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         Cmd::Del(t) => {
             let list = o.load(&t.network)?;
             let rt = o.runtime_conf(&t.netns)?;
-            o.cni().del_network_list(&list, &rt)?;
+            let mut runs = Vec::new();
+            o.cni().del_network_list_timed(&list, &rt, &mut runs)?;
             if !o.json {
                 println!(
                     "deleted network {:?} as {} from {} (container {})",
                     list.name, rt.ifname, rt.netns, rt.container_id
                 );
+                print!("{}", summary::plugin_runs(&runs));
             }
         }
         Cmd::Gc { network, valid, .. } => {
@@ -306,11 +318,15 @@ fn run(cli: &Cli) -> Result<(), Failure> {
             }
         }
         Cmd::Netns(cmd) => netns(cmd, o.json)?,
+        Cmd::Trace(a) => views::trace(o, a)?,
+        Cmd::Path(a) => views::path(o, a)?,
+        Cmd::Node(NodeCmd::Show(a)) => views::show(o, a)?,
         Cmd::Node(cmd) => {
             let summary = match cmd {
                 NodeCmd::Setup(a) => node::cli::run_setup(a),
                 NodeCmd::Teardown(a) => node::cli::run_teardown(a),
                 NodeCmd::InstallCni(a) => node::cli::run_install(a),
+                NodeCmd::Show(_) => unreachable!("handled above"),
             }
             .map_err(runtime::Error::new)?;
             if o.json {

@@ -179,3 +179,36 @@ impl TestNs {
         }
     }
 }
+
+/// A binary of another workspace package (`cargo` gives a test `CARGO_BIN_EXE_` only for its own
+/// package's), built into this test's target directory and profile once per test process.
+pub fn workspace_binary(package: &str, bin: &str) -> std::path::PathBuf {
+    use std::collections::HashMap;
+    use std::path::PathBuf;
+    use std::sync::{Mutex, OnceLock};
+    static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
+    let mut built = BUILT
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some(p) = built.get(bin) {
+        return p.clone();
+    }
+    let exe = std::env::current_exe().unwrap();
+    // <target>/<profile>/deps/<test>
+    let profile = exe.parent().unwrap().parent().unwrap().to_path_buf();
+    let target = profile.parent().unwrap().to_path_buf();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.args(["build", "--quiet", "-p", package, "--bin", bin])
+        .env("CARGO_TARGET_DIR", &target);
+    if profile.file_name().unwrap() == "release" {
+        cmd.arg("--release");
+    }
+    let status = cmd.status().expect("run cargo build");
+    assert!(status.success(), "building {bin} failed");
+    let path = profile.join(bin);
+    assert!(path.is_file(), "{} missing", path.display());
+    built.insert(bin.to_string(), path.clone());
+    path
+}

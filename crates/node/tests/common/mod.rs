@@ -7,7 +7,6 @@ use node::NodeConfig;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
 
 #[allow(unused_imports)] // each test binary uses its own part
 pub use testkit::{run, run_ok, unique, PluginCall, PluginOutput, TestNs};
@@ -150,34 +149,7 @@ pub fn files_under(dir: &Path) -> Vec<String> {
 /// The `podwire` plugin binary, built into this test's target directory (the plugin lives in
 /// another package, so cargo gives no CARGO_BIN_EXE_ for it here).
 pub fn podwire_binary() -> PathBuf {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let exe = std::env::current_exe().unwrap();
-        // <target>/<profile>/deps/<test>
-        let profile = exe.parent().unwrap().parent().unwrap().to_path_buf();
-        let target = profile.parent().unwrap().to_path_buf();
-        let release = profile.file_name().unwrap() == "release";
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.args([
-            "build",
-            "--quiet",
-            "-p",
-            "podwire-bridge",
-            "--bin",
-            "podwire",
-        ])
-        .env("CARGO_TARGET_DIR", &target);
-        if release {
-            cmd.arg("--release");
-        }
-        let status = cmd.status().expect("run cargo build");
-        assert!(status.success(), "building podwire failed");
-        let bin = profile.join("podwire");
-        assert!(bin.is_file(), "{} missing", bin.display());
-        bin
-    })
-    .clone()
+    testkit::workspace_binary("podwire-bridge", "podwire")
 }
 
 /// Runs a plugin in the node netns as a runtime would: CNI_* env, config on stdin.

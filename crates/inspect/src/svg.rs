@@ -1,0 +1,369 @@
+//! The node as a picture (SVG): the way out of the node at the top, each network's bridge with
+//! its addresses and IPAM use, a veth down to every pod with its interface, addresses and MAC,
+//! and what does not add up in red at the bottom. Plain SVG 1.1, no scripts or external fonts,
+//! so it renders the same in a browser, rsvg-convert or a slide.
+
+use crate::node::{NetworkView, NodeView, PodView};
+use std::fmt::Write;
+
+const POD_W: i32 = 200;
+const POD_H: i32 = 96;
+const GAP: i32 = 24;
+const MARGIN: i32 = 32;
+const FONT: &str = "DejaVu Sans, Verdana, Arial, sans-serif";
+const MONO: &str = "DejaVu Sans Mono, Menlo, Consolas, monospace";
+
+/// Escapes text for an XML text node or attribute.
+pub fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c if (c as u32) < 0x20 && c != '\n' && c != '\t' => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A container ID short enough for a box (as `docker ps` shows it).
+fn short(id: &str) -> String {
+    id.chars().take(12).collect()
+}
+
+struct Canvas {
+    body: String,
+}
+
+impl Canvas {
+    fn text(&mut self, x: i32, y: i32, size: i32, attrs: &str, s: &str) {
+        let _ = writeln!(
+            self.body,
+            r#"<text x="{x}" y="{y}" font-size="{size}" {attrs}>{}</text>"#,
+            esc(s)
+        );
+    }
+    fn rect(&mut self, x: i32, y: i32, w: i32, h: i32, attrs: &str) {
+        let _ = writeln!(
+            self.body,
+            r#"<rect x="{x}" y="{y}" width="{w}" height="{h}" rx="10" {attrs}/>"#
+        );
+    }
+    fn line(&mut self, x1: i32, y1: i32, x2: i32, y2: i32, attrs: &str) {
+        let _ = writeln!(
+            self.body,
+            r#"<line x1="{x1}" y1="{y1}" x2="{x2}" y2="{y2}" {attrs}/>"#
+        );
+    }
+}
+
+fn network_width(n: &NetworkView) -> i32 {
+    let pods = n.pods.len().max(1) as i32;
+    pods * POD_W + (pods - 1) * GAP
+}
+
+/// Draws the node. `title` names it (e.g. the host name).
+pub fn render(node: &NodeView, title: &str) -> String {
+    let inner = node
+        .networks
+        .iter()
+        .map(network_width)
+        .max()
+        .unwrap_or(POD_W)
+        .max(640);
+    let width = inner + 2 * MARGIN;
+    let mut c = Canvas {
+        body: String::new(),
+    };
+    let mut y = MARGIN;
+    // Title and the way out.
+    c.text(
+        MARGIN,
+        y + 6,
+        22,
+        r##"font-weight="bold" fill="#1f2937""##,
+        &format!("node {title}"),
+    );
+    y += 22;
+    let outs: Vec<String> = node
+        .routes
+        .iter()
+        .filter(|r| !r.to_pods)
+        .map(|r| r.describe(false))
+        .collect();
+    let out_h = 34 + 18 * outs.len().max(1) as i32 + 18 * node.tunnels.len() as i32;
+    c.rect(
+        MARGIN,
+        y,
+        inner,
+        out_h,
+        r##"fill="#eef2ff" stroke="#6366f1" stroke-width="1.5""##,
+    );
+    c.text(
+        MARGIN + 14,
+        y + 22,
+        14,
+        r##"font-weight="bold" fill="#3730a3""##,
+        "the way out of the node",
+    );
+    let mut ty = y + 42;
+    if outs.is_empty() {
+        c.text(
+            MARGIN + 14,
+            ty,
+            13,
+            r##"fill="#6b7280""##,
+            "no route leaves the node",
+        );
+        ty += 18;
+    }
+    for o in &outs {
+        c.text(
+            MARGIN + 14,
+            ty,
+            13,
+            &format!(r##"font-family="{MONO}" fill="#1f2937""##),
+            o,
+        );
+        ty += 18;
+    }
+    for t in &node.tunnels {
+        let s = t.describe();
+        c.text(
+            MARGIN + 14,
+            ty,
+            13,
+            &format!(r##"font-family="{MONO}" fill="#7c2d12""##),
+            &s,
+        );
+        ty += 18;
+    }
+    y += out_h;
+    for n in &node.networks {
+        y = network(&mut c, n, y + 30, inner);
+    }
+    if node.networks.is_empty() {
+        c.text(
+            MARGIN,
+            y + 40,
+            14,
+            r##"fill="#6b7280""##,
+            "no podwire network under NETCONFPATH",
+        );
+        y += 50;
+    }
+    let height = y + MARGIN;
+    format!(
+        r##"<?xml version="1.0" encoding="UTF-8"?>
+<svg xmlns="http://www.w3.org/2000/svg" version="1.1" width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="{FONT}">
+<title>{}</title>
+<rect x="0" y="0" width="{width}" height="{height}" fill="#ffffff"/>
+{}</svg>
+"##,
+        esc(&format!("podwire node {title}")),
+        c.body
+    )
+}
+
+/// Draws one network from `y`; returns where it ends.
+fn network(c: &mut Canvas, n: &NetworkView, y: i32, inner: i32) -> i32 {
+    let b = &n.bridge;
+    // The uplink from the bridge to the way out.
+    let mid = MARGIN + inner / 2;
+    c.line(
+        mid,
+        y - 30,
+        mid,
+        y,
+        r##"stroke="#6366f1" stroke-width="3""##,
+    );
+    let bh = 60;
+    let fill = if b.present { "#ecfdf5" } else { "#fef2f2" };
+    let stroke = if b.present { "#059669" } else { "#dc2626" };
+    c.rect(
+        MARGIN,
+        y,
+        inner,
+        bh,
+        &format!(r#"fill="{fill}" stroke="{stroke}" stroke-width="2""#),
+    );
+    let head = format!(
+        "bridge {}{}  ·  network {}",
+        b.name,
+        if b.present { "" } else { " (missing)" },
+        n.name
+    );
+    c.text(
+        MARGIN + 14,
+        y + 24,
+        16,
+        r##"font-weight="bold" fill="#065f46""##,
+        &head,
+    );
+    let mut facts = Vec::new();
+    if !b.addresses.is_empty() {
+        facts.push(b.addresses.join(" "));
+    }
+    if let Some(m) = b.mtu {
+        facts.push(format!("mtu {m}"));
+    }
+    facts.push(format!("{} port(s)", b.ports));
+    for r in &n.ipam.ranges {
+        facts.push(format!("{}: {}/{} used", r.subnet, r.used, r.size));
+    }
+    c.text(
+        MARGIN + 14,
+        y + 46,
+        13,
+        &format!(r##"font-family="{MONO}" fill="#374151""##),
+        &facts.join("  ·  "),
+    );
+    let py = y + bh + 70;
+    let total = network_width(n);
+    let x0 = MARGIN + (inner - total) / 2;
+    for (i, p) in n.pods.iter().enumerate() {
+        let x = x0 + i as i32 * (POD_W + GAP);
+        pod(c, p, x, y + bh, py);
+    }
+    if n.pods.is_empty() {
+        c.text(MARGIN + 14, py + 20, 13, r##"fill="#6b7280""##, "no pods");
+    }
+    let mut y = py + POD_H + 16;
+    for issue in &n.issues {
+        let who = if issue.container_id.is_empty() {
+            String::new()
+        } else {
+            format!(" {}/{}", short(&issue.container_id), issue.ifname)
+        };
+        let line = format!("⚠ {}{who}: {}", issue.kind.as_str(), issue.detail);
+        c.text(
+            MARGIN,
+            y + 14,
+            12,
+            r##"fill="#b91c1c""##,
+            &truncate(&line, (inner / 7) as usize),
+        );
+        y += 20;
+    }
+    y
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let mut t: String = s.chars().take(max.saturating_sub(1)).collect();
+    t.push('…');
+    t
+}
+
+fn pod(c: &mut Canvas, p: &PodView, x: i32, bridge_bottom: i32, y: i32) {
+    let cx = x + POD_W / 2;
+    let ok = p.pod_index.is_some();
+    c.line(
+        cx,
+        bridge_bottom,
+        cx,
+        y,
+        r##"stroke="#059669" stroke-width="3""##,
+    );
+    // The host veth's name beside its cable.
+    c.text(
+        cx + 6,
+        bridge_bottom + 26,
+        12,
+        &format!(r##"font-family="{MONO}" fill="#047857""##),
+        &p.host_veth,
+    );
+    c.text(
+        cx + 6,
+        bridge_bottom + 42,
+        11,
+        r##"fill="#6b7280""##,
+        "veth",
+    );
+    let (fill, stroke) = if ok {
+        ("#f0f9ff", "#0284c7")
+    } else {
+        ("#fef2f2", "#dc2626")
+    };
+    c.rect(
+        x,
+        y,
+        POD_W,
+        POD_H,
+        &format!(r#"fill="{fill}" stroke="{stroke}" stroke-width="2""#),
+    );
+    c.text(
+        x + 12,
+        y + 22,
+        14,
+        r##"font-weight="bold" fill="#0c4a6e""##,
+        &format!("pod {}", short(&p.container_id)),
+    );
+    let mut ly = y + 42;
+    let mono = format!(r##"font-family="{MONO}" fill="#1f2937""##);
+    let ips = if p.ips.is_empty() {
+        "no address".to_string()
+    } else {
+        p.ips.join(" ")
+    };
+    c.text(
+        x + 12,
+        ly,
+        12,
+        &mono,
+        &truncate(&format!("{} {ips}", p.ifname), 26),
+    );
+    ly += 18;
+    c.text(
+        x + 12,
+        ly,
+        12,
+        &mono,
+        p.mac.as_deref().unwrap_or("pod end not found"),
+    );
+    ly += 18;
+    let ns = p
+        .netns
+        .as_deref()
+        .map(|n| n.rsplit('/').next().unwrap_or(n).to_string())
+        .unwrap_or_else(|| "netns ?".into());
+    c.text(
+        x + 12,
+        ly,
+        11,
+        r##"fill="#6b7280""##,
+        &truncate(&format!("netns {ns}"), 30),
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_is_escaped() {
+        assert_eq!(esc(r#"a<b>&"c'"#), "a&lt;b&gt;&amp;&quot;c&apos;");
+        assert_eq!(esc("x\u{1}y"), "x y");
+    }
+
+    #[test]
+    fn an_empty_node_still_draws() {
+        let node = NodeView {
+            networks: vec![],
+            routes: vec![],
+            tunnels: vec![],
+            nftables: vec![],
+            errors: vec![],
+        };
+        let svg = render(&node, "n<1>");
+        assert!(svg.starts_with("<?xml"));
+        assert!(svg.contains("node n&lt;1&gt;"));
+        assert!(svg.trim_end().ends_with("</svg>"));
+    }
+}
