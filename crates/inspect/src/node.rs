@@ -223,12 +223,20 @@ pub struct TunnelView {
     pub up: bool,
     pub mtu: u32,
     pub addresses: Vec<String>,
+    /// VXLAN: VNI, UDP port, local address.
+    pub vxlan: Option<String>,
+    /// The peers as the kernel knows them: FDB entries (MAC → remote endpoint) and
+    /// neighbours (address → MAC) on the device.
+    pub peers: Vec<String>,
 }
 
 impl TunnelView {
     /// `vxlan podwire.vxlan mtu 1450 10.244.1.0/32`.
     pub fn describe(&self) -> String {
         let mut s = format!("{} {} mtu {}", self.kind, self.name, self.mtu);
+        if let Some(v) = &self.vxlan {
+            s += &format!(" {v}");
+        }
         if !self.up {
             s += " DOWN";
         }
@@ -748,8 +756,7 @@ fn routes(
     let protos = protocol_names();
     let mut out = Vec::new();
     for fam in [IpFamily::V4, IpFamily::V6] {
-        for e in host.route_entries(fam).map_err(kernel_err)? {
-            let r = &e.route;
+        for r in &host.routes(fam).map_err(kernel_err)? {
             if r.table != kernel::TABLE_MAIN || r.kind != kernel::route_type::UNICAST {
                 continue;
             }
@@ -768,15 +775,39 @@ fn routes(
                 dev: dev.map(|d| d.name.clone()),
                 dev_kind: dev.and_then(|d| d.kind.clone()),
                 protocol: protos
-                    .get(&e.protocol)
+                    .get(&r.protocol)
                     .cloned()
-                    .unwrap_or_else(|| e.protocol.to_string()),
+                    .unwrap_or_else(|| r.protocol.to_string()),
                 metric: r.metric,
                 to_pods,
             });
         }
     }
     Ok(out)
+}
+
+/// FDB entries (`MAC dst REMOTE`) and neighbours (`IP lladdr MAC`) of a tunnel device.
+fn peers(host: &Netlink, index: u32) -> Vec<String> {
+    let mut out: Vec<String> = host
+        .fdb_entries(index)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|f| f.dst.map(|d| format!("{} dst {d}", f.mac)))
+        .collect();
+    for fam in [IpFamily::V4, IpFamily::V6] {
+        for n in host.neighbours(fam, Some(index)).unwrap_or_default() {
+            if let Some(m) = n.mac {
+                out.push(format!("{} lladdr {m}", n.ip));
+            }
+        }
+    }
+    out
+}
+
+/// A route protocol's name (`kernel`, `boot`, a custom name from iproute2's files), else its
+/// number.
+pub fn protocol_name(n: u8) -> String {
+    protocol_names().remove(&n).unwrap_or_else(|| n.to_string())
 }
 
 /// Kinds of device that carry pod traffic to other nodes.
@@ -793,6 +824,15 @@ fn tunnels(host: &Netlink, links: &[Link]) -> Vec<TunnelView> {
             up: l.up,
             mtu: l.mtu,
             addresses: addresses(host, l.index),
+            vxlan: l.vxlan.as_ref().map(|v| {
+                format!(
+                    "vni {} port {}{}",
+                    v.vni,
+                    v.port,
+                    v.local.map(|a| format!(" local {a}")).unwrap_or_default()
+                )
+            }),
+            peers: peers(host, l.index),
         })
         .collect()
 }
@@ -811,6 +851,9 @@ pub fn render(v: &NodeView) -> String {
     }
     for t in &v.tunnels {
         let _ = writeln!(s, "  tunnel {}", t.describe());
+        for p in &t.peers {
+            let _ = writeln!(s, "    peer {p}");
+        }
     }
     for n in &v.networks {
         let b = &n.bridge;

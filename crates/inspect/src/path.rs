@@ -6,7 +6,7 @@
 //! no path the last hop says where it breaks.
 
 use crate::node::{NetworkView, NodeView, PodView};
-use kernel::{route_type, Netlink, Netns, RouteEntry, RouteQuery};
+use kernel::{route_type, Netlink, Netns, Route, RouteQuery};
 use serde::Serialize;
 use std::net::IpAddr;
 
@@ -121,8 +121,7 @@ fn lookup_err(where_: &str, dst: IpAddr, e: kernel::Error) -> String {
     format!("{where_} has no route to {dst}: {e}")
 }
 
-fn describe(e: &RouteEntry, dev: &str) -> String {
-    let r = &e.route;
+fn describe(r: &Route, dev: &str) -> String {
     match r.gateway {
         Some(gw) => format!("route to {} via {gw} dev {dev}", r.dst.addr()),
         None => format!("route to {} dev {dev} (on-link)", r.dst.addr()),
@@ -176,9 +175,9 @@ fn walk(
     let ns = Netns::open(netns).map_err(|e| format!("cannot open {netns}: {e}"))?;
     let nl = Netlink::new_in(&ns).map_err(|e| e.to_string())?;
     let in_pod = nl
-        .route_get(RouteQuery::to(dst).from(src))
+        .route_lookup(RouteQuery::to(dst).from(src))
         .map_err(|e| lookup_err(&format!("pod {}", from.label()), dst, e))?;
-    if in_pod.route.kind == route_type::LOCAL {
+    if in_pod.kind == route_type::LOCAL {
         view.hops.push(hop(
             "pod",
             from.label(),
@@ -188,7 +187,6 @@ fn walk(
         return Ok(());
     }
     let out_dev = in_pod
-        .route
         .oif
         .and_then(|i| nl.link(i).ok())
         .map(|l| l.name)
@@ -198,7 +196,7 @@ fn walk(
         format!("{} {out_dev}", from.label()),
         format!("{} in {netns}", describe(&in_pod, &out_dev)),
     ));
-    if Some(in_pod.route.oif.unwrap_or(0)) != pod.pod_index {
+    if Some(in_pod.oif.unwrap_or(0)) != pod.pod_index {
         return Err(format!(
             "the pod sends it out of {out_dev}, not out of its podwire interface {}",
             pod.ifname
@@ -213,9 +211,9 @@ fn walk(
     if !br.present {
         return Err(format!("bridge {} is missing", br.name));
     }
-    let next = in_pod.route.gateway.unwrap_or(dst);
+    let next = in_pod.gateway.unwrap_or(dst);
     // On-link: the bridge switches it to whichever port has the address.
-    if in_pod.route.gateway.is_none() {
+    if in_pod.gateway.is_none() {
         if let Some(to) = from.net.pods.iter().find(|p| p.addrs().any(|a| a == dst)) {
             view.hops.push(hop(
                 "bridge",
@@ -279,9 +277,9 @@ fn route_in_node(
     // As a packet received on the bridge: forwarding, reverse-path and policy routing all
     // count. A kernel refusing to forward answers with an error, which is the break.
     let found = host
-        .route_get(RouteQuery::to(dst).from(src).iif(bridge_index))
+        .route_lookup(RouteQuery::to(dst).from(src).iif(bridge_index))
         .map_err(|e| lookup_err("the node", dst, e))?;
-    let r = &found.route;
+    let r = &found;
     match r.kind {
         route_type::LOCAL => {
             view.hops.push(hop(
@@ -339,7 +337,7 @@ fn route_in_node(
         format!(
             "{} (protocol {})",
             describe(&found, &dev.name),
-            found.protocol
+            crate::node::protocol_name(found.protocol)
         ),
     ));
     view.hops.push(hop(

@@ -9,6 +9,7 @@ mod bridge_port;
 mod error;
 mod link;
 mod mac;
+mod neighbour;
 mod netlink;
 pub mod netns;
 pub mod nft;
@@ -17,6 +18,7 @@ mod route_get;
 mod socket;
 pub mod sysctl;
 mod veth;
+mod vxlan;
 
 pub use address::{Address, AddressOptions, IpFamily};
 pub use bridge::BridgeSpec;
@@ -24,11 +26,13 @@ pub use bridge_port::BridgeVlan;
 pub use error::{Error, Result, ResultExt};
 pub use link::{Link, LinkId, OperState};
 pub use mac::{MacAddr, ParseMacError};
+pub use neighbour::{FdbEntry, Neighbour};
 pub use netlink::Netlink;
 pub use netns::{Netns, NetnsGuard};
-pub use route::{Route, Scope, TABLE_MAIN};
-pub use route_get::{route_type, RouteEntry, RouteQuery, PROTO_KERNEL};
+pub use route::{Route, Scope, RTPROT_BOOT, TABLE_MAIN};
+pub use route_get::{route_type, RouteQuery};
 pub use veth::{VethPair, VethSpec};
+pub use vxlan::VxlanSpec;
 
 /// The rust-netlink message types, for callers of `Netlink::request`/`dump`.
 pub use ipnet;

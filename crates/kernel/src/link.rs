@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::mac::MacAddr;
 use crate::netlink::Netlink;
 use crate::netns::Netns;
+use crate::vxlan::VxlanSpec;
 
 use std::os::fd::{AsFd, AsRawFd};
 
@@ -88,6 +89,8 @@ pub struct Link {
     pub vlan_filtering: Option<bool>,
     /// IFLA_IFALIAS: free text a plugin can tag its links with.
     pub alias: Option<String>,
+    /// For a VXLAN device: its tunnel parameters.
+    pub vxlan: Option<VxlanSpec>,
 }
 
 impl Link {
@@ -107,6 +110,7 @@ impl Link {
             hairpin: None,
             vlan_filtering: None,
             alias: None,
+            vxlan: None,
         };
         for attr in &msg.attributes {
             match attr {
@@ -131,6 +135,9 @@ impl Link {
                 _ => {}
             }
         }
+        if let Some(v) = &mut link.vxlan {
+            (v.name, v.mtu, v.mac) = (link.name.clone(), Some(link.mtu), link.mac);
+        }
         link
     }
 }
@@ -139,6 +146,9 @@ fn read_link_info(link: &mut Link, infos: &[LinkInfo]) {
     for info in infos {
         match info {
             LinkInfo::Kind(k) => link.kind = Some(k.to_string()),
+            LinkInfo::Data(InfoData::Vxlan(data)) => {
+                link.vxlan = Some(VxlanSpec::from_info(&link.name, data));
+            }
             LinkInfo::Data(InfoData::Bridge(opts)) => {
                 for o in opts {
                     if let InfoBridge::VlanFiltering(v) = o {

@@ -6,8 +6,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use ipnet::IpNet;
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE};
 use netlink_packet_route::route::{
-    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteMetric, RouteProtocol,
-    RouteScope, RouteType,
+    RouteAddress, RouteAttribute, RouteFlags, RouteHeader, RouteMessage, RouteMetric,
+    RouteProtocol, RouteScope, RouteType,
 };
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
@@ -17,6 +17,9 @@ use crate::netlink::Netlink;
 
 /// The main routing table, where routes go unless told otherwise.
 pub const TABLE_MAIN: u32 = 254;
+
+/// RTPROT_BOOT: the protocol of routes added by hand (`ip route add`'s default).
+pub const RTPROT_BOOT: u8 = 3;
 
 /// Route scope (how far the destination is).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -71,6 +74,12 @@ pub struct Route {
     /// RTN_* type as the kernel reports it (1 = unicast, 2 = local...).
     /// Only unicast routes are created by this crate.
     pub kind: u8,
+    /// RTPROT_* of who made it; created routes default to `boot` (3). An agent tags its routes
+    /// with a number of its own so it finds (and only ever removes) those.
+    pub protocol: u8,
+    /// RTNH_F_ONLINK: the gateway is on the link even though no address of the link covers it
+    /// (a VXLAN next hop).
+    pub onlink: bool,
 }
 
 impl Route {
@@ -86,6 +95,8 @@ impl Route {
             mtu: None,
             advmss: None,
             kind: 1,
+            protocol: RTPROT_BOOT,
+            onlink: false,
         }
     }
 
@@ -131,6 +142,14 @@ impl Route {
         self.advmss = Some(advmss);
         self
     }
+    pub fn protocol(mut self, protocol: u8) -> Self {
+        self.protocol = protocol;
+        self
+    }
+    pub fn onlink(mut self) -> Self {
+        self.onlink = true;
+        self
+    }
 
     pub fn family(&self) -> IpFamily {
         IpFamily::of(self.dst.addr())
@@ -166,7 +185,10 @@ impl Route {
         } else {
             h.scope = self.effective_scope().into();
             h.kind = RouteType::Unicast;
-            h.protocol = RouteProtocol::Boot;
+            h.protocol = RouteProtocol::from(self.protocol);
+            if self.onlink {
+                h.flags = RouteFlags::Onlink;
+            }
         }
         let a = &mut msg.attributes;
         a.push(RouteAttribute::Table(self.table));
@@ -205,6 +227,8 @@ impl Route {
         route.table = u32::from(h.table);
         route.scope = Some(h.scope.into());
         route.kind = u8::from(h.kind);
+        route.protocol = u8::from(h.protocol);
+        route.onlink = h.flags.contains(RouteFlags::Onlink);
         for attr in &msg.attributes {
             match attr {
                 RouteAttribute::Destination(a) => dst = ip_of(a),
@@ -283,11 +307,29 @@ impl Netlink {
     /// `kind`; the local table's entries have `kind` 2). Cached clones
     /// are skipped.
     pub fn routes(&self, family: IpFamily) -> Result<Vec<Route>> {
-        Ok(self
-            .route_entries(family)?
-            .into_iter()
-            .map(|e| e.route)
+        let mut req = RouteMessage::default();
+        req.header.address_family = family.af();
+        let replies = self.dump(RouteNetlinkMessage::GetRoute(req), "list routes")?;
+        Ok(replies
+            .iter()
+            .filter_map(|m| match m {
+                RouteNetlinkMessage::NewRoute(r)
+                    if !r.header.flags.contains(RouteFlags::Cloned) =>
+                {
+                    Route::from_message(r)
+                }
+                _ => None,
+            })
             .collect())
+    }
+}
+
+impl Netlink {
+    /// The route the kernel would use to reach `dst` from this netns (RTM_GETROUTE, as
+    /// `ip route get`): its gateway (none when `dst` is on-link), output link and source.
+    /// [`Netlink::route_lookup`] also takes a source and an input interface.
+    pub fn route_get(&self, dst: IpAddr) -> Result<Route> {
+        self.route_lookup(crate::RouteQuery::to(dst))
     }
 }
 

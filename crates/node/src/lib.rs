@@ -20,6 +20,7 @@ pub mod forwarding;
 pub mod install;
 #[cfg(feature = "kubernetes")]
 pub mod kubernetes;
+pub mod peers;
 pub mod rules;
 pub mod setup;
 pub mod state;

@@ -1,0 +1,355 @@
+//! Nodes + this node's facts → what the kernel should hold. Pure.
+
+use super::model::{Backend, Local, Options, PeerNode};
+use super::vtep::vtep_mac;
+use super::{vxlan_device, vxlan_overhead};
+use ipnet::IpNet;
+use kernel::{MacAddr, VxlanSpec};
+use std::net::IpAddr;
+
+/// How one peer pod CIDR is reached.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Via {
+    /// `dst via gateway`: the peer node's address is on one of our links.
+    Direct { gateway: IpAddr },
+    /// `dst via next_hop dev podwire.vxlan onlink`, `next_hop` resolved by a permanent neighbour
+    /// entry to the peer's VTEP MAC, which a permanent FDB entry sends to the peer's address.
+    Vxlan {
+        vtep: IpAddr,
+        mac: MacAddr,
+        next_hop: IpAddr,
+    },
+}
+
+/// One peer pod CIDR and its way there.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerRoute {
+    pub node: String,
+    pub dst: IpNet,
+    pub via: Via,
+}
+
+impl PeerRoute {
+    pub fn is_v6(&self) -> bool {
+        self.dst.addr().is_ipv6()
+    }
+}
+
+/// Everything wanted, plus what cannot be routed and why.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Desired {
+    /// Sorted by destination.
+    pub routes: Vec<PeerRoute>,
+    /// The VXLAN devices the routes need (at most one per family).
+    pub devices: Vec<VxlanSpec>,
+    /// One line per peer CIDR left unrouted.
+    pub problems: Vec<String>,
+}
+
+/// The routes, devices and problems for `nodes` (which may include this node: it is skipped).
+pub fn desired(nodes: &[PeerNode], local: &Local, opts: &Options) -> Desired {
+    let mut d = Desired::default();
+    let own = &local.node;
+    for peer in nodes.iter().filter(|n| n.name != own.name) {
+        for cidr in &peer.pod_cidrs {
+            match route_for(peer, cidr, local, opts) {
+                Ok(r) => d.routes.push(r),
+                Err(why) => d
+                    .problems
+                    .push(format!("node {}: {cidr}: {why}", peer.name)),
+            }
+        }
+    }
+    d.routes.sort_by_key(|r| r.dst);
+    // Two nodes claiming one pod CIDR (a controller-manager mistake or a stale Node): routing
+    // either would be a guess, so neither is routed.
+    let mut i = 0;
+    while i < d.routes.len() {
+        let j = (i..d.routes.len())
+            .find(|&j| d.routes[j].dst != d.routes[i].dst)
+            .unwrap_or(d.routes.len());
+        if j - i > 1 {
+            let names: Vec<String> = d.routes[i..j].iter().map(|r| r.node.clone()).collect();
+            d.problems.push(format!(
+                "pod CIDR {} is claimed by nodes {}: not routed",
+                d.routes[i].dst,
+                names.join(", ")
+            ));
+            d.routes.drain(i..j);
+        } else {
+            i = j;
+        }
+    }
+    for v6 in [false, true] {
+        if !d.routes.iter().any(|r| r.is_v6() == v6 && is_vxlan(r)) {
+            continue;
+        }
+        match device_for(local, opts, v6) {
+            Ok(spec) => d.devices.push(spec),
+            Err(why) => {
+                let fam = if v6 { "IPv6" } else { "IPv4" };
+                d.problems.push(format!(
+                    "no VXLAN for {fam} pod CIDRs: {why}: those peers are not routed"
+                ));
+                d.routes.retain(|r| r.is_v6() != v6 || !is_vxlan(r));
+            }
+        }
+    }
+    d
+}
+
+fn is_vxlan(r: &PeerRoute) -> bool {
+    matches!(r.via, Via::Vxlan { .. })
+}
+
+fn route_for(
+    peer: &PeerNode,
+    cidr: &IpNet,
+    local: &Local,
+    opts: &Options,
+) -> Result<PeerRoute, String> {
+    let addr = peer.address_for(cidr).ok_or_else(|| {
+        let fam = if cidr.addr().is_ipv4() {
+            "IPv4"
+        } else {
+            "IPv6"
+        };
+        format!("the node has no {fam} InternalIP or ExternalIP")
+    })?;
+    if let Some(own) = local.node.pod_cidr(cidr.addr().is_ipv6()) {
+        if own.contains(cidr) || cidr.contains(&own) {
+            return Err(format!("overlaps this node's pod CIDR {own}"));
+        }
+    }
+    let onlink = local.onlink(addr).is_some();
+    let direct = match opts.backend {
+        Backend::Auto => onlink,
+        Backend::Vxlan => false,
+        Backend::Direct if onlink => true,
+        Backend::Direct => {
+            return Err(format!(
+                "its address {addr} is not on-link and --backend is direct"
+            ))
+        }
+    };
+    let via = if direct {
+        Via::Direct { gateway: addr }
+    } else {
+        Via::Vxlan {
+            vtep: addr,
+            mac: vtep_mac(*cidr),
+            next_hop: cidr.network(),
+        }
+    };
+    Ok(PeerRoute {
+        node: peer.name.clone(),
+        dst: cidr.trunc(),
+        via,
+    })
+}
+
+fn device_for(local: &Local, opts: &Options, v6: bool) -> Result<VxlanSpec, String> {
+    let (ip, link) = local.underlay(v6).ok_or_else(|| {
+        format!(
+            "this node ({}) has no address of that family in its Node object that is also on \
+             one of its links",
+            local.node.name
+        )
+    })?;
+    let own = local.node.pod_cidr(v6).ok_or_else(|| {
+        format!(
+            "this node ({}) has no pod CIDR of that family",
+            local.node.name
+        )
+    })?;
+    let mut spec = VxlanSpec::new(vxlan_device(v6), opts.vni, opts.port);
+    spec.local = Some(ip);
+    spec.underlay = Some(link.ifindex);
+    spec.mtu = Some(link.mtu.saturating_sub(vxlan_overhead(ip.is_ipv6())));
+    spec.mac = Some(vtep_mac(own));
+    Ok(spec)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::peers::model::LocalAddress;
+
+    pub fn node(name: &str, cidrs: &[&str], internal: &[&str]) -> PeerNode {
+        PeerNode {
+            name: name.into(),
+            pod_cidrs: cidrs.iter().map(|c| c.parse().unwrap()).collect(),
+            internal: internal.iter().map(|a| a.parse().unwrap()).collect(),
+            external: vec![],
+        }
+    }
+
+    /// n1 on 192.168.10.0/24 (eth0, #2, MTU 1500) and fd10::/64.
+    pub fn local() -> Local {
+        Local {
+            node: node(
+                "n1",
+                &["10.244.1.0/24", "fd00:244:1::/64"],
+                &["192.168.10.1", "fd10::1"],
+            ),
+            addresses: vec![
+                LocalAddress {
+                    net: "192.168.10.1/24".parse().unwrap(),
+                    ifindex: 2,
+                    mtu: 1500,
+                },
+                LocalAddress {
+                    net: "fd10::1/64".parse().unwrap(),
+                    ifindex: 2,
+                    mtu: 1500,
+                },
+            ],
+        }
+    }
+
+    pub fn cluster() -> Vec<PeerNode> {
+        vec![
+            local().node,
+            node(
+                "n2",
+                &["10.244.2.0/24", "fd00:244:2::/64"],
+                &["192.168.10.2", "fd10::2"],
+            ),
+            node(
+                "n3",
+                &["10.244.3.0/24", "fd00:244:3::/64"],
+                &["192.168.20.3", "fd20::3"],
+            ),
+        ]
+    }
+
+    #[test]
+    fn on_link_peers_get_direct_routes_others_vxlan() {
+        let d = desired(&cluster(), &local(), &Options::default());
+        assert!(d.problems.is_empty(), "{:?}", d.problems);
+        let by_dst = |s: &str| {
+            d.routes
+                .iter()
+                .find(|r| r.dst == s.parse::<IpNet>().unwrap())
+                .unwrap()
+                .via
+                .clone()
+        };
+        assert_eq!(
+            by_dst("10.244.2.0/24"),
+            Via::Direct {
+                gateway: "192.168.10.2".parse().unwrap()
+            }
+        );
+        assert_eq!(
+            by_dst("fd00:244:2::/64"),
+            Via::Direct {
+                gateway: "fd10::2".parse().unwrap()
+            }
+        );
+        match by_dst("10.244.3.0/24") {
+            Via::Vxlan {
+                vtep,
+                mac,
+                next_hop,
+            } => {
+                assert_eq!(vtep, "192.168.20.3".parse::<IpAddr>().unwrap());
+                assert_eq!(mac, vtep_mac("10.244.3.0/24".parse().unwrap()));
+                assert_eq!(next_hop, "10.244.3.0".parse::<IpAddr>().unwrap());
+            }
+            v => panic!("{v:?}"),
+        }
+        assert!(matches!(by_dst("fd00:244:3::/64"), Via::Vxlan { .. }));
+        assert_eq!(d.routes.len(), 4, "this node is never routed to");
+        // One device per family, MTU = underlay - 50 / - 70, own MAC from own pod CIDR.
+        assert_eq!(d.devices.len(), 2);
+        let v4 = &d.devices[0];
+        assert_eq!(v4.name, "podwire.vxlan");
+        assert_eq!(v4.mtu, Some(1450));
+        assert_eq!(v4.local, Some("192.168.10.1".parse().unwrap()));
+        assert_eq!(v4.underlay, Some(2));
+        assert!(!v4.learning);
+        assert_eq!(v4.mac, Some(vtep_mac("10.244.1.0/24".parse().unwrap())));
+        assert_eq!(
+            (d.devices[1].name.as_str(), d.devices[1].mtu),
+            ("podwire.vxlan6", Some(1430))
+        );
+    }
+
+    #[test]
+    fn backends_force_one_way() {
+        let o = |b| Options {
+            backend: b,
+            ..Options::default()
+        };
+        let d = desired(&cluster(), &local(), &o(Backend::Vxlan));
+        assert!(d.routes.iter().all(is_vxlan));
+        let d = desired(&cluster(), &local(), &o(Backend::Direct));
+        assert!(d.routes.iter().all(|r| !is_vxlan(r)));
+        assert_eq!(d.routes.len(), 2);
+        assert_eq!(
+            d.problems.len(),
+            2,
+            "n3's two CIDRs are said, not dropped silently"
+        );
+        assert!(d.problems[0].contains("not on-link"), "{:?}", d.problems);
+        assert!(d.devices.is_empty(), "no device when nothing needs it");
+    }
+
+    #[test]
+    fn address_family_follows_the_pod_cidr_and_external_ip_is_the_fallback() {
+        let mut n = node(
+            "n4",
+            &["10.244.4.0/24", "fd00:244:4::/64"],
+            &["192.168.10.4"],
+        );
+        n.external = vec!["fd10::4".parse().unwrap(), "192.168.10.99".parse().unwrap()];
+        let d = desired(&[n], &local(), &Options::default());
+        assert_eq!(d.routes.len(), 2);
+        assert_eq!(
+            d.routes[0].via,
+            Via::Direct {
+                gateway: "192.168.10.4".parse().unwrap()
+            },
+            "InternalIP before ExternalIP"
+        );
+        assert_eq!(
+            d.routes[1].via,
+            Via::Direct {
+                gateway: "fd10::4".parse().unwrap()
+            }
+        );
+        let no_v6 = node("n5", &["fd00:244:5::/64"], &["192.168.10.5"]);
+        let d = desired(&[no_v6], &local(), &Options::default());
+        assert!(d.routes.is_empty());
+        assert!(d.problems[0].contains("no IPv6"), "{:?}", d.problems);
+    }
+
+    #[test]
+    fn nodes_without_cidr_duplicates_and_overlaps_are_not_routed() {
+        let nodes = vec![
+            node("pending", &[], &["192.168.10.7"]),
+            node("a", &["10.244.9.0/24"], &["192.168.10.8"]),
+            node("b", &["10.244.9.0/24"], &["192.168.10.9"]),
+            node("c", &["10.244.1.0/25"], &["192.168.10.10"]),
+        ];
+        let d = desired(&nodes, &local(), &Options::default());
+        assert!(d.routes.is_empty(), "{:?}", d.routes);
+        assert_eq!(d.problems.len(), 2, "{:?}", d.problems);
+        assert!(d
+            .problems
+            .iter()
+            .any(|p| p.contains("claimed by nodes a, b")));
+        assert!(d.problems.iter().any(|p| p.contains("overlaps")));
+    }
+
+    #[test]
+    fn no_underlay_address_means_no_vxlan_and_a_reason() {
+        let mut l = local();
+        l.addresses.clear();
+        let d = desired(&cluster(), &l, &Options::default());
+        assert!(d.routes.is_empty());
+        assert!(d.devices.is_empty());
+        assert!(d.problems.iter().any(|p| p.contains("no VXLAN for IPv4")));
+    }
+}

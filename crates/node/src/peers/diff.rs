@@ -1,0 +1,423 @@
+//! What is wanted against what the kernel holds → the changes, in an order that never sends a
+//! packet the kernel cannot resolve: FDB entries, then neighbours, then routes when adding; the
+//! reverse when removing. Pure: a resync where nothing changed yields no change at all.
+
+use super::desired::{Desired, Via};
+use super::ROUTE_PROTOCOL;
+use ipnet::IpNet;
+use kernel::{FdbEntry, Link, Neighbour, Route, TABLE_MAIN};
+use std::collections::BTreeMap;
+
+/// What the kernel holds that the agent cares about.
+#[derive(Clone, Debug, Default)]
+pub struct Observed {
+    /// podwire's VXLAN devices present now.
+    pub devices: Vec<Link>,
+    /// The main table's routes, both families (the agent's are those with `ROUTE_PROTOCOL`).
+    pub routes: Vec<Route>,
+    /// Neighbour entries on podwire's VXLAN devices.
+    pub neighbours: Vec<Neighbour>,
+    /// FDB entries on podwire's VXLAN devices.
+    pub fdb: Vec<FdbEntry>,
+}
+
+impl Observed {
+    fn device_index(&self, v6: bool) -> Option<u32> {
+        let name = super::vxlan_device(v6);
+        self.devices
+            .iter()
+            .find(|l| l.name == name)
+            .map(|l| l.index)
+    }
+
+    fn ours(&self) -> impl Iterator<Item = &Route> {
+        self.routes
+            .iter()
+            .filter(|r| r.protocol == ROUTE_PROTOCOL && r.table == TABLE_MAIN)
+    }
+}
+
+/// One kernel write.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Change {
+    AddFdb(FdbEntry),
+    AddNeighbour(Neighbour),
+    ReplaceRoute(Route),
+    DeleteRoute(Route),
+    DeleteNeighbour(Neighbour),
+    DeleteFdb(FdbEntry),
+}
+
+impl std::fmt::Display for Change {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let dst = |d: &Option<std::net::IpAddr>| d.map(|a| a.to_string()).unwrap_or_default();
+        match self {
+            Change::AddFdb(e) => write!(f, "fdb {} dst {} on #{}", e.mac, dst(&e.dst), e.ifindex),
+            Change::AddNeighbour(n) => write!(
+                f,
+                "neighbour {} lladdr {} on #{}",
+                n.ip,
+                n.mac.map(|m| m.to_string()).unwrap_or_default(),
+                n.ifindex
+            ),
+            Change::ReplaceRoute(r) => write!(f, "route {}", describe(r)),
+            Change::DeleteRoute(r) => write!(f, "removed route {}", describe(r)),
+            Change::DeleteNeighbour(n) => write!(f, "removed neighbour {} on #{}", n.ip, n.ifindex),
+            Change::DeleteFdb(e) => write!(
+                f,
+                "removed fdb {} dst {} on #{}",
+                e.mac,
+                dst(&e.dst),
+                e.ifindex
+            ),
+        }
+    }
+}
+
+fn describe(r: &Route) -> String {
+    let mut s = r.dst.to_string();
+    if let Some(g) = r.gateway {
+        s += &format!(" via {g}");
+    }
+    if let Some(o) = r.oif {
+        s += &format!(" dev #{o}");
+    }
+    if r.onlink {
+        s += " onlink";
+    }
+    s
+}
+
+/// The changes, plus what was left alone and why.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Plan {
+    pub changes: Vec<Change>,
+    pub skipped: Vec<String>,
+}
+
+/// The route the agent writes for a peer CIDR.
+fn wanted_route(dst: IpNet, via: &Via, vxlan_index: Option<u32>) -> Option<Route> {
+    let r = Route::new(dst).protocol(ROUTE_PROTOCOL);
+    Some(match via {
+        Via::Direct { gateway } => r.via(*gateway),
+        Via::Vxlan { next_hop, .. } => r.via(*next_hop).dev(vxlan_index?).onlink(),
+    })
+}
+
+/// Whether the kernel's route is the one wanted (the kernel fills in what was left out, e.g.
+/// the output link of a direct route).
+fn same_route(want: &Route, have: &Route) -> bool {
+    want.gateway == have.gateway
+        && want.onlink == have.onlink
+        && (want.oif.is_none() || want.oif == have.oif)
+}
+
+/// Diffs `d` against `o`. VXLAN devices are expected to be in place already (created before
+/// observing); a VXLAN route whose device is missing is skipped and said.
+pub fn diff(d: &Desired, o: &Observed) -> Plan {
+    let mut plan = Plan::default();
+    let mut fdb_add = Vec::new();
+    let mut neigh_add = Vec::new();
+    let mut route_add = Vec::new();
+    let mut want_routes: BTreeMap<IpNet, ()> = BTreeMap::new();
+    let mut want_neigh: Vec<Neighbour> = Vec::new();
+    let mut want_fdb: Vec<FdbEntry> = Vec::new();
+
+    for pr in &d.routes {
+        let dev = o.device_index(pr.is_v6());
+        let Some(want) = wanted_route(pr.dst, &pr.via, dev) else {
+            plan.skipped.push(format!(
+                "{} (node {}): its VXLAN device is missing",
+                pr.dst, pr.node
+            ));
+            continue;
+        };
+        want_routes.insert(pr.dst, ());
+        if let (
+            Via::Vxlan {
+                vtep,
+                mac,
+                next_hop,
+            },
+            Some(dev),
+        ) = (&pr.via, dev)
+        {
+            let fdb = FdbEntry {
+                ifindex: dev,
+                mac: *mac,
+                dst: Some(*vtep),
+                permanent: true,
+            };
+            if !o
+                .fdb
+                .iter()
+                .any(|e| e.ifindex == dev && e.mac == *mac && e.dst == Some(*vtep))
+            {
+                fdb_add.push(Change::AddFdb(fdb.clone()));
+            }
+            want_fdb.push(fdb);
+            let n = Neighbour {
+                ifindex: dev,
+                ip: *next_hop,
+                mac: Some(*mac),
+                permanent: true,
+            };
+            if !o.neighbours.contains(&n) {
+                neigh_add.push(Change::AddNeighbour(n.clone()));
+            }
+            want_neigh.push(n);
+        }
+        let same_dst: Vec<&Route> = o
+            .routes
+            .iter()
+            .filter(|r| r.dst == pr.dst && r.table == TABLE_MAIN)
+            .collect();
+        match same_dst.iter().find(|r| r.protocol == ROUTE_PROTOCOL) {
+            Some(have) if same_route(&want, have) => {}
+            Some(_) => route_add.push(Change::ReplaceRoute(want)),
+            None => match same_dst.first() {
+                Some(foreign) => plan.skipped.push(format!(
+                    "{} (node {}): a route to it exists that podwire did not make (protocol \
+                     {}): left alone",
+                    pr.dst, pr.node, foreign.protocol
+                )),
+                None => route_add.push(Change::ReplaceRoute(want)),
+            },
+        }
+    }
+
+    let route_del: Vec<Change> = o
+        .ours()
+        .filter(|r| !want_routes.contains_key(&r.dst))
+        .map(|r| Change::DeleteRoute(r.clone()))
+        .collect();
+    // Only permanent entries are the agent's; the kernel's own (none with learning off, but a
+    // user may have added some) are left to age.
+    let neigh_del: Vec<Change> = o
+        .neighbours
+        .iter()
+        .filter(|n| n.permanent && !want_neigh.contains(n))
+        .filter(|n| {
+            !want_neigh
+                .iter()
+                .any(|w| w.ifindex == n.ifindex && w.ip == n.ip)
+        })
+        .map(|n| Change::DeleteNeighbour(n.clone()))
+        .collect();
+    let fdb_del: Vec<Change> = o
+        .fdb
+        .iter()
+        .filter(|e| {
+            !want_fdb
+                .iter()
+                .any(|w| w.ifindex == e.ifindex && w.mac == e.mac && w.dst == e.dst)
+        })
+        .map(|e| Change::DeleteFdb(e.clone()))
+        .collect();
+
+    plan.changes = fdb_add
+        .into_iter()
+        .chain(neigh_add)
+        .chain(route_add)
+        .chain(route_del)
+        .chain(neigh_del)
+        .chain(fdb_del)
+        .collect();
+    plan
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::peers::desired::desired;
+    use crate::peers::desired::tests::{cluster, local, node};
+    use crate::peers::Options;
+
+    fn device(name: &str, index: u32) -> Link {
+        Link {
+            index,
+            name: name.into(),
+            mac: None,
+            mtu: 1450,
+            master: None,
+            up: true,
+            oper_state: kernel::OperState::Unknown,
+            promisc: false,
+            kind: Some("vxlan".into()),
+            peer_index: None,
+            peer_netnsid: None,
+            hairpin: None,
+            vlan_filtering: None,
+            alias: None,
+            vxlan: None,
+        }
+    }
+
+    fn empty_kernel() -> Observed {
+        Observed {
+            devices: vec![device("podwire.vxlan", 10), device("podwire.vxlan6", 11)],
+            ..Default::default()
+        }
+    }
+
+    /// Applies a plan to an observed state the way the kernel would.
+    fn apply(o: &mut Observed, plan: &Plan) {
+        for c in &plan.changes {
+            match c {
+                Change::AddFdb(e) => {
+                    o.fdb
+                        .retain(|x| !(x.ifindex == e.ifindex && x.mac == e.mac));
+                    o.fdb.push(e.clone());
+                }
+                Change::AddNeighbour(n) => {
+                    o.neighbours
+                        .retain(|x| !(x.ifindex == n.ifindex && x.ip == n.ip));
+                    o.neighbours.push(n.clone());
+                }
+                Change::ReplaceRoute(r) => {
+                    o.routes.retain(|x| x.dst != r.dst);
+                    let mut r = r.clone();
+                    if r.oif.is_none() {
+                        r.oif = Some(2); // the kernel fills the output link in
+                    }
+                    o.routes.push(r);
+                }
+                Change::DeleteRoute(r) => o.routes.retain(|x| x != r),
+                Change::DeleteNeighbour(n) => o.neighbours.retain(|x| x != n),
+                Change::DeleteFdb(e) => o.fdb.retain(|x| x != e),
+            }
+        }
+    }
+
+    fn position(plan: &Plan, f: impl Fn(&Change) -> bool) -> usize {
+        plan.changes.iter().position(f).expect("change present")
+    }
+
+    #[test]
+    fn from_nothing_fdb_then_neighbour_then_route_and_then_in_sync() {
+        let d = desired(&cluster(), &local(), &Options::default());
+        let mut o = empty_kernel();
+        let plan = diff(&d, &o);
+        assert!(plan.skipped.is_empty(), "{:?}", plan.skipped);
+        // 4 routes, 2 FDB + 2 neighbours (n3's two families over VXLAN).
+        assert_eq!(plan.changes.len(), 8, "{:#?}", plan.changes);
+        let fdb = position(&plan, |c| matches!(c, Change::AddFdb(e) if e.ifindex == 10));
+        let neigh = position(
+            &plan,
+            |c| matches!(c, Change::AddNeighbour(n) if n.ifindex == 10),
+        );
+        let route = position(
+            &plan,
+            |c| matches!(c, Change::ReplaceRoute(r) if r.oif == Some(10) && r.onlink),
+        );
+        assert!(fdb < neigh && neigh < route, "{:#?}", plan.changes);
+        apply(&mut o, &plan);
+        assert_eq!(
+            diff(&d, &o),
+            Plan::default(),
+            "a resync in sync writes nothing"
+        );
+    }
+
+    #[test]
+    fn a_deleted_node_loses_every_trace_routes_first() {
+        let mut o = empty_kernel();
+        let d = desired(&cluster(), &local(), &Options::default());
+        let p = diff(&d, &o);
+        apply(&mut o, &p);
+        let without_n3: Vec<_> = cluster().into_iter().filter(|n| n.name != "n3").collect();
+        let d2 = desired(&without_n3, &local(), &Options::default());
+        let plan = diff(&d2, &o);
+        assert_eq!(plan.changes.len(), 6, "{:#?}", plan.changes);
+        let route = position(&plan, |c| matches!(c, Change::DeleteRoute(_)));
+        let neigh = position(&plan, |c| matches!(c, Change::DeleteNeighbour(_)));
+        let fdb = position(&plan, |c| matches!(c, Change::DeleteFdb(_)));
+        assert!(route < neigh && neigh < fdb);
+        apply(&mut o, &plan);
+        assert_eq!(o.fdb.len(), 0);
+        assert_eq!(o.neighbours.len(), 0);
+        assert_eq!(o.routes.len(), 2);
+    }
+
+    #[test]
+    fn a_moved_node_gets_its_route_and_fdb_replaced() {
+        let mut o = empty_kernel();
+        let d = desired(&cluster(), &local(), &Options::default());
+        let p = diff(&d, &o);
+        apply(&mut o, &p);
+        let mut moved = cluster();
+        moved[1].internal = vec!["192.168.10.22".parse().unwrap()]; // n2, still on-link
+        moved[2].internal = vec!["192.168.20.33".parse().unwrap()]; // n3, still VXLAN
+        let plan = diff(&desired(&moved, &local(), &Options::default()), &o);
+        let fdb_dst: Vec<_> = plan
+            .changes
+            .iter()
+            .filter_map(|c| match c {
+                Change::AddFdb(e) => e.dst,
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            fdb_dst,
+            vec!["192.168.20.33".parse::<std::net::IpAddr>().unwrap()]
+        );
+        assert!(plan.changes.iter().any(|c| matches!(c,
+            Change::ReplaceRoute(r) if r.gateway == Some("192.168.10.22".parse().unwrap()))));
+        assert!(plan.changes.iter().any(|c| matches!(c,
+            Change::DeleteFdb(e) if e.dst == Some("192.168.20.3".parse().unwrap()))));
+        apply(&mut o, &plan);
+        assert_eq!(
+            diff(&desired(&moved, &local(), &Options::default()), &o),
+            Plan::default()
+        );
+    }
+
+    #[test]
+    fn leftovers_of_nodes_gone_while_the_agent_was_down_are_swept() {
+        let mut o = empty_kernel();
+        let ghost = node("ghost", &["10.244.77.0/24"], &["192.168.20.77"]);
+        let mut with_ghost = cluster();
+        with_ghost.push(ghost);
+        let d = desired(&with_ghost, &local(), &Options::default());
+        let p = diff(&d, &o);
+        apply(&mut o, &p);
+        // Restart: the Node list no longer has the ghost.
+        let plan = diff(&desired(&cluster(), &local(), &Options::default()), &o);
+        assert_eq!(plan.changes.len(), 3, "{:#?}", plan.changes);
+        assert!(plan.changes.iter().all(|c| matches!(
+            c,
+            Change::DeleteRoute(_) | Change::DeleteNeighbour(_) | Change::DeleteFdb(_)
+        )));
+    }
+
+    #[test]
+    fn routes_podwire_did_not_make_are_never_touched() {
+        let mut o = empty_kernel();
+        let mut manual =
+            Route::new("10.244.2.0/24".parse().unwrap()).via("192.168.10.2".parse().unwrap());
+        manual.oif = Some(2);
+        let unrelated =
+            Route::new("172.16.0.0/12".parse().unwrap()).via("192.168.10.254".parse().unwrap());
+        o.routes = vec![manual.clone(), unrelated.clone()];
+        let d = desired(&cluster(), &local(), &Options::default());
+        let plan = diff(&d, &o);
+        assert!(plan
+            .skipped
+            .iter()
+            .any(|s| s.contains("10.244.2.0/24") && s.contains("did not make")));
+        assert!(!plan.changes.iter().any(|c| matches!(c,
+            Change::ReplaceRoute(r) | Change::DeleteRoute(r) if r.dst == manual.dst || r.dst == unrelated.dst)));
+    }
+
+    #[test]
+    fn a_missing_device_skips_its_routes() {
+        let o = Observed::default();
+        let d = desired(&cluster(), &local(), &Options::default());
+        let plan = diff(&d, &o);
+        assert_eq!(plan.skipped.len(), 2, "{:?}", plan.skipped);
+        assert!(plan
+            .changes
+            .iter()
+            .all(|c| matches!(c, Change::ReplaceRoute(r) if !r.onlink)));
+    }
+}

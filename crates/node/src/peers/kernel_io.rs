@@ -1,0 +1,231 @@
+//! The impure edge of multi-node routing: reads this netns (addresses, podwire's VXLAN devices,
+//! routes, neighbours, FDB) and applies a [`Plan`] over netlink. One reconcile is
+//! `local_facts` → `desired` → `ensure_devices` → `observe` → `diff` → `apply`.
+
+use super::desired::{desired, Desired};
+use super::diff::{diff, Change, Observed, Plan};
+use super::model::{Local, LocalAddress, Options, PeerNode};
+use super::{ROUTE_PROTOCOL, VXLAN_DEVICE_V4, VXLAN_DEVICE_V6};
+use crate::Changes;
+use cni::{Error, Result};
+use kernel::{IpFamily, Netlink, ResultExt, VxlanSpec};
+
+fn kerr(e: kernel::Error) -> Error {
+    Error::io(e.to_string())
+}
+
+fn is_ours(name: &str) -> bool {
+    name == VXLAN_DEVICE_V4 || name == VXLAN_DEVICE_V6
+}
+
+/// This node's facts: its Node and the addresses of this netns, except those on `skip` links
+/// (the pod bridges) and on podwire's VXLAN devices, link-local IPv6 and host-scope ones.
+pub fn local_facts(nl: &Netlink, node: PeerNode, skip: &[String]) -> Result<Local> {
+    let links = nl.links().map_err(kerr)?;
+    let addrs = nl.addresses(None, None).map_err(kerr)?;
+    let mut addresses = Vec::new();
+    for a in addrs {
+        let Some(link) = links.iter().find(|l| l.index == a.index) else {
+            continue;
+        };
+        if is_ours(&link.name) || skip.contains(&link.name) || link.name == "lo" {
+            continue;
+        }
+        if let std::net::IpAddr::V6(v6) = a.net.addr() {
+            if v6.is_unicast_link_local() {
+                continue;
+            }
+        }
+        addresses.push(LocalAddress {
+            net: a.net,
+            ifindex: a.index,
+            mtu: link.mtu,
+        });
+    }
+    Ok(Local { node, addresses })
+}
+
+/// Creates or fixes podwire's VXLAN devices as `specs` ask (an existing one whose tunnel differs,
+/// e.g. this node's address changed, is made again), up. Devices no longer needed are kept: a
+/// peer may come back, and an idle device costs nothing.
+pub fn ensure_devices(nl: &Netlink, specs: &[VxlanSpec], changes: &mut Changes) -> Result<()> {
+    for spec in specs {
+        let existing = nl
+            .link(spec.name.as_str())
+            .ok_if_not_found()
+            .map_err(kerr)?;
+        let existing = match existing {
+            Some(l) if l.kind.as_deref() != Some("vxlan") => {
+                return Err(Error::io(format!(
+                    "a link named {} exists and is not a VXLAN device ({}): rename or remove it",
+                    spec.name,
+                    l.kind.as_deref().unwrap_or("device")
+                )))
+            }
+            Some(l) if !l.vxlan.as_ref().is_some_and(|v| spec.tunnel_matches(v)) => {
+                nl.link_delete(l.index).ok_if_not_found().map_err(kerr)?;
+                changes.push(format!(
+                    "removed {} (its tunnel settings changed)",
+                    spec.name
+                ));
+                None
+            }
+            other => other,
+        };
+        let link = match existing {
+            Some(l) => l,
+            None => {
+                nl.vxlan_add(spec).map_err(kerr)?;
+                changes.push(format!(
+                    "created {} (vni {}, port {}, local {}, mtu {})",
+                    spec.name,
+                    spec.vni,
+                    spec.port,
+                    spec.local.map(|a| a.to_string()).unwrap_or_default(),
+                    spec.mtu.unwrap_or_default()
+                ));
+                nl.link(spec.name.as_str()).map_err(kerr)?
+            }
+        };
+        if let Some(mtu) = spec.mtu.filter(|m| *m != link.mtu) {
+            nl.link_set_mtu(link.index, mtu).map_err(kerr)?;
+            changes.push(format!("{} mtu {mtu}", spec.name));
+        }
+        if let Some(mac) = spec.mac.filter(|m| Some(*m) != link.mac) {
+            nl.link_set_mac(link.index, mac).map_err(kerr)?;
+            changes.push(format!("{} address {mac}", spec.name));
+        }
+        if !link.up {
+            nl.link_set_up(link.index, true).map_err(kerr)?;
+            changes.push(format!("{} up", spec.name));
+        }
+    }
+    Ok(())
+}
+
+/// What the kernel holds now.
+pub fn observe(nl: &Netlink) -> Result<Observed> {
+    let mut o = Observed::default();
+    for name in [VXLAN_DEVICE_V4, VXLAN_DEVICE_V6] {
+        if let Some(l) = nl.link(name).ok_if_not_found().map_err(kerr)? {
+            o.devices.push(l);
+        }
+    }
+    for fam in [IpFamily::V4, IpFamily::V6] {
+        o.routes.extend(
+            nl.routes(fam)
+                .map_err(kerr)?
+                .into_iter()
+                .filter(|r| r.table == kernel::TABLE_MAIN && r.kind == 1),
+        );
+    }
+    for d in &o.devices {
+        let fam = if d.name == VXLAN_DEVICE_V6 {
+            IpFamily::V6
+        } else {
+            IpFamily::V4
+        };
+        o.neighbours
+            .extend(nl.neighbours(fam, Some(d.index)).map_err(kerr)?);
+        o.fdb.extend(nl.fdb_entries(d.index).map_err(kerr)?);
+    }
+    Ok(o)
+}
+
+/// Applies the changes in order. A failing change is reported and the rest still go in (the
+/// next resync retries it); `Err` only lists the failures.
+pub fn apply(
+    nl: &Netlink,
+    plan: &Plan,
+    done: &mut Changes,
+) -> std::result::Result<(), Vec<String>> {
+    let mut failed = Vec::new();
+    for c in &plan.changes {
+        let r = match c {
+            Change::AddFdb(e) => nl.fdb_replace(e),
+            Change::AddNeighbour(n) => nl.neighbour_replace(n),
+            Change::ReplaceRoute(r) => nl.route_replace(r),
+            Change::DeleteRoute(r) => nl.route_delete(r).ok_if_not_found().map(drop),
+            Change::DeleteNeighbour(n) => nl.neighbour_delete(n).ok_if_not_found().map(drop),
+            Change::DeleteFdb(e) => nl.fdb_delete(e).ok_if_not_found().map(drop),
+        };
+        match r {
+            Ok(_) => done.push(c.to_string()),
+            Err(e) => failed.push(format!("{c}: {e}")),
+        }
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(failed)
+    }
+}
+
+/// What one reconcile did.
+#[derive(Clone, Debug, Default)]
+pub struct Report {
+    pub changes: Changes,
+    /// Peers or CIDRs left unrouted, and why (repeated on every reconcile while true).
+    pub problems: Vec<String>,
+    /// Kernel writes that failed (retried on the next reconcile).
+    pub failed: Vec<String>,
+    /// The desired state it worked from.
+    pub desired: Desired,
+}
+
+/// One full pass: `nodes` (every Node, this one included) → this netns.
+pub fn reconcile(
+    nl: &Netlink,
+    own_name: &str,
+    nodes: &[PeerNode],
+    opts: &Options,
+    skip_links: &[String],
+) -> Result<Report> {
+    let own = nodes
+        .iter()
+        .find(|n| n.name == own_name)
+        .cloned()
+        .unwrap_or_else(|| PeerNode {
+            name: own_name.to_string(),
+            pod_cidrs: vec![],
+            internal: vec![],
+            external: vec![],
+        });
+    let local = local_facts(nl, own, skip_links)?;
+    let d = desired(nodes, &local, opts);
+    let mut report = Report::default();
+    ensure_devices(nl, &d.devices, &mut report.changes)?;
+    let observed = observe(nl)?;
+    let plan = diff(&d, &observed);
+    report.problems = d.problems.clone();
+    report.problems.extend(plan.skipped.iter().cloned());
+    if let Err(f) = apply(nl, &plan, &mut report.changes) {
+        report.failed = f;
+    }
+    report.desired = d;
+    Ok(report)
+}
+
+/// Removes everything the agent ever programmed in this netns: its routes (by protocol) and its
+/// VXLAN devices (their FDB and neighbour entries go with them). For `node teardown`.
+pub fn remove_all(nl: &Netlink, changes: &mut Changes) -> Result<()> {
+    for fam in [IpFamily::V4, IpFamily::V6] {
+        for r in nl.routes(fam).map_err(kerr)? {
+            if r.protocol == ROUTE_PROTOCOL {
+                nl.route_delete(&r).ok_if_not_found().map_err(kerr)?;
+                changes.push(format!("removed route {}", r.dst));
+            }
+        }
+    }
+    for name in [VXLAN_DEVICE_V4, VXLAN_DEVICE_V6] {
+        if nl
+            .link_delete(name)
+            .ok_if_not_found()
+            .map_err(kerr)?
+            .is_some()
+        {
+            changes.push(format!("removed {name}"));
+        }
+    }
+    Ok(())
+}

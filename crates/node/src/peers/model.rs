@@ -1,0 +1,110 @@
+//! What the agent knows: the other nodes (from Node objects) and this node (from its own Node
+//! object and the kernel's addresses), and how it is asked to route.
+
+use ipnet::IpNet;
+use std::net::IpAddr;
+
+/// A Node as the agent needs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerNode {
+    pub name: String,
+    /// `spec.podCIDRs` (or `spec.podCIDR`); empty while none is assigned.
+    pub pod_cidrs: Vec<IpNet>,
+    /// `status.addresses` of type InternalIP, in the API's order.
+    pub internal: Vec<IpAddr>,
+    /// `status.addresses` of type ExternalIP.
+    pub external: Vec<IpAddr>,
+}
+
+impl PeerNode {
+    /// The node's address that carries pod traffic of `cidr`'s family: its first InternalIP of
+    /// that family, else its first ExternalIP of that family.
+    pub fn address_for(&self, cidr: &IpNet) -> Option<IpAddr> {
+        let fam = |a: &&IpAddr| a.is_ipv4() == cidr.addr().is_ipv4();
+        self.internal
+            .iter()
+            .find(fam)
+            .or_else(|| self.external.iter().find(fam))
+            .copied()
+    }
+
+    /// The pod CIDR of one family.
+    pub fn pod_cidr(&self, v6: bool) -> Option<IpNet> {
+        self.pod_cidrs
+            .iter()
+            .find(|c| c.addr().is_ipv6() == v6)
+            .copied()
+    }
+}
+
+/// An address of this node's netns with its prefix and link: what decides on-link.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LocalAddress {
+    pub net: IpNet,
+    pub ifindex: u32,
+    /// The link's MTU (the VXLAN device's MTU follows the underlay's).
+    pub mtu: u32,
+}
+
+/// This node as the agent sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Local {
+    /// This node's own Node object (its pod CIDRs give the VTEP MACs, its addresses the VTEP's
+    /// source address).
+    pub node: PeerNode,
+    /// The addresses of this netns, except those on podwire's own devices (the pod bridge, the
+    /// VXLAN devices): a peer is on-link when one of these prefixes holds its address.
+    pub addresses: Vec<LocalAddress>,
+}
+
+impl Local {
+    /// The local address whose prefix holds `ip` (the peer is on that link).
+    pub fn onlink(&self, ip: IpAddr) -> Option<&LocalAddress> {
+        self.addresses
+            .iter()
+            .filter(|a| a.net.contains(&ip) && a.net.addr() != ip)
+            .max_by_key(|a| a.net.prefix_len())
+    }
+
+    /// This node's own address of one family and the link that holds it (the VXLAN underlay).
+    pub fn underlay(&self, v6: bool) -> Option<(IpAddr, &LocalAddress)> {
+        let probe: IpNet = if v6 {
+            "::/0".parse().unwrap()
+        } else {
+            "0.0.0.0/0".parse().unwrap()
+        };
+        let ip = self.node.address_for(&probe)?;
+        let link = self.addresses.iter().find(|a| a.net.addr() == ip)?;
+        Some((ip, link))
+    }
+}
+
+/// How to reach peers (`--backend`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Backend {
+    /// Direct routes where the peer is on-link, VXLAN elsewhere.
+    #[default]
+    Auto,
+    /// Direct routes only: a peer that is not on-link is left unrouted (and said so).
+    Direct,
+    /// VXLAN for every peer, on-link or not.
+    Vxlan,
+}
+
+/// The agent's settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Options {
+    pub backend: Backend,
+    pub vni: u32,
+    pub port: u16,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            backend: Backend::Auto,
+            vni: super::DEFAULT_VNI,
+            port: super::DEFAULT_VXLAN_PORT,
+        }
+    }
+}
