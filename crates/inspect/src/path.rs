@@ -335,9 +335,15 @@ fn route_in_node(
         "node",
         "node",
         format!(
-            "{} (protocol {})",
+            "{}{}",
             describe(&found, &dev.name),
-            crate::node::protocol_name(found.protocol)
+            table_route(&host, &found)
+                .map(|t| format!(
+                    " (by route {} proto {})",
+                    t.dst,
+                    crate::node::protocol_name(t.protocol)
+                ))
+                .unwrap_or_default()
         ),
     ));
     view.hops.push(hop(
@@ -354,6 +360,19 @@ fn route_in_node(
     view.masquerade = masquerade(node, src, dst);
     view.complete = true;
     Ok(())
+}
+
+/// The table route a lookup used (the answer itself carries neither its prefix nor its
+/// protocol): the longest main-table prefix holding the address through the same device and
+/// gateway.
+fn table_route(host: &Netlink, found: &Route) -> Option<Route> {
+    let dst = found.dst.addr();
+    host.routes(kernel::IpFamily::of(dst))
+        .ok()?
+        .into_iter()
+        .filter(|r| r.table == kernel::TABLE_MAIN && r.kind == route_type::UNICAST)
+        .filter(|r| r.dst.contains(&dst) && r.oif == found.oif && r.gateway == found.gateway)
+        .max_by_key(|r| r.dst.prefix_len())
 }
 
 fn type_name(t: u8) -> String {

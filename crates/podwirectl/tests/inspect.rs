@@ -23,6 +23,8 @@ impl Drop for Dir {
 
 const NET: &str = "inspectnet";
 const SUBNET: &str = "10.252.91.0/24";
+/// The other node's VTEP MAC.
+const PEER_MAC: &str = "02:00:0a:fc:5c:00";
 
 struct Node {
     ns: TestNs,
@@ -72,6 +74,70 @@ impl Node {
             "up0",
         ]);
         ns.exec(&["ip", "route", "add", "unreachable", "203.0.113.0/24"]);
+        // Another node's pods behind a VXLAN device, as multi-node routing sets it up: an FDB
+        // entry to the peer's VTEP, a permanent neighbour, an onlink route of its own protocol.
+        let vx = [
+            "ip",
+            "link",
+            "add",
+            "podwire.vxlan",
+            "type",
+            "vxlan",
+            "id",
+            "42",
+        ];
+        ns.exec(
+            &[
+                &vx[..],
+                &[
+                    "dstport",
+                    "8472",
+                    "local",
+                    "192.0.2.1",
+                    "nolearning",
+                    "dev",
+                    "up0",
+                ],
+            ]
+            .concat(),
+        );
+        ns.exec(&["ip", "link", "set", "podwire.vxlan", "up"]);
+        ns.exec(&[
+            "bridge",
+            "fdb",
+            "append",
+            PEER_MAC,
+            "dev",
+            "podwire.vxlan",
+            "dst",
+            "192.0.2.2",
+        ]);
+        ns.exec(&[
+            "ip",
+            "neigh",
+            "replace",
+            "10.252.92.0",
+            "lladdr",
+            PEER_MAC,
+            "dev",
+            "podwire.vxlan",
+            "nud",
+            "permanent",
+        ]);
+        ns.exec(&[
+            "ip",
+            "route",
+            "add",
+            "10.252.92.0/24",
+            "via",
+            "10.252.92.0",
+            "dev",
+            "podwire.vxlan",
+            "onlink",
+            "proto",
+            // A number iproute2 has no name for.
+            "177",
+        ]);
         Node {
             ns,
             pods: Vec::new(),
@@ -393,6 +459,28 @@ fn node_show_trace_and_path_read_the_kernel() {
     assert_eq!(default["dev"], "up0");
     assert_eq!(default["devKind"], "veth");
     assert_eq!(default["gateway"], "192.0.2.254");
+    let remote = view["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["dst"] == "10.252.92.0/24")
+        .unwrap();
+    assert_eq!(remote["dev"], "podwire.vxlan");
+    assert_eq!(remote["devKind"], "vxlan");
+    assert_eq!(remote["protocol"], "177");
+    assert_eq!(remote["toPods"], false);
+    let tunnel = &view["tunnels"][0];
+    assert_eq!(tunnel["name"], "podwire.vxlan");
+    assert_eq!(tunnel["vxlan"], "vni 42 port 8472 local 192.0.2.1");
+    let peers = sorted(&tunnel["peers"]);
+    assert!(
+        peers.contains(&format!("{PEER_MAC} dst 192.0.2.2")),
+        "{peers:?}"
+    );
+    assert!(
+        peers.contains(&format!("10.252.92.0 lladdr {PEER_MAC}")),
+        "{peers:?}"
+    );
 
     // --- the picture: well-formed SVG naming every pod.
     let svg_file = n.dir.0.join("node.svg");
@@ -494,6 +582,26 @@ fn node_show_trace_and_path_read_the_kernel() {
     );
     let human = n.ctl_ok(&["path", &a, "198.51.100.7"]);
     assert!(human.contains("masqueraded by"), "{human}");
+
+    let p = n.json(&["path", &a, "10.252.92.5"]);
+    assert_eq!(
+        kinds(&p),
+        ["pod", "veth", "bridge", "node", "device"],
+        "{p}"
+    );
+    assert_eq!(names(&p)[4], "podwire.vxlan");
+    let out = p["hops"][4]["detail"].as_str().unwrap();
+    assert!(
+        out.contains("vxlan podwire.vxlan") && out.contains("next hop 10.252.92.0"),
+        "{p}"
+    );
+    assert!(
+        p["hops"][3]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("by route 10.252.92.0/24 proto 177"),
+        "{p}"
+    );
 
     let p = n.json(&["path", &a, "203.0.113.9"]);
     assert_eq!(p["complete"], false, "{p}");
