@@ -12,5 +12,13 @@ pub mod path;
 pub mod svg;
 pub mod trace;
 
+/// A container ID short enough to read (as `docker ps` shows it: 12 characters).
+pub fn short_id(id: &str) -> &str {
+    match id.char_indices().nth(12) {
+        Some((i, _)) => &id[..i],
+        None => id,
+    }
+}
+
 /// Errors are for people: one sentence each.
 pub type Result<T> = std::result::Result<T, String>;

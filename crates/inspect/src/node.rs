@@ -796,6 +796,9 @@ fn peers(host: &Netlink, index: u32) -> Vec<String> {
         .collect();
     for fam in [IpFamily::V4, IpFamily::V6] {
         for n in host.neighbours(fam, Some(index)).unwrap_or_default() {
+            if n.ip.is_multicast() || is_link_local(n.ip) {
+                continue;
+            }
             if let Some(m) = n.mac {
                 out.push(format!("{} lladdr {m}", n.ip));
             }
@@ -900,7 +903,7 @@ pub fn render(v: &NodeView) -> String {
             let _ = writeln!(
                 s,
                 "  pod {} {}  {}  mac {}  via {} #{}  in {}",
-                p.container_id,
+                crate::short_id(&p.container_id),
                 p.ifname,
                 if p.ips.is_empty() {
                     "no address".into()
@@ -917,7 +920,7 @@ pub fn render(v: &NodeView) -> String {
             let who = if i.container_id.is_empty() {
                 String::new()
             } else {
-                format!(" {}/{}", i.container_id, i.ifname)
+                format!(" {}/{}", crate::short_id(&i.container_id), i.ifname)
             };
             let _ = writeln!(s, "  ! {}{who}: {}", i.kind.as_str(), i.detail);
         }

@@ -58,8 +58,17 @@ struct PodRef<'a> {
 }
 
 impl PodRef<'_> {
-    fn label(&self) -> String {
+    /// `container/ifname`, the whole ID (for JSON).
+    fn id(&self) -> String {
         format!("{}/{}", self.pod.container_id, self.pod.ifname)
+    }
+
+    fn label(&self) -> String {
+        format!(
+            "{}/{}",
+            crate::short_id(&self.pod.container_id),
+            self.pod.ifname
+        )
     }
 }
 
@@ -80,7 +89,7 @@ fn resolve(
     family: Option<bool>,
 ) -> crate::Result<(IpAddr, Option<String>)> {
     if let Ok(ip) = what.parse::<IpAddr>() {
-        return Ok((ip, pod_by_ip(node, ip).map(|p| p.label())));
+        return Ok((ip, pod_by_ip(node, ip).map(|p| p.id())));
     }
     let matching: Vec<PodRef> = pods(node)
         .filter(|p| p.pod.container_id.starts_with(what))
@@ -114,7 +123,7 @@ fn resolve(
                 }
             )
         })?;
-    Ok((ip, Some(p.label())))
+    Ok((ip, Some(p.id())))
 }
 
 fn lookup_err(where_: &str, dst: IpAddr, e: kernel::Error) -> String {
@@ -133,7 +142,7 @@ pub fn trace_path(node: &NodeView, src: &str, dst: &str) -> crate::Result<PathVi
     let (src_ip, _) = resolve(node, src, None)?;
     let (dst_ip, dst_label) = resolve(node, dst, Some(src_ip.is_ipv4()))?;
     let (src_ip, src_label) = if src.parse::<IpAddr>().is_ok() {
-        (src_ip, pod_by_ip(node, src_ip).map(|p| p.label()))
+        (src_ip, pod_by_ip(node, src_ip).map(|p| p.id()))
     } else {
         resolve(node, src, Some(dst_ip.is_ipv4()))?
     };
@@ -193,7 +202,7 @@ fn walk(
         .unwrap_or_else(|| "?".into());
     view.hops.push(hop(
         "pod",
-        format!("{} {out_dev}", from.label()),
+        from.label(),
         format!("{} in {netns}", describe(&in_pod, &out_dev)),
     ));
     if Some(in_pod.oif.unwrap_or(0)) != pod.pod_index {
@@ -205,7 +214,7 @@ fn walk(
     view.hops.push(hop(
         "veth",
         pod.host_veth.clone(),
-        format!("host end of {}'s {}", pod.container_id, pod.ifname),
+        format!("host end of the pod's {}", pod.ifname),
     ));
     let br = &from.net.bridge;
     if !br.present {
@@ -255,11 +264,11 @@ fn arrive(view: &mut PathView, net: &NetworkView, to: &PodView) -> crate::Result
     view.hops.push(hop(
         "veth",
         to.host_veth.clone(),
-        format!("port of {} to {}", net.bridge.name, to.container_id),
+        format!("port of {} to the pod", net.bridge.name),
     ));
     view.hops.push(hop(
         "pod",
-        format!("{}/{} {}", to.container_id, to.ifname, to.ifname),
+        format!("{}/{}", crate::short_id(&to.container_id), to.ifname),
         format!("delivered in {}", to.netns.as_deref().unwrap_or("?")),
     ));
     view.complete = true;
@@ -433,7 +442,7 @@ fn node_masquerade(tag: &str) -> Option<(ipnet::IpNet, ipnet::IpNet)> {
 pub fn render(p: &PathView) -> String {
     use std::fmt::Write;
     let label = |e: &Endpoint| match &e.pod {
-        Some(pod) => format!("{} (pod {pod})", e.ip),
+        Some(pod) => format!("{} (pod {})", e.ip, crate::short_id(pod)),
         None => e.ip.to_string(),
     };
     let mut s = format!("path {} → {}\n", label(&p.src), label(&p.dst));

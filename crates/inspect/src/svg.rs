@@ -3,7 +3,7 @@
 //! and what does not add up in red at the bottom. Plain SVG 1.1, no scripts or external fonts,
 //! so it renders the same in a browser, rsvg-convert or a slide.
 
-use crate::node::{NetworkView, NodeView, PodView};
+use crate::node::{IssueKind, NetworkView, NodeView, PodView};
 use std::fmt::Write;
 
 const POD_W: i32 = 200;
@@ -28,11 +28,6 @@ pub fn esc(s: &str) -> String {
         }
     }
     out
-}
-
-/// A container ID short enough for a box (as `docker ps` shows it).
-fn short(id: &str) -> String {
-    id.chars().take(12).collect()
 }
 
 struct Canvas {
@@ -62,8 +57,49 @@ impl Canvas {
 }
 
 fn network_width(n: &NetworkView) -> i32 {
-    let pods = n.pods.len().max(1) as i32;
+    let pods = (n.pods.len() + orphans(n).len()).max(1) as i32;
     pods * POD_W + (pods - 1) * GAP
+}
+
+/// Attachments that hold something (an address, a cache entry) but have no interface: drawn
+/// as dashed red boxes with no cable, beside the pods.
+fn orphans(n: &NetworkView) -> Vec<(String, String, Vec<String>)> {
+    let mut out: Vec<(String, String, Vec<String>)> = Vec::new();
+    for i in n.issues.iter().filter(|i| {
+        matches!(
+            i.kind,
+            IssueKind::AllocationWithoutInterface | IssueKind::CacheWithoutPod
+        )
+    }) {
+        let at = match out
+            .iter()
+            .position(|(c, f, _)| *c == i.container_id && *f == i.ifname)
+        {
+            Some(at) => at,
+            None => {
+                out.push((i.container_id.clone(), i.ifname.clone(), Vec::new()));
+                out.len() - 1
+            }
+        };
+        let line = match i.kind {
+            IssueKind::AllocationWithoutInterface => {
+                let ips: Vec<String> = n
+                    .ipam
+                    .allocations
+                    .iter()
+                    .filter(|a| {
+                        a.container_id.as_deref() == Some(i.container_id.as_str())
+                            && a.ifname.as_deref() == Some(i.ifname.as_str())
+                    })
+                    .map(|a| a.ip.to_string())
+                    .collect();
+                format!("holds {}", ips.join(" "))
+            }
+            _ => "in the result cache".to_string(),
+        };
+        out[at].2.push(line);
+    }
+    out
 }
 
 /// Draws the node. `title` names it (e.g. the host name).
@@ -229,7 +265,40 @@ fn network(c: &mut Canvas, n: &NetworkView, y: i32, inner: i32) -> i32 {
         let x = x0 + i as i32 * (POD_W + GAP);
         pod(c, p, x, y + bh, py);
     }
-    if n.pods.is_empty() {
+    for (j, (cid, ifname, lines)) in orphans(n).iter().enumerate() {
+        let x = x0 + (n.pods.len() + j) as i32 * (POD_W + GAP);
+        c.rect(
+            x,
+            py,
+            POD_W,
+            POD_H,
+            r##"fill="#fff7f7" stroke="#dc2626" stroke-width="2" stroke-dasharray="6 4""##,
+        );
+        c.text(
+            x + 12,
+            py + 22,
+            14,
+            r##"font-weight="bold" fill="#991b1b""##,
+            &format!("{} {ifname}", crate::short_id(cid)),
+        );
+        c.text(
+            x + 12,
+            py + 42,
+            12,
+            r##"fill="#b91c1c""##,
+            "no interface on the node",
+        );
+        for (k, l) in lines.iter().enumerate() {
+            c.text(
+                x + 12,
+                py + 60 + 18 * k as i32,
+                12,
+                &format!(r##"font-family="{MONO}" fill="#7f1d1d""##),
+                &truncate(l, 26),
+            );
+        }
+    }
+    if n.pods.is_empty() && orphans(n).is_empty() {
         c.text(MARGIN + 14, py + 20, 13, r##"fill="#6b7280""##, "no pods");
     }
     let mut y = py + POD_H + 16;
@@ -237,9 +306,11 @@ fn network(c: &mut Canvas, n: &NetworkView, y: i32, inner: i32) -> i32 {
         let who = if issue.container_id.is_empty() {
             String::new()
         } else {
-            format!(" {}/{}", short(&issue.container_id), issue.ifname)
+            format!(" {}/{}", crate::short_id(&issue.container_id), issue.ifname)
         };
-        let line = format!("⚠ {}{who}: {}", issue.kind.as_str(), issue.detail);
+        // The detail's first clause: the rest is in `node show`.
+        let detail = issue.detail.split(" (").next().unwrap_or_default();
+        let line = format!("⚠ {}{who}: {detail}", issue.kind.as_str());
         c.text(
             MARGIN,
             y + 14,
@@ -303,7 +374,7 @@ fn pod(c: &mut Canvas, p: &PodView, x: i32, bridge_bottom: i32, y: i32) {
         y + 22,
         14,
         r##"font-weight="bold" fill="#0c4a6e""##,
-        &format!("pod {}", short(&p.container_id)),
+        &format!("pod {}", crate::short_id(&p.container_id)),
     );
     let mut ly = y + 42;
     let mono = format!(r##"font-family="{MONO}" fill="#1f2937""##);

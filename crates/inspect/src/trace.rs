@@ -131,7 +131,7 @@ pub fn render(ops: &[Operation]) -> String {
             op.command,
             op.plugin,
             op.network,
-            op.container_id,
+            crate::short_id(&op.container_id),
             op.ifname,
             if op.netns.is_empty() {
                 String::new()

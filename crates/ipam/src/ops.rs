@@ -173,7 +173,7 @@ pub fn add_with(ipam: &IpamConf, a: &CmdArgs) -> Result<CniResult> {
     }
     store.finish();
     s.detail(format_args!(
-        "{}/{} for {owner}",
+        "{}/{}",
         cfg.store.data_dir.display(),
         cfg.store.network
     ));

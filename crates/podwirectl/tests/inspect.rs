@@ -504,6 +504,13 @@ fn node_show_trace_and_path_read_the_kernel() {
         assert!(texts.contains(&veth), "{veth} not drawn");
     }
     assert!(texts.iter().any(|t| t.contains(&n.bridge)));
+    // The broken attachment and the leftover allocation are drawn too.
+    let short_c: String = c.chars().take(12).collect();
+    assert!(
+        texts.iter().any(|t| t.contains(&short_c)),
+        "{short_c} not drawn"
+    );
+    assert!(texts.iter().any(|t| t.contains("holds 10.252.91.200")));
 
     // --- path: same bridge, the node, outside, and a break.
     let a_ip = n.pod_of(&view, &a)["ips"][0]
