@@ -58,10 +58,13 @@ veth=$(ctl node show --json | jq -r --arg c "${CID[cache]}" '.networks[0].pods[]
 n link del "$veth"
 printf '%s\r\neth0' "$(printf 'ghost' | sha256sum | cut -c1-64)" >"$DIR/ipam/k8s-pod-network/10.244.1.200"
 ctl del k8s-pod-network "pwshot-db-$$" --container-id "${CID[db]}" >/dev/null
-ctl add k8s-pod-network "pwshot-db-$$" --container-id "${CID[db]}" >/dev/null
+ADD_OUT="$(ctl add k8s-pod-network "pwshot-db-$$" --container-id "${CID[db]}")"
 
 OUT=docs/inspect-output.txt
 {
+    echo "\$ podwirectl add k8s-pod-network pwshot-db --container-id ${CID[db]:0:12}…"
+    echo "$ADD_OUT"
+    echo
     echo "\$ podwirectl node show"
     ctl node show --svg docs/node-show.svg
     echo
@@ -75,7 +78,7 @@ OUT=docs/inspect-output.txt
     echo
     echo "\$ podwirectl path ${CID[web]:0:12} 1.1.1.1"
     ctl path "${CID[web]:0:12}" 1.1.1.1
-} | sed -e "s#$DIR#/tmp/demo#g" -e "s#-$$##g" >"$OUT"
+} | sed -e "s#$DIR#/tmp/demo#g" -e "s#$TARGET#/opt/cni/bin#g" -e "s#-$$##g" -e "s/[[:space:]]*$//" >"$OUT"
 sed -i -e "s#$DIR#/tmp/demo#g" -e "s#-$$##g" docs/node-show.svg
 rsvg-convert -w 1400 -b white docs/node-show.svg -o docs/node-show.png
 echo "wrote docs/node-show.svg, docs/node-show.png, $OUT"

@@ -153,8 +153,7 @@ pub fn render(ops: &[Operation]) -> String {
             "start ms", "took ms", "step", "",
         );
         for st in &op.steps {
-            let _ = writeln!(
-                s,
+            let line = format!(
                 "  {:>9} {:>9}  {:width$}  {}  {}{}",
                 ms(st.start_us),
                 ms(st.duration_us),
@@ -163,6 +162,7 @@ pub fn render(ops: &[Operation]) -> String {
                 if st.failed { "FAILED " } else { "" },
                 st.detail.as_deref().unwrap_or("")
             );
+            let _ = writeln!(s, "{}", line.trim_end());
         }
         s.push('\n');
     }
