@@ -36,9 +36,11 @@ struct Rollback<'a> {
 }
 
 impl Rollback<'_> {
+    /// Each undo is a `rollback` step of the trace; releasing the addresses shows as the
+    /// IPAM's own steps (steps never nest).
     fn run(self) {
-        let mut s = trace::step("rollback");
         for step in self.undo.into_iter().rev() {
+            let mut s = (!matches!(step, Undo::ReleaseIps)).then(|| trace::step("rollback"));
             let outcome = match &step {
                 Undo::ReleaseIps => ipam::del(self.a, self.config),
                 Undo::DeleteLink(name) => self
@@ -48,9 +50,10 @@ impl Rollback<'_> {
                     .map_err(errors::kernel),
                 Undo::DeleteMasq(tag) => masq::delete(tag),
             };
-            match outcome {
-                Ok(()) => s.detail(step.describe()),
-                Err(e) => cni::log::warn(&format!("rollback after failed ADD: {e}")),
+            match (outcome, s.as_mut()) {
+                (Ok(()), Some(s)) => s.detail(step.describe()),
+                (Ok(()), None) => {}
+                (Err(e), _) => cni::log::warn(&format!("rollback after failed ADD: {e}")),
             }
         }
     }

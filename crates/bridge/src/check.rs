@@ -90,7 +90,13 @@ pub fn check(a: &CmdArgs) -> Result<()> {
             )));
         }
     }
-    s.detail(format_args!("{} present", addrs.len()));
+    s.detail(format_args!(
+        "{} of prevResult present",
+        prev.ips
+            .iter()
+            .filter(|ip| ip.interface == Some(want))
+            .count()
+    ));
     s.end();
     let mut s = trace::step("routes");
     for r in &prev.routes {
@@ -109,7 +115,7 @@ pub fn check(a: &CmdArgs) -> Result<()> {
         }
     }
 
-    s.detail(format_args!("{} present", prev.routes.len()));
+    s.detail(format_args!("{} of prevResult present", prev.routes.len()));
     s.end();
     // The host end: the pod end's peer, in the node, must be a port of the bridge.
     let mut s = trace::step("host-end");

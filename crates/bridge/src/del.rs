@@ -13,9 +13,10 @@ pub fn del(a: &CmdArgs) -> Result<()> {
     let released = ipam::del(a, &config);
     let unmasked = if config.bridge.ip_masq {
         let mut s = trace::step("nftables");
-        masq::delete_counted(&tag).map(|n| {
+        masq::delete_handles(&tag).map(|handles| {
             s.detail(format_args!(
-                "removed {n} masquerade rule(s) from inet {} (comment {tag})",
+                "removed {} masquerade rule(s) {handles:?} from inet {} (comment {tag})",
+                handles.len(),
                 masq::table().name
             ))
         })

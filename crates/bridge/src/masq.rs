@@ -18,13 +18,14 @@ pub fn add(tag: &str, pod: IpNet) -> Result<()> {
 }
 
 pub fn delete(tag: &str) -> Result<()> {
-    delete_counted(tag).map(drop)
+    delete_handles(tag).map(drop)
 }
 
-/// Deletes the attachment's rules; returns how many there were.
-pub fn delete_counted(tag: &str) -> Result<usize> {
+/// Deletes the attachment's rules; returns their handles.
+pub fn delete_handles(tag: &str) -> Result<Vec<u64>> {
     let nft = Nftables::new().map_err(errors::kernel)?;
-    nft.delete_by_tag(&table(), tag).map_err(errors::kernel)
+    nft.delete_by_tag_handles(&table(), tag)
+        .map_err(errors::kernel)
 }
 
 /// Every tag in our table (each rule's identity).

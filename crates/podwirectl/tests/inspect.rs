@@ -614,7 +614,58 @@ fn node_show_trace_and_path_read_the_kernel() {
     assert_eq!(p["complete"], false, "{p}");
     assert!(p["breaks"].as_str().unwrap().contains("the node"), "{p}");
 
+    // --- trace of a CHECK.
+    n.ctl_ok(&["check", NET, &n.pod_ns(&a).path(), "--container-id", &a]);
+    let ops = n.json(&["trace", &a]);
+    let check = ops_of(&ops, "CHECK")[0];
+    assert_eq!(
+        step_names(check),
+        // The ghost file written behind the IPAM's back makes it rebuild its index first.
+        [
+            "parse",
+            "config",
+            "ipam.lock",
+            "ipam.scan",
+            "ipam.check",
+            "interface",
+            "addresses",
+            "routes",
+            "host-end"
+        ],
+        "{check}"
+    );
+    assert_steps_fit(check);
+
+    // --- a failed ADD: the error and the step it failed in.
+    let d_ns = TestNs::new("pwip");
+    let out = n.ctl(&[
+        "add",
+        NET,
+        &d_ns.path(),
+        "--container-id",
+        "failing0",
+        "--cni-args",
+        "IP=10.9.9.9",
+    ]);
+    assert!(!out.status.success());
+    let ops = n.json(&["trace", "failing0"]);
+    let failed = ops_of(&ops, "ADD")[0];
+    assert_eq!(failed["result"], "error", "{failed}");
+    assert_eq!(failed["code"], 7, "{failed}");
+    let last = failed["steps"].as_array().unwrap().last().unwrap();
+    assert_eq!(last["step"], "ipam.config", "{failed}");
+    assert_eq!(last["failed"], true, "{failed}");
+    assert_steps_fit(failed);
+
     // --- trace of a DEL: every removal, timed.
+    let b_rule = table["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["comment"] == format!("podwire/{NET}/{b}/eth0"))
+        .unwrap()["handle"]
+        .as_u64()
+        .unwrap();
     let out = n.ctl_ok(&["del", NET, &n.pod_ns(&b).path(), "--container-id", &b]);
     assert!(out.contains("plugins:"), "{out}");
     let ops = n.json(&["trace", &b]);
@@ -623,12 +674,10 @@ fn node_show_trace_and_path_read_the_kernel() {
     let del = dels[0];
     assert_eq!(
         step_names(del),
-        // The ghost file written behind the IPAM's back makes it rebuild its index first.
         [
             "parse",
             "config",
             "ipam.lock",
-            "ipam.scan",
             "ipam.release",
             "nftables",
             "link"
@@ -637,11 +686,51 @@ fn node_show_trace_and_path_read_the_kernel() {
     );
     assert_steps_fit(del);
     let detail = |i: usize| del["steps"][i]["detail"].as_str().unwrap().to_string();
-    assert!(detail(4).contains(&format!("released {b_ip}")), "{del}");
-    assert!(detail(5).contains("removed 1 masquerade rule"), "{del}");
-    assert!(detail(6).contains("deleted eth0"), "{del}");
+    assert!(detail(3).contains(&format!("released {b_ip}")), "{del}");
+    assert!(
+        detail(4).contains(&format!("removed 1 masquerade rule(s) [{b_rule}]")),
+        "{del}"
+    );
+    assert!(detail(5).contains("deleted eth0"), "{del}");
     // --last keeps the newest.
     let last = n.json(&["trace", &b, "--last", "1"]);
     assert_eq!(last.as_array().unwrap().len(), 1);
     assert_eq!(last[0]["command"], "DEL");
+
+    // --- an ADD that fails once the veth exists: the rollback says what it undid.
+    let bad = json!({"cniVersion": "1.0.0", "name": "inspectbad", "plugins": [{
+        "type": "podwire", "bridge": n.bridge, "isGateway": true,
+        "logFile": n.dir.0.join("podwire.log"),
+        "ipam": {"type": "podwire-ipam", "ranges": [[{"subnet": "10.252.93.0/24"}]],
+                 "routes": [{"dst": "10.99.0.0/16", "gw": "10.98.0.1"}],
+                 "dataDir": n.dir.0.join("ipam")}}]});
+    std::fs::write(n.dir.0.join("net.d/20-bad.conflist"), bad.to_string()).unwrap();
+    let e_ns = TestNs::new("pwip");
+    let out = n.ctl(&[
+        "add",
+        "inspectbad",
+        &e_ns.path(),
+        "--container-id",
+        "rolledback0",
+    ]);
+    assert!(!out.status.success());
+    let ops = n.json(&["trace", "rolledback0", "--network", "inspectbad"]);
+    let failed = ops_of(&ops, "ADD")[0];
+    let steps = step_names(failed);
+    let at = |name: &str| steps.iter().position(|s| s == name).unwrap();
+    assert!(failed["steps"][at("routes")]["failed"] == true, "{failed}");
+    // Undone in reverse: the veth, then the address.
+    let rollback = &failed["steps"][at("rollback")];
+    assert!(
+        rollback["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("deleted veth"),
+        "{failed}"
+    );
+    assert!(at("ipam.release") > at("rollback"), "{failed}");
+    let released = &failed["steps"][at("ipam.release")]["detail"];
+    assert_eq!(released, "released 10.252.93.2", "{failed}");
+    assert_steps_fit(failed);
+    assert!(testkit::allocations(&n.dir.0.join("ipam"), "inspectbad").is_empty());
 }

@@ -295,6 +295,11 @@ impl Nftables {
     /// Deletes every rule of the table tagged exactly `tag`. Idempotent:
     /// returns how many were deleted, 0 when none (or no table).
     pub fn delete_by_tag(&self, table: &Table, tag: &str) -> Result<usize> {
+        self.delete_by_tag_handles(table, tag).map(|h| h.len())
+    }
+
+    /// As `delete_by_tag`, returning the handles of the rules it deleted.
+    pub fn delete_by_tag_handles(&self, table: &Table, tag: &str) -> Result<Vec<u64>> {
         self.delete_where(table, &format!("delete rules tagged {tag}"), |t| t == tag)
     }
 
@@ -304,6 +309,7 @@ impl Nftables {
         self.delete_where(table, &format!("delete rules tagged {prefix}*"), |t| {
             t.starts_with(prefix)
         })
+        .map(|h| h.len())
     }
 
     fn delete_where(
@@ -311,7 +317,7 @@ impl Nftables {
         table: &Table,
         op: &str,
         matches: impl Fn(&str) -> bool,
-    ) -> Result<usize> {
+    ) -> Result<Vec<u64>> {
         // A rule deleted concurrently makes the batch fail with ENOENT as
         // a whole; list again and retry.
         let mut last_err = None;
@@ -322,7 +328,7 @@ impl Nftables {
                 .filter(|r| r.tag.as_deref().is_some_and(&matches))
                 .collect();
             if doomed.is_empty() {
-                return Ok(0);
+                return Ok(Vec::new());
             }
             let mut b = self.batch();
             for r in &doomed {
@@ -333,7 +339,7 @@ impl Nftables {
                 b.add(NFT_MSG_DELRULE, 0, table.family.proto(), &a);
             }
             match self.commit(b, op) {
-                Ok(()) => return Ok(doomed.len()),
+                Ok(()) => return Ok(doomed.iter().map(|r| r.handle).collect()),
                 Err(e) if e.is_not_found() => last_err = Some(e),
                 Err(e) => return Err(e),
             }
