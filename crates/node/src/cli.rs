@@ -2,12 +2,12 @@
 //! the CLI flattens into its subcommands, and the functions that run them and return what to print.
 
 use crate::config::{self, NodeConfig, Portmap};
+use crate::peers::Backend;
 use crate::setup::{self, Outcome, TeardownOptions};
 use clap::{Args, ValueEnum};
 use cni::{Error, Result};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 #[derive(Args, Clone, Debug)]
 pub struct SetupArgs {
@@ -71,9 +71,24 @@ pub struct SetupArgs {
     /// or a deleted conflist is put right (the DaemonSet's mode). Stops on SIGTERM/SIGINT.
     #[arg(long)]
     pub watch: bool,
-    /// Seconds between two re-applies with --watch.
+    /// Seconds between two full resyncs with --watch (node setup re-applied, every peer route
+    /// checked against the kernel); Node changes and kernel changes are acted on at once.
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     pub resync: u64,
+    /// How other nodes' pod CIDRs are reached with --watch: auto = a direct route where the
+    /// node's address is on-link, VXLAN elsewhere; direct = direct routes only; vxlan = VXLAN
+    /// for every node.
+    #[arg(long, value_enum, default_value_t = Backend::Auto)]
+    pub backend: Backend,
+    /// VXLAN network identifier of the overlay.
+    #[arg(long, value_name = "VNI", default_value_t = crate::peers::DEFAULT_VNI)]
+    pub vxlan_vni: u32,
+    /// UDP port of the overlay (flannel's 8472 by default, so firewall rules made for it work).
+    #[arg(long, value_name = "PORT", default_value_t = crate::peers::DEFAULT_VXLAN_PORT)]
+    pub vxlan_port: u16,
+    /// Seconds the API server keeps one Node watch open before the agent renews it.
+    #[arg(long, value_name = "SECONDS", default_value_t = 290)]
+    pub watch_timeout: u32,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -145,12 +160,18 @@ impl SetupArgs {
         Ok(c)
     }
 
-    fn pod_cidrs(&self) -> Result<Vec<String>> {
+    /// `--watch` follows the Node objects: it needs `--from-kubernetes`.
+    fn pod_cidrs_check(&self) -> Result<()> {
         if self.watch && !self.from_kubernetes {
             return Err(Error::invalid_config(
-                "--watch re-reads the podCIDR from Kubernetes: it needs --from-kubernetes",
+                "--watch follows the Node objects in Kubernetes: it needs --from-kubernetes",
             ));
         }
+        Ok(())
+    }
+
+    fn pod_cidrs(&self) -> Result<Vec<String>> {
+        self.pod_cidrs_check()?;
         if !self.from_kubernetes {
             if self.pod_cidr.is_empty() {
                 return Err(Error::invalid_config(
@@ -172,13 +193,18 @@ fn from_kubernetes(a: &SetupArgs) -> Result<Vec<String>> {
     };
     let mut f = Fetch::new(node);
     f.kubeconfig = a.kubeconfig.clone();
-    f.wait = a.wait.map(Duration::from_secs);
+    f.wait = a.wait.map(std::time::Duration::from_secs);
     let cidrs = fetch_pod_cidrs(&f, &mut |m| eprintln!("podwire node: {m}"))?;
     Ok(cidrs.iter().map(ToString::to_string).collect())
 }
 
 #[cfg(not(feature = "kubernetes"))]
 fn from_kubernetes(_: &SetupArgs) -> Result<Vec<String>> {
+    from_kubernetes_unavailable()
+}
+
+#[cfg(not(feature = "kubernetes"))]
+fn from_kubernetes_unavailable<T>() -> Result<T> {
     Err(Error::invalid_config(
         "--from-kubernetes: this build has no Kubernetes client (feature \"kubernetes\" of podwire-node)",
     ))
@@ -191,26 +217,31 @@ pub fn run_setup(a: &SetupArgs) -> Result<String> {
         // As a container's PID 1 a default SIGTERM would be ignored: stop on it, between steps.
         stop::install();
     }
-    let first = apply(a)?;
-    if !a.watch {
-        return Ok(first.summary());
+    if a.watch {
+        a.pod_cidrs_check()?;
+        return run_agent(a);
     }
-    println!("{}", first.summary());
-    let resync = Duration::from_secs(a.resync.max(1));
-    loop {
-        if stop::sleep(resync) {
-            return Ok("podwire node: stopped".into());
-        }
-        match apply(a) {
-            Ok(o) if o.changed() => println!("{}", o.summary()),
-            Ok(_) => {}
-            // The next resync tries again: a passing API server hiccup must not restart the pod.
-            Err(e) => eprintln!("podwire node: {}", e.msg),
-        }
-        if stop::requested() {
-            return Ok("podwire node: stopped".into());
-        }
-    }
+    Ok(apply(a)?.summary())
+}
+
+#[cfg(feature = "kubernetes")]
+fn run_agent(a: &SetupArgs) -> Result<String> {
+    crate::agent::run(a)
+}
+
+#[cfg(not(feature = "kubernetes"))]
+fn run_agent(_: &SetupArgs) -> Result<String> {
+    from_kubernetes_unavailable()
+}
+
+/// Whether SIGTERM/SIGINT asked to stop (checked between two reconciles).
+pub fn stop_requested() -> bool {
+    stop::requested()
+}
+
+/// Marks a reconcile in progress: a stop signal then waits for its end.
+pub fn busy() -> impl Drop {
+    stop::Busy::enter()
 }
 
 fn apply(a: &SetupArgs) -> Result<Outcome> {
@@ -285,12 +316,6 @@ mod stop {
 
     pub fn requested() -> bool {
         STOP.load(Ordering::SeqCst)
-    }
-
-    /// Sleeps; true when a stop was requested.
-    pub fn sleep(d: Duration) -> bool {
-        std::thread::sleep(d);
-        requested()
     }
 
     pub struct Busy;

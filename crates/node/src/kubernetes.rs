@@ -36,6 +36,29 @@ pub fn pod_cidrs_of(node: &Node) -> Result<Option<Vec<IpNet>>> {
     Ok(Some(cidrs))
 }
 
+/// A Node as the multi-node agent sees it: name, pod CIDRs (none while unassigned, or when
+/// unreadable: such a node is not routed), InternalIP and ExternalIP addresses.
+pub fn peer_of(node: &Node) -> crate::peers::PeerNode {
+    let mut peer = crate::peers::PeerNode {
+        name: node.metadata.name.clone().unwrap_or_default(),
+        pod_cidrs: pod_cidrs_of(node).ok().flatten().unwrap_or_default(),
+        internal: vec![],
+        external: vec![],
+    };
+    let addresses = node.status.as_ref().and_then(|s| s.addresses.as_ref());
+    for a in addresses.into_iter().flatten() {
+        let Ok(ip) = a.address.parse::<std::net::IpAddr>() else {
+            continue;
+        };
+        match a.type_.as_str() {
+            "InternalIP" => peer.internal.push(ip),
+            "ExternalIP" => peer.external.push(ip),
+            _ => {}
+        }
+    }
+    peer
+}
+
 /// How to reach the API server and how long to wait for a podCIDR.
 #[derive(Clone, Debug)]
 pub struct Fetch {
@@ -116,7 +139,7 @@ async fn fetch_async(f: &Fetch, log: &mut dyn FnMut(&str)) -> Result<Vec<IpNet>>
     }
 }
 
-async fn client(f: &Fetch) -> Result<kube::Client> {
+pub(crate) async fn client(f: &Fetch) -> Result<kube::Client> {
     let config = match &f.kubeconfig {
         Some(path) => {
             let kc = kube::config::Kubeconfig::read_from(path).map_err(|e| {

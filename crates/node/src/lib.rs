@@ -11,6 +11,8 @@
 //! Everything acts on the calling thread's network namespace, so tests run it inside a throwaway
 //! one.
 
+#[cfg(feature = "kubernetes")]
+pub mod agent;
 pub mod bridge;
 pub mod cli;
 pub mod config;

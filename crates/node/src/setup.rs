@@ -180,6 +180,9 @@ pub fn teardown(opts: &TeardownOptions) -> Result<Outcome> {
         }
         store.save(&state)?;
     }
+    // Routes to other nodes and the VXLAN devices (with their FDB and neighbour entries): found
+    // by their tags, so this holds whether the agent ever ran or not.
+    crate::peers::kernel_io::remove_all(&nl, &mut changes)?;
     rules::remove(&nft, &mut changes)?;
     state.nft_table = None;
     store.save(&state)?;

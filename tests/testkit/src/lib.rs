@@ -180,20 +180,10 @@ impl TestNs {
     }
 }
 
-/// A binary of another workspace package (`cargo` gives a test `CARGO_BIN_EXE_` only for its own
-/// package's), built into this test's target directory and profile once per test process.
+/// A binary of another workspace package, built (once per call site's process) into the
+/// running test's own target directory and profile: cargo gives `CARGO_BIN_EXE_*` only for the
+/// test's own package.
 pub fn workspace_binary(package: &str, bin: &str) -> std::path::PathBuf {
-    use std::collections::HashMap;
-    use std::path::PathBuf;
-    use std::sync::{Mutex, OnceLock};
-    static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
-    let mut built = BUILT
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
-    if let Some(p) = built.get(bin) {
-        return p.clone();
-    }
     let exe = std::env::current_exe().unwrap();
     // <target>/<profile>/deps/<test>
     let profile = exe.parent().unwrap().parent().unwrap().to_path_buf();
@@ -209,6 +199,5 @@ pub fn workspace_binary(package: &str, bin: &str) -> std::path::PathBuf {
     assert!(status.success(), "building {bin} failed");
     let path = profile.join(bin);
     assert!(path.is_file(), "{} missing", path.display());
-    built.insert(bin.to_string(), path.clone());
     path
 }

@@ -7,6 +7,7 @@ use node::NodeConfig;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::OnceLock;
 
 #[allow(unused_imports)] // each test binary uses its own part
 pub use testkit::{run, run_ok, unique, PluginCall, PluginOutput, TestNs};
@@ -149,7 +150,9 @@ pub fn files_under(dir: &Path) -> Vec<String> {
 /// The `podwire` plugin binary, built into this test's target directory (the plugin lives in
 /// another package, so cargo gives no CARGO_BIN_EXE_ for it here).
 pub fn podwire_binary() -> PathBuf {
-    testkit::workspace_binary("podwire-bridge", "podwire")
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| testkit::workspace_binary("podwire-bridge", "podwire"))
+        .clone()
 }
 
 /// Runs a plugin in the node netns as a runtime would: CNI_* env, config on stdin.

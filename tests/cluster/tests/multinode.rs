@@ -1,0 +1,326 @@
+//! Multi-node pod networking in a simulated cluster (tests/cluster): four node namespaces on two
+//! L2 segments joined by a router, one stand-in API server, podwire's agent on every node.
+//! n1–n2 and n3–n4 are on-link (direct routes); A↔B pairs are not (VXLAN).
+
+use cluster::{pod_cidr_v4, pod_cidr_v6, Cluster};
+use std::io::{Read, Write};
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+const CONVERGE: Duration = Duration::from_secs(20);
+
+fn four_nodes() -> Cluster {
+    let t = Instant::now();
+    let mut c = Cluster::new([2, 2]);
+    eprintln!("cluster built in {:?}", t.elapsed());
+    c.start_agents();
+    let took = c.wait_converged(CONVERGE);
+    eprintln!("agents converged in {took:?}");
+    c
+}
+
+/// Every pod pings every pod on every other node, both families.
+fn all_pairs_ping(c: &Cluster) {
+    let mut failed = Vec::new();
+    for a in &c.pods {
+        for b in c.pods.iter().filter(|b| b.node != a.node) {
+            for (to, fam) in [(b.v4, "v4"), (b.v6, "v6")] {
+                if !a.ping(to) {
+                    failed.push(format!(
+                        "{} ({}) -> {} ({}) {fam}",
+                        a.v4, a.node, to, b.node
+                    ));
+                }
+            }
+        }
+    }
+    assert!(failed.is_empty(), "no answer: {failed:#?}");
+}
+
+/// The source address a TCP server in `b` sees for a connection from `a`.
+fn seen_source(c: &Cluster, a: usize, b: usize, v6: bool) -> IpAddr {
+    let (pa, pb) = (&c.pods[a], &c.pods[b]);
+    let listener = pb.listen(v6, 7000);
+    let to = SocketAddr::new(if v6 { pb.v6 } else { pb.v4 }, 7000);
+    let _client = pa.connect(to).expect("connect across nodes");
+    listener.accept().unwrap().1.ip()
+}
+
+#[test]
+fn pods_reach_every_pod_on_every_node_without_nat() {
+    let mut c = four_nodes();
+    // Direct between on-link nodes, VXLAN across the router, both families.
+    let n1 = c.node(0);
+    let direct = n1.route_to(&pod_cidr_v4(2)).expect("route to n2");
+    assert_eq!(direct["gateway"], c.node(1).v4());
+    assert!(direct["dev"] == "eth0", "{direct}");
+    let direct6 = n1.route_to(&pod_cidr_v6(2)).expect("route6 to n2");
+    assert_eq!(direct6["gateway"], c.node(1).v6());
+    let vx = n1.route_to(&pod_cidr_v4(3)).expect("route to n3");
+    assert_eq!(vx["dev"], "podwire.vxlan", "{vx}");
+    assert!(vx["flags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f == "onlink"));
+    let vx6 = n1.route_to(&pod_cidr_v6(4)).expect("route6 to n4");
+    assert_eq!(vx6["dev"], "podwire.vxlan6", "{vx6}");
+    // The VXLAN device: learning off, port 8472, MTU = underlay - 50 / - 70.
+    let link = n1.ip_json(&["-d", "link", "show", "podwire.vxlan"]);
+    assert_eq!(link[0]["mtu"], 1450);
+    assert_eq!(link[0]["linkinfo"]["info_data"]["port"], 8472);
+    assert_eq!(link[0]["linkinfo"]["info_data"]["learning"], false);
+    let link6 = n1.ip_json(&["link", "show", "podwire.vxlan6"]);
+    assert_eq!(link6[0]["mtu"], 1430);
+    // Per VXLAN peer one FDB entry (v4 and v6 device) and one permanent neighbour.
+    assert_eq!(n1.fdb().len(), 4, "{:?}", n1.fdb());
+    assert_eq!(
+        n1.vxlan_neighbours().len(),
+        4,
+        "{:?}",
+        n1.vxlan_neighbours()
+    );
+
+    let t = Instant::now();
+    for i in 0..4 {
+        c.add_pod(i);
+    }
+    eprintln!("4 pods added in {:?}", t.elapsed());
+    let t = Instant::now();
+    all_pairs_ping(&c);
+    eprintln!("24 pings in {:?}", t.elapsed());
+    // The receiver sees the sender's own pod address, over a direct route and over VXLAN.
+    for (a, b) in [(0, 1), (0, 2), (3, 1)] {
+        for v6 in [false, true] {
+            let want = if v6 { c.pods[a].v6 } else { c.pods[a].v4 };
+            assert_eq!(
+                seen_source(&c, a, b, v6),
+                want,
+                "pod {a} -> pod {b} v6={v6}: NATed"
+            );
+        }
+    }
+}
+
+fn all_nodes_mention(c: &Cluster, what: &str) -> bool {
+    c.nodes.iter().all(|n| n.mentions(what))
+}
+
+fn no_node_mentions(c: &Cluster, what: &str) -> bool {
+    c.nodes.iter().all(|n| !n.mentions(what))
+}
+
+#[test]
+fn node_objects_added_moved_and_deleted_are_followed_everywhere() {
+    let c = four_nodes();
+    // A fifth Node (no namespace behind it) on segment B: n3/n4 route to it directly, n1/n2
+    // over VXLAN.
+    let extra = kubesim::NodeBuilder::new(format!("{}-x", c.prefix))
+        .pod_cidr("10.246.50.0/24")
+        .pod_cidr("fd00:246:0:50::/64")
+        .internal_ip("10.247.2.50")
+        .internal_ip("fd00:247:2::50")
+        .build();
+    c.api.create_node(&extra).unwrap();
+    c.wait_for("all agents route to the new node", CONVERGE, || {
+        all_nodes_mention(&c, "10.246.50.0/24") && all_nodes_mention(&c, "fd00:246:0:50::/64")
+    });
+    assert_eq!(
+        c.node(2).route_to("10.246.50.0/24").unwrap()["gateway"],
+        "10.247.2.50"
+    );
+    assert!(c.node(0).fdb().iter().any(|e| e["dst"] == "10.247.2.50"));
+
+    // Its address moves to segment A: n1/n2 now direct, n3/n4 over VXLAN, the old FDB gone.
+    let name = extra.metadata.name.clone().unwrap();
+    c.api
+        .modify_node(&name, |n| {
+            let a = n.status.as_mut().unwrap().addresses.as_mut().unwrap();
+            a[0].address = "10.247.1.50".into();
+            a[1].address = "fd00:247:1::50".into();
+        })
+        .unwrap();
+    c.wait_for("the moved node's routes replaced", CONVERGE, || {
+        c.node(0)
+            .route_to("10.246.50.0/24")
+            .is_some_and(|r| r["gateway"] == "10.247.1.50")
+            && c.node(2)
+                .route_to("10.246.50.0/24")
+                .is_some_and(|r| r["dev"] == "podwire.vxlan")
+            && no_node_mentions(&c, "10.247.2.50")
+    });
+    assert!(c.node(2).fdb().iter().any(|e| e["dst"] == "10.247.1.50"));
+
+    // Deleted: every trace on every node goes.
+    c.api.delete_node(&name).unwrap();
+    c.wait_for("every trace of the deleted node gone", CONVERGE, || {
+        no_node_mentions(&c, "10.246.50.0")
+            && no_node_mentions(&c, "fd00:246:0:50::")
+            && no_node_mentions(&c, "10.247.1.50")
+    });
+    assert!(c.converged());
+}
+
+#[test]
+fn an_agent_down_while_a_node_is_deleted_sweeps_it_at_start_and_traffic_never_stops() {
+    let mut c = four_nodes();
+    for i in [0, 2] {
+        c.add_pod(i);
+    }
+    // A ghost Node everyone routes to.
+    let ghost = kubesim::NodeBuilder::new(format!("{}-ghost", c.prefix))
+        .pod_cidr("10.246.60.0/24")
+        .internal_ip("10.247.2.60")
+        .build();
+    c.api.create_node(&ghost).unwrap();
+    c.wait_for("the ghost routed", CONVERGE, || {
+        all_nodes_mention(&c, "10.246.60.0/24")
+    });
+
+    // Continuous ping pod(n1) -> pod(n3) over VXLAN while n1's and n3's agents restart.
+    let (src, dst) = (&c.pods[0], c.pods[1].v4);
+    let mut ping = std::process::Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &src.ns.name,
+            "ping",
+            "-i",
+            "0.05",
+            "-c",
+            "100",
+            "-W",
+            "1",
+        ])
+        .arg(dst.to_string())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    c.nodes[0].kill_agent();
+    c.nodes[2].stop_agent();
+    c.api
+        .delete_node(ghost.metadata.name.as_deref().unwrap())
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        c.node(0).mentions("10.246.60.0/24"),
+        "a dead agent changes nothing"
+    );
+    c.start_agent(0);
+    c.start_agent(2);
+    c.wait_for("the restarted agents swept the ghost", CONVERGE, || {
+        no_node_mentions(&c, "10.246.60.0/24")
+    });
+    let mut out = String::new();
+    let status = ping.wait().unwrap();
+    ping.stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    assert!(status.success(), "{out}");
+    assert!(
+        out.contains("100 received"),
+        "packets lost while agents restarted:\n{out}"
+    );
+    assert!(c.converged());
+}
+
+#[test]
+fn kernel_changes_are_repaired_and_watch_breaks_lose_nothing() {
+    let c = Cluster::with_options(
+        [2, 2],
+        kubesim::Options {
+            // A short history: a watch resumed after more changes than this gets 410 Gone.
+            history_limit: 3,
+            ..kubesim::Options::default()
+        },
+    );
+    let mut c = c;
+    c.start_agents();
+    c.wait_converged(CONVERGE);
+
+    // Someone deletes a route; someone flaps the underlay link.
+    let n1 = c.node(0);
+    assert!(n1.ns.exec_ok(&["ip", "route", "del", &pod_cidr_v4(3)]));
+    let took = c.wait_for("the deleted route is back", Duration::from_secs(5), || {
+        c.node(0).route_to(&pod_cidr_v4(3)).is_some()
+    });
+    eprintln!("route repaired in {took:?}");
+    assert!(n1.ns.exec_ok(&["ip", "link", "set", "eth0", "down"]));
+    assert!(n1.ns.exec_ok(&["ip", "link", "set", "eth0", "up"]));
+    c.wait_for(
+        "routes back after a link flap",
+        Duration::from_secs(10),
+        || c.converged(),
+    );
+
+    // The API server closes every watch while Nodes come and go: nothing is lost.
+    let names: Vec<String> = (0..5).map(|i| format!("{}-w{i}", c.prefix)).collect();
+    c.api.close_watches();
+    for (i, name) in names.iter().enumerate() {
+        let n = kubesim::NodeBuilder::new(name)
+            .pod_cidr(format!("10.246.{}.0/24", 70 + i))
+            .internal_ip(format!("10.247.2.{}", 70 + i))
+            .build();
+        c.api.create_node(&n).unwrap();
+    }
+    c.wait_converged(CONVERGE);
+    // More changes than the history keeps while the watches are closed: 410, re-list.
+    let before = c.api.stats().expired;
+    c.api.pause();
+    c.api.close_watches();
+    for name in &names[..4] {
+        c.api.delete_node(name).unwrap();
+    }
+    c.api.resume();
+    c.wait_converged(CONVERGE);
+    assert!(no_node_mentions(&c, "10.246.70.0/24"));
+    assert!(all_nodes_mention(&c, "10.246.74.0/24"));
+    eprintln!("410 answers: {}", c.api.stats().expired - before);
+}
+
+/// Pod-to-pod TCP throughput across nodes, direct and over VXLAN (reported, no target).
+#[test]
+fn tcp_throughput_direct_and_vxlan_is_measured() {
+    let mut c = four_nodes();
+    for i in [0, 1, 2] {
+        c.add_pod(i);
+    }
+    for (label, a, b) in [("direct", 0, 1), ("vxlan", 0, 2)] {
+        let listener = c.pods[b].listen(false, 7100);
+        let to = SocketAddr::new(c.pods[b].v4, 7100);
+        let total: usize = 200 << 20;
+        let reader = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut buf = vec![0u8; 1 << 16];
+            let mut got = 0;
+            while let Ok(n) = s.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                got += n;
+            }
+            got
+        });
+        let mut s = c.pods[a].connect(to).unwrap();
+        let chunk = vec![7u8; 1 << 16];
+        let start = Instant::now();
+        let mut sent = 0;
+        while sent < total {
+            s.write_all(&chunk).unwrap();
+            sent += chunk.len();
+        }
+        drop(s);
+        let got = reader.join().unwrap();
+        let secs = start.elapsed().as_secs_f64();
+        assert_eq!(got, total);
+        eprintln!(
+            "THROUGHPUT {label}: {:.0} Mbit/s ({} MiB in {:.2} s)",
+            got as f64 * 8.0 / secs / 1e6,
+            got >> 20,
+            secs
+        );
+    }
+}

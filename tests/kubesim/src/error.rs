@@ -1,0 +1,119 @@
+//! Failures as the API server reports them: an HTTP code and a `Status` object with the same
+//! `reason` and message shape (kube's client turns it into `kube::Error::Api`).
+
+use serde_json::json;
+use std::fmt;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiError {
+    pub code: u16,
+    /// metav1.StatusReason: NotFound, AlreadyExists, Conflict, Expired, BadRequest, Invalid…
+    pub reason: &'static str,
+    pub message: String,
+    /// The Node the failure is about (Status `details.name`).
+    pub name: Option<String>,
+}
+
+impl ApiError {
+    fn new(code: u16, reason: &'static str, message: String, name: Option<&str>) -> ApiError {
+        ApiError {
+            code,
+            reason,
+            message,
+            name: name.map(str::to_string),
+        }
+    }
+
+    pub fn not_found(name: &str) -> ApiError {
+        Self::new(
+            404,
+            "NotFound",
+            format!("nodes \"{name}\" not found"),
+            Some(name),
+        )
+    }
+
+    pub fn already_exists(name: &str) -> ApiError {
+        Self::new(
+            409,
+            "AlreadyExists",
+            format!("nodes \"{name}\" already exists"),
+            Some(name),
+        )
+    }
+
+    pub fn conflict(name: &str) -> ApiError {
+        Self::new(
+            409,
+            "Conflict",
+            format!(
+                "Operation cannot be fulfilled on nodes \"{name}\": the object has been modified; \
+                 please apply your changes to the latest version and try again"
+            ),
+            Some(name),
+        )
+    }
+
+    pub fn expired(message: String) -> ApiError {
+        Self::new(410, "Expired", message, None)
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> ApiError {
+        Self::new(400, "BadRequest", message.into(), None)
+    }
+
+    pub fn invalid(message: impl Into<String>) -> ApiError {
+        Self::new(422, "Invalid", message.into(), None)
+    }
+
+    pub fn too_large_rv(asked: u64, current: u64) -> ApiError {
+        Self::new(
+            504,
+            "Timeout",
+            format!("Timeout: Too large resource version: {asked}, current: {current}"),
+            None,
+        )
+    }
+
+    pub fn unsupported_media_type(message: impl Into<String>) -> ApiError {
+        Self::new(415, "UnsupportedMediaType", message.into(), None)
+    }
+
+    pub fn method_not_allowed() -> ApiError {
+        Self::new(
+            405,
+            "MethodNotAllowed",
+            "the server does not allow this method on the requested resource".into(),
+            None,
+        )
+    }
+
+    pub fn no_route() -> ApiError {
+        Self::new(
+            404,
+            "NotFound",
+            "the server could not find the requested resource".into(),
+            None,
+        )
+    }
+
+    /// The `Status` object, compact JSON.
+    pub fn status_json(&self) -> String {
+        let mut status = json!({
+            "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": self.message, "reason": self.reason, "code": self.code,
+        });
+        if let Some(name) = &self.name {
+            status["details"] = json!({"name": name, "kind": "nodes"});
+        }
+        status.to_string()
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}: {}", self.code, self.reason, self.message)
+    }
+}
+
+impl std::error::Error for ApiError {}

@@ -1,0 +1,36 @@
+//! kubesim: a stand-in Kubernetes API server for core/v1 Nodes, for podwire's multi-node tests
+//! and benchmarks. It speaks the list/watch protocol over plain HTTP as the API server does, so
+//! kube's client and `kube::runtime::watcher` work against it unmodified:
+//!
+//! - `GET /api/v1/nodes`: a NodeList with `metadata.resourceVersion`, `limit`/`continue`
+//!   pagination over a consistent snapshot, `resourceVersion`/`resourceVersionMatch` rules;
+//! - `GET /api/v1/nodes?watch=1`: a chunked stream of `{"type","object"}` lines (ADDED,
+//!   MODIFIED, DELETED, BOOKMARK, ERROR), `timeoutSeconds`, `allowWatchBookmarks`,
+//!   `sendInitialEvents`, and 410 Expired for a resourceVersion older than the kept history;
+//! - GET/POST/PUT/PATCH (merge patch)/DELETE on `/api/v1/nodes/{name}` and `…/status`.
+//!
+//! The [`Server`] runs on a thread of its own on a listener the test binds (so it can live in a
+//! network namespace), and offers direct Node writes and test controls: close every watch,
+//! expire the history, pause, count requests. See README.md for what is and is not implemented.
+//!
+//! ```no_run
+//! use kubesim::{NodeBuilder, Server};
+//! let server = Server::start(std::net::TcpListener::bind("127.0.0.1:0")?)?;
+//! server.write_kubeconfig(std::path::Path::new("/tmp/kubeconfig"))?;
+//! server.create_node(&NodeBuilder::new("n1").pod_cidr("10.244.1.0/24").internal_ip("10.0.0.1").build())?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod error;
+mod fleet;
+mod http;
+mod node;
+mod server;
+mod store;
+mod watch;
+
+pub use error::ApiError;
+pub use fleet::Fleet;
+pub use k8s_openapi::api::core::v1::Node;
+pub use node::NodeBuilder;
+pub use server::{kubeconfig_for, Gone, Options, Server, Stats};

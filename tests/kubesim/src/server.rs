@@ -1,0 +1,433 @@
+//! The server handle: runs the HTTP side on its own thread (a current-thread tokio runtime) on a
+//! listener the caller made, so a test can bind it inside a network namespace; every method here
+//! is synchronous and callable from any thread.
+
+use crate::error::ApiError;
+use crate::store::{Json, Part, Store};
+use k8s_openapi::api::core::v1::Node;
+use std::collections::VecDeque;
+use std::io;
+use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+use tokio::sync::{oneshot, watch};
+
+/// How a watch from a resourceVersion older than the kept history is refused.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Gone {
+    /// HTTP 200, then one `{"type":"ERROR","object":<Status 410 Expired>}` line, then the end of
+    /// the stream: what the API server does (kube's watcher then re-lists).
+    #[default]
+    InStream,
+    /// HTTP 410 with the Status as the body. The API server answers a *list* this way (expired
+    /// `continue` or `resourceVersionMatch=Exact`), never a watch; kube 5's watcher keeps
+    /// retrying such a watch from the same resourceVersion instead of re-listing.
+    HttpStatus,
+}
+
+/// Settings at start; the `set_*` methods change them while running.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Events kept for watches and consistent paged lists (the watch cache's window).
+    pub history_limit: usize,
+    /// How often a watch with `allowWatchBookmarks=true` gets a BOOKMARK (the API server: ~1 min).
+    pub bookmark_interval: Duration,
+    /// How long a watch without `timeoutSeconds` stays open (the API server: 30–60 min).
+    pub default_watch_timeout: Duration,
+    pub gone: Gone,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            history_limit: 10_000,
+            bookmark_interval: Duration::from_secs(60),
+            default_watch_timeout: Duration::from_secs(1800),
+            gone: Gone::InStream,
+        }
+    }
+}
+
+/// Requests answered so far, by kind, and the watches open now.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// GET on the collection without `watch`.
+    pub lists: u64,
+    /// GET on the collection with `watch=1|true`.
+    pub watches: u64,
+    /// GET of one Node (or its status).
+    pub gets: u64,
+    /// POST, PUT, PATCH, DELETE.
+    pub writes: u64,
+    /// Discovery, health and anything unknown (admin endpoints are not counted).
+    pub other: u64,
+    /// Watches answered "410 Expired", in either form.
+    pub expired: u64,
+    pub open_watches: u64,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Controls {
+    /// Bumped by `close_watches`: every watch opened before ends.
+    pub close_epoch: u64,
+    pub paused: bool,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Settings {
+    pub bookmark_interval: Duration,
+    pub default_watch_timeout: Duration,
+    pub gone: Gone,
+}
+
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub lists: AtomicU64,
+    pub watches: AtomicU64,
+    pub gets: AtomicU64,
+    pub writes: AtomicU64,
+    pub other: AtomicU64,
+    pub expired: AtomicU64,
+    pub open_watches: AtomicU64,
+}
+
+const REQUEST_LOG: usize = 1000;
+
+/// What the HTTP side and the handle share.
+pub(crate) struct Shared {
+    store: Mutex<Store>,
+    /// The current resourceVersion: wakes the watches after every change.
+    pub changes: watch::Sender<u64>,
+    pub controls: watch::Sender<Controls>,
+    pub settings: Mutex<Settings>,
+    pub counters: Counters,
+    requests: Mutex<VecDeque<String>>,
+    pub addr: SocketAddr,
+}
+
+impl Shared {
+    pub fn store(&self) -> MutexGuard<'_, Store> {
+        self.store.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs a change on the store and wakes the watches if it changed anything.
+    pub fn write<T>(&self, change: impl FnOnce(&mut Store) -> T) -> T {
+        let mut store = self.store();
+        let before = store.rv();
+        let out = change(&mut store);
+        if store.rv() != before {
+            self.changes.send_replace(store.rv());
+        }
+        out
+    }
+
+    pub fn settings(&self) -> Settings {
+        self.settings
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub fn record(&self, line: String) {
+        let mut log = self.requests.lock().unwrap_or_else(|p| p.into_inner());
+        if log.len() == REQUEST_LOG {
+            log.pop_front();
+        }
+        log.push_back(line);
+    }
+
+    pub fn stats(&self) -> Stats {
+        let c = &self.counters;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        Stats {
+            lists: get(&c.lists),
+            watches: get(&c.watches),
+            gets: get(&c.gets),
+            writes: get(&c.writes),
+            other: get(&c.other),
+            expired: get(&c.expired),
+            open_watches: get(&c.open_watches),
+        }
+    }
+
+    pub fn close_watches(&self) {
+        self.controls.send_modify(|c| c.close_epoch += 1);
+    }
+
+    pub fn set_paused(&self, paused: bool) {
+        self.controls.send_modify(|c| c.paused = paused);
+    }
+
+    pub fn set_gone(&self, gone: Gone) {
+        self.settings.lock().unwrap_or_else(|p| p.into_inner()).gone = gone;
+    }
+
+    pub fn set_bookmark_interval(&self, every: Duration) {
+        self.settings
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .bookmark_interval = every;
+    }
+}
+
+/// A running stand-in API server. Dropping it stops the server and closes every connection.
+pub struct Server {
+    shared: Arc<Shared>,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Server {
+    /// Serves on `listener` (bound by the caller, in whatever network namespace it wants) with
+    /// the default [`Options`].
+    pub fn start(listener: TcpListener) -> io::Result<Server> {
+        Server::start_with(listener, Options::default())
+    }
+
+    pub fn start_with(listener: TcpListener, options: Options) -> io::Result<Server> {
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        let store = Store::new(options.history_limit);
+        let shared = Arc::new(Shared {
+            changes: watch::Sender::new(store.rv()),
+            store: Mutex::new(store),
+            controls: watch::Sender::new(Controls::default()),
+            settings: Mutex::new(Settings {
+                bookmark_interval: options.bookmark_interval,
+                default_watch_timeout: options.default_watch_timeout,
+                gone: options.gone,
+            }),
+            counters: Counters::default(),
+            requests: Mutex::new(VecDeque::new()),
+            addr,
+        });
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let (stop, stopped) = oneshot::channel();
+        let serving = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("kubesim".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    match tokio::net::TcpListener::from_std(listener) {
+                        Ok(listener) => crate::http::serve(listener, serving, stopped).await,
+                        Err(e) => eprintln!("kubesim: cannot serve on {addr}: {e}"),
+                    }
+                })
+            })?;
+        Ok(Server {
+            shared,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+
+    /// Binds 127.0.0.1 on a free port (in the caller's network namespace) and serves there.
+    pub fn start_local() -> io::Result<Server> {
+        Server::start(TcpListener::bind("127.0.0.1:0")?)
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.shared.addr
+    }
+
+    /// `http://ip:port` of the listener (127.0.0.1 / [::1] if it was bound to any address).
+    pub fn url(&self) -> String {
+        let mut addr = self.local_addr();
+        if addr.ip().is_unspecified() {
+            addr.set_ip(match addr {
+                SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+            });
+        }
+        format!("http://{addr}")
+    }
+
+    /// A kubeconfig for this server (plain HTTP, no credentials), as a YAML document.
+    pub fn kubeconfig(&self) -> String {
+        kubeconfig_for(&self.url())
+    }
+
+    /// Writes [`Server::kubeconfig`] to `path` (for an agent's `--kubeconfig`).
+    pub fn write_kubeconfig(&self, path: &Path) -> io::Result<()> {
+        std::fs::write(path, self.kubeconfig())
+    }
+
+    // ---- Nodes, directly (no HTTP; watches see the changes as if made through the API) ----
+
+    /// Adds a Node; fails (409 AlreadyExists) if one has its name. Returns it as stored
+    /// (uid, creationTimestamp, resourceVersion set).
+    pub fn create_node(&self, node: &Node) -> Result<Node, ApiError> {
+        let value = to_value(node);
+        self.shared
+            .write(|s| s.create(value))
+            .map(|json| parse(&json))
+    }
+
+    /// Creates the Node or replaces the one with its name (spec, status, labels, annotations
+    /// as given; uid and creationTimestamp kept). One MODIFIED event, none if nothing changed.
+    pub fn apply_node(&self, node: &Node) -> Node {
+        let mut value = to_value(node);
+        let name = node
+            .metadata
+            .name
+            .clone()
+            .expect("a Node needs metadata.name");
+        value["metadata"]
+            .as_object_mut()
+            .expect("metadata")
+            .remove("resourceVersion");
+        let json = self.shared.write(|s| match s.get(&name) {
+            Some(_) => s.update(&name, value, Part::Whole),
+            None => s.create(value),
+        });
+        parse(&json.expect("a Node that serializes is a valid Node"))
+    }
+
+    /// Changes a Node in place (read, `change`, write under one lock: no conflict possible).
+    pub fn modify_node(
+        &self,
+        name: &str,
+        change: impl FnOnce(&mut Node),
+    ) -> Result<Node, ApiError> {
+        self.shared.write(|s| {
+            let current = s.get(name).ok_or_else(|| ApiError::not_found(name))?;
+            let mut node = parse(&current);
+            change(&mut node);
+            s.update(name, to_value(&node), Part::Whole)
+                .map(|json| parse(&json))
+        })
+    }
+
+    /// Deletes a Node; returns its last state (stamped with the deletion's resourceVersion).
+    pub fn delete_node(&self, name: &str) -> Result<Node, ApiError> {
+        self.shared
+            .write(|s| s.delete(name))
+            .map(|json| parse(&json))
+    }
+
+    /// Adds many Nodes under one lock (the scale fill); fails on the first name taken, keeping
+    /// those added before it. Returns the resourceVersion after the last.
+    pub fn add_nodes(&self, nodes: impl IntoIterator<Item = Node>) -> Result<u64, ApiError> {
+        self.shared.write(|s| {
+            for node in nodes {
+                s.create(to_value(&node))?;
+            }
+            Ok(s.rv())
+        })
+    }
+
+    pub fn node(&self, name: &str) -> Option<Node> {
+        self.shared.store().get(name).map(|json| parse(&json))
+    }
+
+    /// Every Node, in name order.
+    pub fn nodes(&self) -> Vec<Node> {
+        let all: Vec<Json> = self.shared.store().all().cloned().collect();
+        all.iter().map(|json| parse(json)).collect()
+    }
+
+    pub fn node_count(&self) -> usize {
+        self.shared.store().len()
+    }
+
+    /// The newest resourceVersion (what a list now would answer).
+    pub fn resource_version(&self) -> u64 {
+        self.shared.store().rv()
+    }
+
+    // ---- Test controls ----
+
+    /// Ends every open watch now (a clean end of the chunked stream, as at a timeout or an API
+    /// server restart); the clients re-watch from their last resourceVersion.
+    pub fn close_watches(&self) {
+        self.shared.close_watches()
+    }
+
+    /// Forgets all past events (an etcd compaction): the next watch or `Exact` list from any
+    /// resourceVersion before now is answered 410 Expired, so clients must re-list.
+    pub fn expire_history(&self) {
+        self.shared.write(|s| s.compact())
+    }
+
+    /// Keeps only the last `events` events (0: every older resourceVersion expires at the next
+    /// change).
+    pub fn set_history_limit(&self, events: usize) {
+        self.shared.write(|s| s.set_history_limit(events))
+    }
+
+    pub fn set_gone(&self, gone: Gone) {
+        self.shared.set_gone(gone)
+    }
+
+    /// Applies to watches opened from now on.
+    pub fn set_bookmark_interval(&self, every: Duration) {
+        self.shared.set_bookmark_interval(every)
+    }
+
+    /// A hung API server: requests wait unanswered and open watches deliver nothing until
+    /// [`Server::resume`]. Connections stay open. Admin endpoints still answer.
+    pub fn pause(&self) {
+        self.shared.set_paused(true)
+    }
+
+    pub fn resume(&self) {
+        self.shared.set_paused(false)
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.shared.stats()
+    }
+
+    /// The last 1,000 requests, `METHOD path?query`, oldest first.
+    pub fn requests(&self) -> Vec<String> {
+        let log = self
+            .shared
+            .requests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        log.iter().cloned().collect()
+    }
+
+    /// Waits until at least `n` watches are open (the agents are connected); false at `timeout`.
+    pub fn wait_for_watches(&self, n: u64, timeout: Duration) -> bool {
+        let end = Instant::now() + timeout;
+        while self.stats().open_watches < n {
+            if Instant::now() >= end {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        true
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// A kubeconfig YAML for a plain-HTTP API server at `url` (context, cluster and user "kubesim").
+pub fn kubeconfig_for(url: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: kubesim\n  cluster:\n    server: {url}\n\
+         users:\n- name: kubesim\n  user: {{}}\ncontexts:\n- name: kubesim\n  context:\n    \
+         cluster: kubesim\n    user: kubesim\ncurrent-context: kubesim\n"
+    )
+}
+
+fn to_value(node: &Node) -> serde_json::Value {
+    serde_json::to_value(node).expect("a Node serializes")
+}
+
+fn parse(json: &str) -> Node {
+    serde_json::from_str(json).expect("stored Nodes are Nodes")
+}
