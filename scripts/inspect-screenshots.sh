@@ -39,7 +39,7 @@ n link add podwire.vxlan type vxlan id 1 dstport 8472 local 192.168.56.11 nolear
 n link set podwire.vxlan up
 ip netns exec "$NODE" bridge fdb append 0a:58:0a:f4:02:00 dev podwire.vxlan dst 192.168.56.12
 n neigh replace 10.244.2.0 lladdr 0a:58:0a:f4:02:00 dev podwire.vxlan nud permanent
-n route add 10.244.2.0/24 via 10.244.2.0 dev podwire.vxlan onlink proto 177
+n route add 10.244.2.0/24 via 10.244.2.0 dev podwire.vxlan onlink proto 157
 
 ctl() {
     ip netns exec "$NODE" env NETCONFPATH="$DIR/net.d" CNI_PATH="$TARGET" CNI_CACHE_DIR="$DIR/cache" \

@@ -7,7 +7,7 @@
 use bridge::config::Config;
 use bridge::names;
 use ipam::store::Owner;
-use kernel::nft::{Family, Nftables, Table};
+use kernel::nft::{Nftables, Table};
 use kernel::{IpFamily, Link, Netlink, Netns};
 use runtime::{Cache, CacheEntry, NetworkConfigList};
 use serde::Serialize;
@@ -265,10 +265,7 @@ pub struct NftRuleView {
 
 /// podwire's nftables tables.
 pub fn nft_tables() -> [Table; 2] {
-    [
-        bridge::masq::table(),
-        Table::new(Family::Inet, "podwire-node"),
-    ]
+    [bridge::masq::table(), node::rules::table()]
 }
 
 fn mac(m: Option<kernel::MacAddr>) -> Option<String> {
@@ -725,6 +722,8 @@ fn protocol_names() -> BTreeMap<u8, String> {
     .into_iter()
     .map(|(n, s)| (n, s.to_string()))
     .collect();
+    // The multi-node agent's routes, unless iproute2 has a name of its own for the number.
+    names.insert(node::peers::ROUTE_PROTOCOL, "podwire".into());
     let mut files = Vec::new();
     for dir in ["/usr/share/iproute2", "/usr/lib/iproute2", "/etc/iproute2"] {
         files.push(Path::new(dir).join("rt_protos"));

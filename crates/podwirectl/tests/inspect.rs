@@ -138,6 +138,21 @@ impl Node {
             // A number iproute2 has no name for.
             "177",
         ]);
+        // One as the multi-node agent makes them: its protocol shows by name.
+        let proto = node::peers::ROUTE_PROTOCOL.to_string();
+        ns.exec(&[
+            "ip",
+            "route",
+            "add",
+            "10.252.94.0/24",
+            "via",
+            "10.252.92.0",
+            "dev",
+            "podwire.vxlan",
+            "onlink",
+            "proto",
+            &proto,
+        ]);
         Node {
             ns,
             pods: Vec::new(),
@@ -469,6 +484,13 @@ fn node_show_trace_and_path_read_the_kernel() {
     assert_eq!(remote["devKind"], "vxlan");
     assert_eq!(remote["protocol"], "177");
     assert_eq!(remote["toPods"], false);
+    let agents = view["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["dst"] == "10.252.94.0/24")
+        .unwrap();
+    assert_eq!(agents["protocol"], "podwire");
     let tunnel = &view["tunnels"][0];
     assert_eq!(tunnel["name"], "podwire.vxlan");
     assert_eq!(tunnel["vxlan"], "vni 42 port 8472 local 192.0.2.1");
