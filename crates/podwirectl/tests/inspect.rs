@@ -240,6 +240,16 @@ fn sorted(v: &Value) -> Vec<String> {
     out
 }
 
+/// The route `node show --json` lists for `dst`.
+fn route_to<'a>(view: &'a Value, dst: &str) -> &'a Value {
+    view["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["dst"] == dst)
+        .unwrap_or_else(|| panic!("no route to {dst} in {view}"))
+}
+
 /// A rule as `nft -j` and `node show --json` both list it.
 fn handle_and_comment(r: &Value) -> (u64, String) {
     (
@@ -465,31 +475,16 @@ fn node_show_trace_and_path_read_the_kernel() {
     assert_eq!(shown, kernel_rules);
     assert_eq!(shown.len(), 3);
     // The way out.
-    let default = view["routes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["dst"] == "default")
-        .unwrap();
+    let default = route_to(&view, "default");
     assert_eq!(default["dev"], "up0");
     assert_eq!(default["devKind"], "veth");
     assert_eq!(default["gateway"], "192.0.2.254");
-    let remote = view["routes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["dst"] == "10.252.92.0/24")
-        .unwrap();
+    let remote = route_to(&view, "10.252.92.0/24");
     assert_eq!(remote["dev"], "podwire.vxlan");
     assert_eq!(remote["devKind"], "vxlan");
     assert_eq!(remote["protocol"], "177");
     assert_eq!(remote["toPods"], false);
-    let agents = view["routes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["dst"] == "10.252.94.0/24")
-        .unwrap();
+    let agents = route_to(&view, "10.252.94.0/24");
     assert_eq!(agents["protocol"], "podwire");
     let tunnel = &view["tunnels"][0];
     assert_eq!(tunnel["name"], "podwire.vxlan");
