@@ -56,9 +56,27 @@ impl Canvas {
     }
 }
 
+/// Boxes per row: a wider picture no longer fits a slide.
+const PER_ROW: usize = 6;
+/// From one row of boxes to the next: the row's port line and cables.
+const ROW_H: i32 = POD_H + 90;
+/// Left of the boxes when there are several rows: where the port line comes down.
+const INDENT: i32 = 28;
+
+fn boxes(n: &NetworkView) -> usize {
+    n.pods.len() + orphans(n).len()
+}
+
 fn network_width(n: &NetworkView) -> i32 {
-    let pods = (n.pods.len() + orphans(n).len()).max(1) as i32;
-    pods * POD_W + (pods - 1) * GAP
+    let per_row = boxes(n).clamp(1, PER_ROW) as i32;
+    let indent = if boxes(n) > PER_ROW { INDENT } else { 0 };
+    per_row * POD_W + (per_row - 1) * GAP + indent
+}
+
+/// Where box `i` goes: its left edge and top.
+fn slot(i: usize, x0: i32, top: i32) -> (i32, i32) {
+    let (row, col) = ((i / PER_ROW) as i32, (i % PER_ROW) as i32);
+    (x0 + col * (POD_W + GAP), top + row * ROW_H)
 }
 
 /// Attachments that hold something (an address, a cache entry) but have no interface: drawn
@@ -260,13 +278,29 @@ fn network(c: &mut Canvas, n: &NetworkView, y: i32, inner: i32) -> i32 {
     );
     let py = y + bh + 70;
     let total = network_width(n);
-    let x0 = MARGIN + (inner - total) / 2;
+    let many = boxes(n) > PER_ROW;
+    let x0 = MARGIN + (inner - total) / 2 + if many { INDENT } else { 0 };
+    let rows = boxes(n).div_ceil(PER_ROW).max(1) as i32;
+    // Rows after the first hang from a port line of their own, fed down the left side.
+    if many {
+        let bus = r##"stroke="#059669" stroke-width="3""##;
+        let down = x0 - INDENT / 2;
+        let last_bus = py - 40 + (rows - 1) * ROW_H;
+        c.line(down, y + bh, down, last_bus, bus);
+        for r in 1..rows {
+            let bus_y = py - 40 + r * ROW_H;
+            let in_row = (boxes(n) - r as usize * PER_ROW).min(PER_ROW) as i32;
+            let right = x0 + (in_row - 1) * (POD_W + GAP) + POD_W / 2;
+            c.line(down, bus_y, right, bus_y, bus);
+        }
+    }
     for (i, p) in n.pods.iter().enumerate() {
-        let x = x0 + i as i32 * (POD_W + GAP);
-        pod(c, p, x, y + bh, py);
+        let (x, top) = slot(i, x0, py);
+        let from = if top == py { y + bh } else { top - 40 };
+        pod(c, p, x, from, top);
     }
     for (j, (cid, ifname, lines)) in orphans(n).iter().enumerate() {
-        let x = x0 + (n.pods.len() + j) as i32 * (POD_W + GAP);
+        let (x, py) = slot(n.pods.len() + j, x0, py);
         c.rect(
             x,
             py,
@@ -301,7 +335,7 @@ fn network(c: &mut Canvas, n: &NetworkView, y: i32, inner: i32) -> i32 {
     if n.pods.is_empty() && orphans(n).is_empty() {
         c.text(MARGIN + 14, py + 20, 13, r##"fill="#6b7280""##, "no pods");
     }
-    let mut y = py + POD_H + 16;
+    let mut y = py + (rows - 1) * ROW_H + POD_H + 16;
     for issue in &n.issues {
         let who = if issue.container_id.is_empty() {
             String::new()
@@ -342,21 +376,28 @@ fn pod(c: &mut Canvas, p: &PodView, x: i32, bridge_bottom: i32, y: i32) {
         y,
         r##"stroke="#059669" stroke-width="3""##,
     );
-    // The host veth's name beside its cable.
+    // The host veth's name beside its cable (a short cable from a row's port line: name only).
+    let name_y = if y - bridge_bottom >= 60 {
+        bridge_bottom + 26
+    } else {
+        (bridge_bottom + y) / 2 + 4
+    };
     c.text(
         cx + 6,
-        bridge_bottom + 26,
+        name_y,
         12,
         &format!(r##"font-family="{MONO}" fill="#047857""##),
         &p.host_veth,
     );
-    c.text(
-        cx + 6,
-        bridge_bottom + 42,
-        11,
-        r##"fill="#6b7280""##,
-        "veth",
-    );
+    if y - bridge_bottom >= 60 {
+        c.text(
+            cx + 6,
+            bridge_bottom + 42,
+            11,
+            r##"fill="#6b7280""##,
+            "veth",
+        );
+    }
     let (fill, stroke) = if ok {
         ("#f0f9ff", "#0284c7")
     } else {
@@ -421,6 +462,72 @@ mod tests {
     fn text_is_escaped() {
         assert_eq!(esc(r#"a<b>&"c'"#), "a&lt;b&gt;&amp;&quot;c&apos;");
         assert_eq!(esc("x\u{1}y"), "x y");
+    }
+
+    fn pod(i: usize) -> PodView {
+        PodView {
+            container_id: format!("{i:02}{}", "c".repeat(62)),
+            ifname: "eth0".into(),
+            host_veth: format!("veth{i:08x}"),
+            host_index: 10 + i as u32,
+            host_mac: None,
+            netns: Some(format!("/run/netns/pod{i}")),
+            pod_index: Some(2),
+            mac: Some("02:00:00:00:00:01".into()),
+            mtu: Some(1500),
+            ips: vec![format!("10.244.1.{}/24", i + 2)],
+            routes: vec![],
+            allocated: vec![],
+        }
+    }
+
+    #[test]
+    fn many_pods_wrap_into_rows_that_fit_a_slide() {
+        let net = NetworkView {
+            name: "n".into(),
+            file: None,
+            bridge: crate::node::BridgeView {
+                name: "cni0".into(),
+                present: true,
+                index: Some(3),
+                mac: None,
+                mtu: Some(1500),
+                up: true,
+                addresses: vec!["10.244.1.1/24".into()],
+                ports: 14,
+            },
+            ipam: crate::node::IpamView {
+                kind: "podwire-ipam".into(),
+                data_dir: None,
+                ranges: vec![],
+                allocations: vec![],
+            },
+            pods: (0..14).map(pod).collect(),
+            issues: vec![],
+        };
+        let node = NodeView {
+            networks: vec![net],
+            routes: vec![],
+            tunnels: vec![],
+            nftables: vec![],
+            errors: vec![],
+        };
+        let svg = render(&node, "n");
+        let width: i32 = svg
+            .split("width=\"")
+            .nth(1)
+            .and_then(|w| w.split('"').next())
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(width <= 1500, "{width}");
+        for i in 0..14 {
+            let id = format!("{i:02}{}", "c".repeat(10));
+            assert!(svg.contains(&format!("pod {id}<")), "pod {id} not drawn");
+        }
+        if let Some(out) = std::env::var_os("PODWIRE_SVG_OUT") {
+            std::fs::write(out, &svg).unwrap();
+        }
     }
 
     #[test]
