@@ -283,9 +283,10 @@ fn configure(
         let mut s = trace::step("nftables");
         undo.push(Undo::DeleteMasq(tag.clone()));
         for ip in &result.ips {
-            masq::add(&tag, ip.address)?;
+            let handle = masq::add(&tag, ip.address)?;
             s.detail(format_args!(
-                "masquerade rule for {} in inet {} (comment {tag})",
+                "masquerade rule{} for {} in inet {} (comment {tag})",
+                handle.map(|h| format!(" handle {h}")).unwrap_or_default(),
                 ip.address.addr(),
                 masq::table().name
             ));

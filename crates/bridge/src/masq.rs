@@ -10,10 +10,11 @@ pub fn table() -> Table {
     Table::new(Family::Inet, "podwire")
 }
 
-pub fn add(tag: &str, pod: IpNet) -> Result<()> {
+/// Adds the rule; returns its handle when the kernel says it.
+pub fn add(tag: &str, pod: IpNet) -> Result<Option<u64>> {
     let host = IpNet::new(pod.addr(), pod.max_prefix_len()).expect("a host prefix is valid");
     let nft = Nftables::new().map_err(errors::kernel)?;
-    nft.add_masquerade(&table(), host, Some(pod.trunc()), tag)
+    nft.add_masquerade_handle(&table(), host, Some(pod.trunc()), tag)
         .map_err(errors::kernel)
 }
 

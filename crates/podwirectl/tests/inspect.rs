@@ -474,6 +474,23 @@ fn node_show_trace_and_path_read_the_kernel() {
     shown.sort();
     assert_eq!(shown, kernel_rules);
     assert_eq!(shown.len(), 3);
+    // The ADD's trace named the rule it made by its handle.
+    let a_rule = shown
+        .iter()
+        .find(|(_, c)| *c == format!("podwire/{NET}/{a}/eth0"))
+        .unwrap()
+        .0;
+    let nft_step = &add["steps"][step_names(add)
+        .iter()
+        .position(|s| s == "nftables")
+        .unwrap()];
+    assert!(
+        nft_step["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("masquerade rule handle {a_rule} for ")),
+        "{nft_step}"
+    );
     // The way out.
     let default = route_to(&view, "default");
     assert_eq!(default["dev"], "up0");

@@ -114,11 +114,26 @@ impl Nftables {
     }
 
     fn commit(&self, batch: Batch, op: &str) -> Result<()> {
+        self.commit_echo(batch, op).map(drop)
+    }
+
+    /// Commits, returning the handles of the rules the kernel echoed (those added with
+    /// NLM_F_ECHO), in order.
+    fn commit_echo(&self, batch: Batch, op: &str) -> Result<Vec<u64>> {
         let (bytes, acked, last) = batch.finish();
         // Keep our counter past the batch's sequence numbers.
         while self.sock.next_seq() != last {}
         self.sock.send(&bytes, op)?;
-        self.sock.recv_batch_acks(&acked, op)
+        let mut handles = Vec::new();
+        self.sock.recv_batch_answers(&acked, op, |m| {
+            if m.ty == nft_type(NFT_MSG_NEWRULE) {
+                let a = m.payload().get(4..).unwrap_or_default(); // skip nfgenmsg
+                if let Some(h) = attr::find(a, NFTA_RULE_HANDLE).and_then(attr::as_be64) {
+                    handles.push(h);
+                }
+            }
+        })?;
+        Ok(handles)
     }
 
     fn batch(&self) -> Batch {
@@ -151,6 +166,19 @@ impl Nftables {
         exclude: Option<IpNet>,
         tag: &str,
     ) -> Result<()> {
+        self.add_masquerade_handle(table, src, exclude, tag)
+            .map(drop)
+    }
+
+    /// As `add_masquerade`, returning the new rule's handle (the kernel echoes the rule in
+    /// the same exchange: no extra round trip). `None` if a kernel did not echo it.
+    pub fn add_masquerade_handle(
+        &self,
+        table: &Table,
+        src: IpNet,
+        exclude: Option<IpNet>,
+        tag: &str,
+    ) -> Result<Option<u64>> {
         let op = format!("add masquerade for {src} ({tag})");
         self.check_rule_args(table, src, exclude, tag, &op)?;
         let mut b = self.batch();
@@ -163,7 +191,7 @@ impl Nftables {
             NF_INET_POST_ROUTING,
             NF_IP_PRI_NAT_SRC,
         );
-        add_rule(&mut b, table, NAT_CHAIN, tag, |e| {
+        add_rule(&mut b, table, NAT_CHAIN, tag, NLM_F_ECHO, |e| {
             if table.family == Family::Inet {
                 e.nfproto(matches!(src, IpNet::V6(_)));
             }
@@ -173,7 +201,7 @@ impl Nftables {
             }
             e.masquerade();
         });
-        self.commit(b, &op)
+        Ok(self.commit_echo(b, &op)?.first().copied())
     }
 
     /// Accepts forwarded traffic from and to `cidr` (two rules with the
@@ -193,7 +221,7 @@ impl Nftables {
             NF_IP_PRI_FILTER,
         );
         for dir in [Dir::Src, Dir::Dst] {
-            add_rule(&mut b, table, FORWARD_CHAIN, tag, |e| {
+            add_rule(&mut b, table, FORWARD_CHAIN, tag, 0, |e| {
                 if table.family == Family::Inet {
                     e.nfproto(matches!(cidr, IpNet::V6(_)));
                 }
@@ -372,6 +400,7 @@ fn add_rule(
     table: &Table,
     chain: &str,
     tag: &str,
+    extra_flags: u16,
     exprs: impl FnOnce(&mut Exprs<'_>),
 ) {
     let mut a = AttrWriter::new();
@@ -381,7 +410,7 @@ fn add_rule(
         .bytes(NFTA_RULE_USERDATA, &comment_userdata(tag));
     b.add(
         NFT_MSG_NEWRULE,
-        NLM_F_CREATE | NLM_F_APPEND,
+        NLM_F_CREATE | NLM_F_APPEND | extra_flags,
         table.family.proto(),
         &a,
     );
