@@ -46,3 +46,10 @@ echo "== podwire-bench (podwire $label)"
     --version-label "podwire $label" \
     --out-dir "$out_dir" \
     "${ipam_args[@]}" "$@"
+
+if [ "${SKIP_SCALE_BENCH:-0}" != 1 ]; then
+    # The multi-node agent against 1,000 and 5,000 Node objects (tests/cluster/benches/scale.rs):
+    # its own section of the same page.
+    echo "== cargo bench -p podwire-cluster-tests --bench scale"
+    cargo bench --quiet -p podwire-cluster-tests --bench scale -- --write "$out_dir/benchmarks.md"
+fi

@@ -3,14 +3,16 @@
 # config is a podwire conflist runs two pods (`kubectl run test --image=busybox`, twice), shows each
 # pod's IP and routes, pings one from the other, prints podwire's log for those ADDs, and removes
 # everything again. Nothing of the system's containerd or CNI config is touched; all of it lives in
-# one temporary directory, and the EXIT trap stops containerd (by PID) and removes it.
+# one temporary directory, and the EXIT trap stops containerd (by PID) and removes it. Then three
+# simulated nodes are made one pod network by podwire's agent (direct routes and VXLAN).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup-host.sh
 prepare_host
 
 echo "podwire demo: building (cargo build --release)"
-cargo build --release --quiet -p podwire-bridge -p podwire-ipam -p podwire-runtime-tests
+cargo build --release --quiet -p podwire-bridge -p podwire-ipam -p podwire-runtime-tests -p podwirectl
+cargo build --release --quiet -p podwire-cluster-tests --bin podwire-cluster-demo
 link_plugins_static
 TARGET="${CARGO_TARGET_DIR:-target}"
 CRI="$(realpath "$TARGET/release/podwire-cri")" # the CRI calls kubelet would make, one per command
@@ -85,4 +87,9 @@ fi
 
 step "8. Stop containerd and remove everything"
 "$CRI" teardown --dir "$DEMO"
+
+# Steps 9-14: the cluster view. Three node namespaces (two on one L2 segment, one behind a router),
+# a stand-in API server, podwire's agent on each node routing to the others (direct and VXLAN),
+# a pod on each node pinging across nodes; all removed when it ends (tests/cluster).
+"$TARGET/release/podwire-cluster-demo"
 echo "done"

@@ -53,11 +53,29 @@ prepare_host() {
 # The CNI runtimes find plugins in /opt/cni/bin; Debian ships the reference ones in /usr/lib/cni.
 REFERENCE_CNI_DIR=/usr/lib/cni
 
-# Links the two plugin binaries statically (glibc static-pie), as the reference Go plugins are:
-# a plugin is exec'd once per pod, and a static binary skips the dynamic loader (~0.35 ms) and
+# Builds the two plugin binaries linked statically (glibc static-pie), as the reference Go plugins
+# are: a plugin is exec'd once per pod, and a static binary skips the dynamic loader (~0.35 ms) and
 # keeps libc's pages out of its RSS. `cargo rustc` applies the flag to the final link only, so the
-# dependencies and proc macros build as usual. Call after `cargo build --release`.
+# dependencies and proc macros build as usual (the same flag in RUSTFLAGS or .cargo/config.toml
+# would also reach the proc macros, which cannot be built static: rustc drops them). It builds
+# what is missing itself; a later `cargo build --release` of these packages links them dynamically
+# again. Leaves them in $CARGO_TARGET_DIR/release (default target/release).
 link_plugins_static() {
     cargo rustc --release --quiet -p podwire-bridge --bin podwire -- -C target-feature=+crt-static
     cargo rustc --release --quiet -p podwire-ipam --bin podwire-ipam -- -C target-feature=+crt-static
+}
+
+# Fails, naming it, on any file given that is dynamically linked (has an ELF interpreter).
+require_static() {
+    local f
+    for f in "$@"; do
+        if ! LC_ALL=C readelf -lW "$f" >/dev/null; then
+            echo "podwire: $f is not an ELF binary" >&2
+            return 1
+        fi
+        if LC_ALL=C readelf -lW "$f" | grep -q 'Requesting program interpreter'; then
+            echo "podwire: $f is dynamically linked; the shipped plugins are static (scripts/install-plugins.sh)" >&2
+            return 1
+        fi
+    done
 }

@@ -12,6 +12,11 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 echo "== cargo build --release (the binaries the integration suites exec)"
 cargo build --workspace --release --quiet
-link_plugins_static
+echo "== scripts/install-plugins.sh (the documented install: static plugins, checked after install)"
+plugins_dir="$(mktemp -d)"
+./scripts/install-plugins.sh "$plugins_dir"
+require_static "$plugins_dir/podwire" "$plugins_dir/podwire-ipam"
+cmp "$plugins_dir/podwire" "${CARGO_TARGET_DIR:-target}/release/podwire" # the suites exec these
+rm -rf "$plugins_dir"
 echo "== cargo test"
 cargo test --workspace --quiet 2>&1 | tee /tmp/podwire-test.log

@@ -1,5 +1,5 @@
 //! ADD: IPAM, bridge, veth pair (one request, pod end born in the netns as `CNI_IFNAME`), addresses,
-//! routes, masquerade. Every step that creates something registers its undo first; a failure
+//! routes, masquerade, then the addresses announced to the neighbours. Every step that creates something registers its undo first; a failure
 //! part-way runs the undos in reverse before the error is returned.
 
 use crate::config::Config;
@@ -244,10 +244,21 @@ fn configure(
     }
 
     let pod_index = pair.peer_index;
-    // The pod end cannot come up in the create request (the pair is not joined yet).
+    // The pod end cannot come up in the create request (the pair is not joined yet). With an
+    // IPv4 address, arp_notify goes in the same request: see crate::announce.
     let mut s = trace::step("link-up");
-    pod.link_set_up(pod_index, true).map_err(errors::kernel)?;
-    s.detail(format_args!("{} up", a.ifname));
+    let v4 = result.ips.iter().any(|ip| ip.address.addr().is_ipv4());
+    if v4 {
+        pod.link_set_up_arp_notify(pod_index)
+    } else {
+        pod.link_set_up(pod_index, true)
+    }
+    .map_err(errors::kernel)?;
+    s.detail(format_args!(
+        "{} up{}",
+        a.ifname,
+        if v4 { ", arp_notify on" } else { "" }
+    ));
     s.end();
     crate::fault::point("link-up");
     let mut s = trace::step("addresses");
@@ -293,6 +304,21 @@ fn configure(
         }
     }
     crate::fault::point("masq");
+
+    let ends = crate::announce::Ends {
+        host,
+        host_index: pair.host.index,
+        pod,
+        pod_ns,
+        pod_index,
+        pod_ifname: &a.ifname,
+    };
+    let ips: Vec<IpAddr> = result.ips.iter().map(|ip| ip.address.addr()).collect();
+    let mut s = trace::step("announce");
+    crate::announce::announce(&ends, pod_mac, &ips);
+    // Best effort: a failure was logged, the ADD stands.
+    s.detail(format_args!("{} at {pod_mac}", join_ips(&ips)));
+    s.end();
 
     let is_11 = a.conf.cni_version == "1.1.0";
     result.interfaces = vec![
@@ -350,6 +376,13 @@ fn log_added(result: &CniResult) {
         "added {}, host veth {host} on {bridge}",
         ips.join(", ")
     ));
+}
+
+fn join_ips(ips: &[IpAddr]) -> String {
+    ips.iter()
+        .map(|ip| ip.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn mac_string(m: Option<kernel::MacAddr>) -> String {

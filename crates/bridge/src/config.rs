@@ -121,9 +121,10 @@ impl Config {
 }
 
 fn parse_cidr(key: &str, s: &str) -> Result<IpNet> {
-    s.parse().map_err(|_| {
+    cni::addr::parse_net(s).ok_or_else(|| {
         Error::invalid_config(format!(
-            "{key} {s:?} is not a CIDR (want e.g. 10.244.0.0/24)"
+            "{key} {s:?} is not a CIDR (want e.g. 10.244.0.0/24){}",
+            cni::addr::hint(s)
         ))
     })
 }
@@ -193,6 +194,11 @@ mod tests {
                 "not inside",
             ),
             (r#""subnet":"10.0.0.0/33""#, "subnet"),
+            (r#""subnet":"010.0.0.0/24""#, "leading zero"),
+            (
+                r#""subnet":"10.0.0.0/24","network":"10.00.0.0/16""#,
+                "leading zero",
+            ),
             (r#""bridge":"br0""#, "no \"ipam\""),
         ] {
             let e = parse(&format!(

@@ -1,6 +1,8 @@
-//! DEL: idempotent and never needs the netns. The address is released first and unconditionally
-//! (a leaked IP is the worst outcome), then the masquerade rule, then the link. Each step runs even
-//! when an earlier one failed; the first failure is reported.
+//! DEL: idempotent and never needs the netns. The link goes first, and the pod's addresses with
+//! it, then the masquerade rule, and only then is the address released: released any earlier, a
+//! concurrent ADD could be handed it while the old pod's interface still holds it (deleting a veth
+//! takes ~20 ms). The release is still unconditional (a leaked IP is the worst outcome): each
+//! step runs even when an earlier one failed; the first failure is reported.
 
 use crate::config::Config;
 use crate::{errors, ipam, masq, names};
@@ -10,7 +12,9 @@ use kernel::{Netlink, Netns};
 pub fn del(a: &CmdArgs) -> Result<()> {
     let config = trace::timed("config", || Config::from_netconf(&a.conf))?;
     let tag = names::attachment_tag(&a.conf.name, &a.container_id, &a.ifname);
-    let released = ipam::del(a, &config);
+    let mut s = trace::step("link");
+    let unlinked = delete_link(a, &config, &tag).map(|what| s.detail(what));
+    s.end();
     let unmasked = if config.bridge.ip_masq {
         let mut s = trace::step("nftables");
         masq::delete_handles(&tag).map(|handles| {
@@ -23,10 +27,8 @@ pub fn del(a: &CmdArgs) -> Result<()> {
     } else {
         Ok(())
     };
-    let mut s = trace::step("link");
-    let unlinked = delete_link(a, &config, &tag).map(|what| s.detail(what));
-    s.end();
-    released.and(unmasked).and(unlinked)
+    let released = ipam::del(a, &config);
+    unlinked.and(unmasked).and(released)
 }
 
 /// Deleting either end of a veth pair deletes both. Through the pod's netns when it is still

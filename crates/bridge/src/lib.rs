@@ -8,6 +8,7 @@
 //! - [`gateway`], [`masq`], [`mac`], [`names`]: the pieces ADD is made of
 
 pub mod add;
+mod announce;
 pub mod check;
 pub mod config;
 pub mod del;

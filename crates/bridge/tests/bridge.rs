@@ -21,11 +21,19 @@ fn conf(node: &Node, subnet: &str, extra: Value) -> Value {
     c
 }
 
+/// The result's addresses without their prefix.
+fn ips_of(result: &Value) -> Vec<String> {
+    let ips = result["ips"].as_array().expect("result has ips");
+    ips.iter()
+        .map(|ip| {
+            let addr = ip["address"].as_str().expect("ip has an address");
+            addr.split('/').next().unwrap().to_string()
+        })
+        .collect()
+}
+
 fn ip_of(result: &Value) -> String {
-    let addr = result["ips"][0]["address"]
-        .as_str()
-        .expect("result has an address");
-    addr.split('/').next().unwrap().to_string()
+    ips_of(result).swap_remove(0)
 }
 
 #[test]
@@ -558,4 +566,59 @@ fn delegated_ipam_plugins_are_exec_d_from_cni_path() {
     let addrs = node.pod_ip_json(&p2, &["addr", "show", "eth0"]);
     assert_eq!(addrs[0]["addr_info"][0]["local"], "10.250.13.7");
     assert_eq!(node.podwire("DEL", &s, "st", &p2).code, 0);
+}
+
+/// A pod given a deleted pod's addresses (with a new MAC) is reachable at once: ADD announces
+/// them (gratuitous ARP, unsolicited NA with override), so neighbours whose entry still holds
+/// the old MAC, REACHABLE for 15–45 s, replace it instead of sending into the void.
+#[test]
+fn a_reused_address_is_reachable_at_once() {
+    let mut node = Node::new();
+    let mut c = conf(&node, "10.250.9.0/24", json!({}));
+    c["ipam"] = json!({"type": "podwire-ipam", "dataDir": node.data_dir, "ranges": [
+        [{"subnet": "10.250.9.0/24"}], [{"subnet": "fd00:250:9::/64"}]]});
+    let (pa, pb, pc) = (node.pod(), node.pod(), node.pod());
+    let ra = node.podwire("ADD", &c, "a", &pa);
+    assert_eq!(ra.code, 0, "{} {}", ra.json, ra.stderr);
+    let rb = node.podwire("ADD", &c, "b", &pb);
+    assert_eq!(rb.code, 0, "{} {}", rb.json, rb.stderr);
+    let b_ips = ips_of(&rb.json);
+    assert_eq!(b_ips.len(), 2, "an IPv4 and an IPv6 address: {}", rb.json);
+    let a_ns = pa.trim_start_matches("/run/netns/");
+    let ping_within_1s = |ip: &str| {
+        common::run_ok(&[
+            "ip", "netns", "exec", a_ns, "ping", "-c", "1", "-W", "1", ip,
+        ])
+    };
+    for ip in &b_ips {
+        assert!(ping_within_1s(ip), "A → B {ip}");
+    }
+    let old_mac = rb.json["interfaces"][2]["mac"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Past the neighbour locktime (1 s), with A's entries for B still REACHABLE.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let d = node.podwire("DEL", &c, "b", &pb);
+    assert_eq!(d.code, 0, "{} {}", d.json, d.stderr);
+    let rc = node.exec(
+        PODWIRE,
+        "ADD",
+        &c,
+        "c",
+        &pc,
+        &format!("IP={}", b_ips.join(",")),
+    );
+    assert_eq!(rc.code, 0, "{} {}", rc.json, rc.stderr);
+    let new_mac = rc.json["interfaces"][2]["mac"].as_str().unwrap();
+    assert_ne!(new_mac, old_mac, "C has a MAC of its own");
+    let unreachable: Vec<String> = b_ips
+        .iter()
+        .filter(|ip| !ping_within_1s(ip))
+        .map(|ip| format!("{ip}: {}", testkit::ip_json(a_ns, &["neigh", "show", ip])))
+        .collect();
+    assert!(
+        unreachable.is_empty(),
+        "A cannot reach C at B's old addresses within 1 s (A's neighbour entries): {unreachable:?}"
+    );
 }

@@ -5,11 +5,13 @@
 //! - [`error`]: the spec's error codes and error JSON
 //! - [`validate`]: libcni's rules for container IDs, network and interface names
 //! - [`args`]: `CNI_ARGS` parsing
+//! - [`addr`]: subnets read as Go reads them (no leading-zero octets)
 //! - [`skel`]: the plugin entry point (environment, dispatch, panics → error JSON)
 //! - [`invoke`]: exec'ing a delegate plugin (e.g. IPAM) as libcni does
 //! - [`log`]: stderr / log-file logging, never stdout
 //! - [`trace`]: the timed steps of one operation, one JSON line in the log file
 
+pub mod addr;
 pub mod args;
 pub mod config;
 pub mod error;

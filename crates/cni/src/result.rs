@@ -29,6 +29,7 @@ pub struct Interface {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IpConfig {
     /// Host address with its prefix length, e.g. `10.244.0.5/24`.
+    #[serde(with = "crate::addr::cidr")]
     pub address: IpNet,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gateway: Option<IpAddr>,
@@ -40,6 +41,7 @@ pub struct IpConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Route {
+    #[serde(with = "crate::addr::cidr")]
     pub dst: IpNet,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gw: Option<IpAddr>,
@@ -254,6 +256,7 @@ impl CniResult {
 
 #[derive(Deserialize)]
 struct LegacyIp {
+    #[serde(with = "crate::addr::cidr")]
     ip: IpNet,
     #[serde(default)]
     gateway: Option<IpAddr>,
@@ -263,6 +266,7 @@ struct LegacyIp {
 
 #[derive(Deserialize)]
 struct LegacyRoute {
+    #[serde(with = "crate::addr::cidr")]
     dst: IpNet,
     #[serde(default)]
     gw: Option<IpAddr>,

@@ -5,7 +5,6 @@
 use crate::range::{Range, RangeSet};
 use cni::args::CniArgs;
 use cni::{Error, IpamConf, NetConf, Result, Route};
-use ipnet::IpNet;
 use serde_json::{Map, Value};
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -75,7 +74,7 @@ fn opt_ip(obj: &Map<String, Value>, key: &str, what: &str) -> Result<Option<IpAd
             s.parse::<IpAddr>().map_err(|_| {
                 bad(
                     &format!("{what}{key}"),
-                    format!("{s:?} is not an IP address"),
+                    format!("{s:?} is not an IP address{}", cni::addr::hint(s)),
                 )
             })
         })
@@ -95,10 +94,13 @@ fn opt_bool(obj: &Map<String, Value>, key: &str) -> Result<bool> {
 fn parse_range(obj: &Map<String, Value>, what: &str) -> Result<Range> {
     let subnet_str = opt_str(obj, "subnet", what)?
         .ok_or_else(|| bad(what.trim_end_matches('.'), "missing \"subnet\""))?;
-    let subnet: IpNet = subnet_str.parse().map_err(|_| {
+    let subnet = cni::addr::parse_net(subnet_str).ok_or_else(|| {
         bad(
             &format!("{what}subnet"),
-            format!("{subnet_str:?} is not a subnet in CIDR form (like 10.22.0.0/16)"),
+            format!(
+                "{subnet_str:?} is not a subnet in CIDR form (like 10.22.0.0/16){}",
+                cni::addr::hint(subnet_str)
+            ),
         )
     })?;
     Range::new(
@@ -186,7 +188,7 @@ fn requested_ip(s: &str) -> Option<IpAddr> {
     let s = s.trim();
     s.parse::<IpAddr>()
         .ok()
-        .or_else(|| s.parse::<IpNet>().ok().map(|n| n.addr()))
+        .or_else(|| cni::addr::parse_net(s).map(|n| n.addr()))
 }
 
 fn requested_list(v: &Value, what: &str) -> Result<Vec<IpAddr>> {
@@ -196,7 +198,8 @@ fn requested_list(v: &Value, what: &str) -> Result<Vec<IpAddr>> {
     list.iter()
         .map(|item| {
             item.as_str().and_then(requested_ip).ok_or_else(|| {
-                Error::invalid_config(format!("{what}: {item} is not an IP address"))
+                let hint = item.as_str().map(cni::addr::hint).unwrap_or("");
+                Error::invalid_config(format!("{what}: {item} is not an IP address{hint}"))
             })
         })
         .collect()
@@ -209,7 +212,10 @@ fn requested(conf: &NetConf, args: &CniArgs) -> Result<Vec<IpAddr>> {
     if let Some(list) = args.get("IP") {
         for item in list.split(',').filter(|s| !s.trim().is_empty()) {
             out.push(requested_ip(item).ok_or_else(|| {
-                Error::invalid_env(format!("CNI_ARGS IP: {item:?} is not an IP address"))
+                Error::invalid_env(format!(
+                    "CNI_ARGS IP: {item:?} is not an IP address{}",
+                    cni::addr::hint(item)
+                ))
             })?);
         }
     }
@@ -491,6 +497,83 @@ mod tests {
         let mut v = base(json!({"type": "t", "subnet": "10.0.0.0/24"}));
         v["args"] = json!({"cni": {"ips": ["10.0.0.5", 7]}});
         assert!(code_and_msg(v, "").1.contains("args.cni.ips"));
+    }
+
+    /// `010.1.2.0` is octal to other tools and refused by Go's parser: refused everywhere an
+    /// address is read, 7 in the config, 4 in CNI_ARGS.
+    #[test]
+    fn leading_zeros_are_refused_wherever_an_address_is_read() {
+        let ok = json!({"subnet": "10.1.2.0/24"});
+        let range = |r: Value| base(json!({"type": "t", "ranges": [[r]]}));
+        let mut cases: Vec<(Value, &str, u32, &str)> = vec![
+            (
+                base(json!({"type": "t", "subnet": "010.1.2.0/24"})),
+                "",
+                7,
+                "subnet",
+            ),
+            (
+                range(json!({"subnet": "10.1.02.0/24"})),
+                "",
+                7,
+                "ranges[0][0].subnet",
+            ),
+            (
+                range(json!({"subnet": "10.1.2.0/24", "rangeStart": "10.1.2.010"})),
+                "",
+                7,
+                "rangeStart",
+            ),
+            (
+                range(json!({"subnet": "10.1.2.0/24", "gateway": "10.1.2.01"})),
+                "",
+                7,
+                "gateway",
+            ),
+            (
+                base(
+                    json!({"type": "t", "subnet": "10.1.2.0/24", "routes": [{"dst": "010.0.0.0/8"}]}),
+                ),
+                "",
+                7,
+                "routes[0]",
+            ),
+            (
+                base(
+                    json!({"type": "t", "subnet": "10.1.2.0/24", "routes": [{"dst": "0.0.0.0/0", "gw": "10.1.2.01"}]}),
+                ),
+                "",
+                7,
+                "routes[0]",
+            ),
+            (
+                base(json!({"type": "t", "subnet": "10.1.2.0/24"})),
+                "IP=10.1.2.010",
+                4,
+                "CNI_ARGS IP",
+            ),
+            (
+                base(json!({"type": "t", "subnet": "10.1.2.0/24"})),
+                "IP=10.1.2.010/24",
+                4,
+                "CNI_ARGS IP",
+            ),
+        ];
+        let mut caps = base(json!({"type": "t", "subnet": "10.1.2.0/24"}));
+        caps["runtimeConfig"] = json!({"ips": ["10.1.2.07/24"]});
+        cases.push((caps, "", 7, "runtimeConfig.ips"));
+        let mut ranges = base(json!({"type": "t"}));
+        ranges["runtimeConfig"] = json!({"ipRanges": [[{"subnet": "10.01.0.0/16"}]]});
+        cases.push((ranges, "", 7, "runtimeConfig.ipRanges"));
+        let mut cni_args = base(json!({"type": "t", "subnet": "10.1.2.0/24"}));
+        cni_args["args"] = json!({"cni": {"ips": ["010.1.2.7"]}});
+        cases.push((cni_args, "", 7, "args.cni.ips"));
+        for (v, args, code, needle) in cases {
+            let (c, msg) = code_and_msg(v.clone(), args);
+            assert_eq!(c, code, "{v} {args}: {msg}");
+            assert!(msg.contains(needle), "{msg:?} should contain {needle:?}");
+        }
+        assert!(load_v(base(json!({"type": "t", "ranges": [[ok]]})), "IP=10.1.2.10").is_ok());
     }
 
     #[test]

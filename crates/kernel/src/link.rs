@@ -4,8 +4,8 @@
 
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
 use netlink_packet_route::link::{
-    InfoBridge, InfoBridgePort, InfoData, InfoPortData, LinkAttribute, LinkExtentMask, LinkFlags,
-    LinkInfo, LinkMessage, State,
+    AfSpecInet, AfSpecUnspec, InetDevConf, InfoBridge, InfoBridgePort, InfoData, InfoPortData,
+    LinkAttribute, LinkExtentMask, LinkFlags, LinkInfo, LinkMessage, State,
 };
 use netlink_packet_route::RouteNetlinkMessage;
 
@@ -245,6 +245,23 @@ impl Netlink {
         }
         let what = if up { "up" } else { "down" };
         self.set_link(msg, &format!("set {id} {what}"))
+    }
+
+    /// Brings the link up with `net.ipv4.conf.<link>.arp_notify` on, in the same request: from
+    /// then on the kernel sends a gratuitous ARP for each of the link's IPv4 addresses whenever
+    /// its MAC is set (even to itself, see [`Netlink::link_set_mac`]) or it comes up again.
+    pub fn link_set_up_arp_notify<'a>(&self, id: impl Into<LinkId<'a>>) -> Result<()> {
+        let id = id.into();
+        let mut msg = addressed(id);
+        msg.header.change_mask = LinkFlags::Up;
+        msg.header.flags = LinkFlags::Up;
+        let mut conf = InetDevConf::default();
+        conf.arp_notify = 1;
+        msg.attributes
+            .push(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet(vec![
+                AfSpecInet::DevConfRequest(conf),
+            ])]));
+        self.set_link(msg, &format!("set {id} up arp_notify"))
     }
 
     /// Enslaves the link to `master` (a bridge index), or frees it with `None`.

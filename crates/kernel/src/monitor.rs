@@ -23,7 +23,11 @@ pub enum KernelEvent {
     /// An address was added to or removed from link `index`.
     Address { index: u32, deleted: bool },
     /// A route was added or removed; `protocol` is its RTPROT_*.
-    Route { protocol: u8, deleted: bool },
+    Route {
+        dst: Option<ipnet::IpNet>,
+        protocol: u8,
+        deleted: bool,
+    },
     /// A neighbour or FDB entry changed on link `ifindex`.
     Neighbour { ifindex: u32, deleted: bool },
     /// The socket overflowed: notifications were lost, everything must be looked at again.
@@ -108,10 +112,12 @@ fn event_of(m: &RouteNetlinkMessage) -> Option<KernelEvent> {
             deleted: true,
         },
         M::NewRoute(r) => KernelEvent::Route {
+            dst: crate::route::Route::from_message(r).map(|r| r.dst),
             protocol: r.header.protocol.into(),
             deleted: false,
         },
         M::DelRoute(r) => KernelEvent::Route {
+            dst: crate::route::Route::from_message(r).map(|r| r.dst),
             protocol: r.header.protocol.into(),
             deleted: true,
         },

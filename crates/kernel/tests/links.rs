@@ -286,3 +286,29 @@ fn move_link_to_other_netns() {
     // Its peer stayed behind: the index refers to the other namespace.
     assert!(moved.peer_netnsid.is_some());
 }
+
+/// Up with `arp_notify` in one request: the interface's sysctl reads 1 (and the other
+/// IPv4 settings keep their values: only the one asked for is sent).
+#[test]
+fn link_up_with_arp_notify_sets_only_that() {
+    let ns = TestNs::new();
+    let (a, b) = (unique("pwa"), unique("pwp"));
+    ns.nl
+        .veth_add(&VethSpec::new(a.as_str(), b.as_str()))
+        .unwrap();
+    let conf =
+        |name: &str| kernel::sysctl::read_in(&ns.ns, &kernel::sysctl::ipv4_conf(&a, name)).unwrap();
+    let before = (
+        conf("arp_notify"),
+        conf("rp_filter"),
+        conf("accept_redirects"),
+    );
+    assert_eq!(before.0, "0");
+    ns.nl.link_set_up_arp_notify(a.as_str()).unwrap();
+    assert!(ns.nl.link(a.as_str()).unwrap().up);
+    assert_eq!(conf("arp_notify"), "1");
+    assert_eq!(
+        (conf("rp_filter"), conf("accept_redirects")),
+        (before.1, before.2)
+    );
+}

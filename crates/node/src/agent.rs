@@ -260,9 +260,9 @@ fn relevant(e: &KernelEvent) -> bool {
         // A link that flapped loses its routes silently (IPv4 sends no RTM_DELROUTE for them).
         // An address decides what is on-link and where VXLAN leaves from.
         KernelEvent::Link { .. } | KernelEvent::Address { .. } | KernelEvent::Overflow => true,
-        KernelEvent::Route { protocol, deleted } => {
-            *deleted && *protocol == crate::peers::ROUTE_PROTOCOL
-        }
+        KernelEvent::Route {
+            protocol, deleted, ..
+        } => *deleted && *protocol == crate::peers::ROUTE_PROTOCOL,
         KernelEvent::Neighbour { deleted, .. } => *deleted,
     }
 }

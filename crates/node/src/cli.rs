@@ -113,6 +113,12 @@ pub struct TeardownArgs {
     /// Where setup recorded what it did.
     #[arg(long, value_name = "DIR", default_value = config::DEFAULT_STATE_DIR)]
     pub state_dir: PathBuf,
+    /// The --conf-dir setup was given; refused if the state records another.
+    #[arg(long, value_name = "DIR")]
+    pub conf_dir: Option<PathBuf>,
+    /// The --bridge setup was given; refused if the state records another.
+    #[arg(long, value_name = "NAME")]
+    pub bridge: Option<String>,
     /// Where the node's /proc/sys is.
     #[arg(long, value_name = "DIR", default_value = config::DEFAULT_SYSCTL_DIR)]
     pub sysctl_dir: PathBuf,
@@ -257,6 +263,8 @@ pub fn run_teardown(a: &TeardownArgs) -> Result<String> {
         state_dir: a.state_dir.clone(),
         sysctl_dir: a.sysctl_dir.clone(),
         force: a.force,
+        conf_dir: a.conf_dir.clone(),
+        bridge: a.bridge.clone(),
     })?;
     Ok(o.summary())
 }

@@ -196,9 +196,10 @@ fn check_file_name(name: &str) -> Result<()> {
 
 /// Parses a CIDR argument, naming it in the error.
 pub fn parse_cidr(what: &str, s: &str) -> Result<IpNet> {
-    s.trim().parse().map_err(|_| {
+    cni::addr::parse_net(s.trim()).ok_or_else(|| {
         Error::invalid_config(format!(
-            "{what} {s:?} is not a CIDR (want e.g. 10.244.1.0/24)"
+            "{what} {s:?} is not a CIDR (want e.g. 10.244.1.0/24){}",
+            cni::addr::hint(s)
         ))
     })
 }
@@ -288,5 +289,17 @@ mod tests {
             .unwrap_err()
             .msg
             .contains("\"10.1.0.0\""));
+    }
+
+    /// Octal to other tools, refused by Go's parser: refused for --pod-cidr, --cluster-cidr and a
+    /// node's podCIDR from the API alike (all read here).
+    #[test]
+    fn leading_zero_cidrs_are_refused() {
+        for s in ["010.244.1.0/24", "10.244.01.0/24"] {
+            let e = parse_cidr("pod CIDR", s).unwrap_err();
+            assert_eq!(e.code.number(), 7, "{s}");
+            assert!(e.msg.contains("leading zero"), "{e:?}");
+        }
+        assert!(parse_cidr("pod CIDR", "10.244.1.0/24").is_ok());
     }
 }

@@ -11,7 +11,7 @@ use crate::{bridge, conflist, files, forwarding, rules, Changes};
 use cni::{Error, Result};
 use kernel::nft::Nftables;
 use kernel::Netlink;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// What a run did: one line per change (empty when everything was already in place).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -139,6 +139,10 @@ pub struct TeardownOptions {
     pub sysctl_dir: PathBuf,
     /// Delete the bridge even with pods still attached to it.
     pub force: bool,
+    /// The conf dir and bridge the caller says setup was given: checked against the state
+    /// before anything is removed, so a teardown meant for another setup changes nothing.
+    pub conf_dir: Option<PathBuf>,
+    pub bridge: Option<String>,
 }
 
 impl Default for TeardownOptions {
@@ -147,8 +151,50 @@ impl Default for TeardownOptions {
             state_dir: crate::config::DEFAULT_STATE_DIR.into(),
             sysctl_dir: crate::config::DEFAULT_SYSCTL_DIR.into(),
             force: false,
+            conf_dir: None,
+            bridge: None,
         }
     }
+}
+
+/// `--conf-dir`/`--bridge` given to teardown must be the ones setup recorded.
+fn check_same_setup(opts: &TeardownOptions, state: &State, file: &Path) -> Result<()> {
+    let mismatch = |flag: &str, given: &dyn std::fmt::Display, recorded: String| {
+        Err(Error::invalid_config(format!(
+            "{flag} {given} is not what setup was given: {} records {recorded}; \
+             give setup's own values, or leave {flag} out",
+            file.display()
+        )))
+    };
+    if state.is_empty() {
+        return Ok(()); // nothing set up here: nothing to remove, nothing to mismatch
+    }
+    if let Some(given) = &opts.bridge {
+        match &state.bridge {
+            Some(b) if &b.name == given => {}
+            Some(b) => return mismatch("--bridge", given, format!("bridge {}", b.name)),
+            None => return mismatch("--bridge", given, "no bridge".into()),
+        }
+    }
+    if let Some(given) = &opts.conf_dir {
+        let recorded = state.conflist.as_deref().and_then(Path::parent);
+        let same = |r: &Path| {
+            r == given.as_path()
+                || matches!((r.canonicalize(), given.canonicalize()), (Ok(a), Ok(b)) if a == b)
+        };
+        match recorded {
+            Some(r) if same(r) => {}
+            Some(r) => {
+                return mismatch(
+                    "--conf-dir",
+                    &given.display(),
+                    format!("conf dir {}", r.display()),
+                )
+            }
+            None => return mismatch("--conf-dir", &given.display(), "no conflist".into()),
+        }
+    }
+    Ok(())
 }
 
 /// Removes what setup recorded: the conflist, the nftables table, the bridge (or only our
@@ -157,6 +203,7 @@ impl Default for TeardownOptions {
 pub fn teardown(opts: &TeardownOptions) -> Result<Outcome> {
     let store = Store::lock(&opts.state_dir)?;
     let mut state = store.load()?;
+    check_same_setup(opts, &state, &store.path())?;
     let nl = Netlink::new().map_err(kernel_err)?;
     let nft = Nftables::new().map_err(kernel_err)?;
     let mut changes = Changes::new();

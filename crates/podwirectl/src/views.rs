@@ -1,9 +1,17 @@
 //! The read-only views: `trace`, `node show` and `path`. The model is `inspect`'s; this only
 //! takes the arguments and prints.
 
-use crate::{print_json, usage_error, Failure, Opts};
+use crate::{print_json, usage_error, Cache, Failure};
 use clap::Args;
 use std::path::PathBuf;
+
+/// Where the network configs are.
+#[derive(Args)]
+pub struct Configs {
+    /// Directory of network configs.
+    #[arg(long, env = "NETCONFPATH", default_value = "/etc/cni/net.d")]
+    netconfpath: PathBuf,
+}
 
 #[derive(Args)]
 pub struct TraceArgs {
@@ -19,6 +27,8 @@ pub struct TraceArgs {
     /// How many of the latest operations to show.
     #[arg(long, default_value_t = 10)]
     last: usize,
+    #[command(flatten)]
+    configs: Configs,
 }
 
 #[derive(Args)]
@@ -29,6 +39,10 @@ pub struct ShowArgs {
     /// Also draw the node as an SVG picture into FILE.
     #[arg(long, value_name = "FILE")]
     svg: Option<PathBuf>,
+    #[command(flatten)]
+    configs: Configs,
+    #[command(flatten)]
+    cache: Cache,
 }
 
 #[derive(Args)]
@@ -40,17 +54,22 @@ pub struct PathArgs {
     /// Only pods of this network.
     #[arg(long)]
     network: Option<String>,
+    #[command(flatten)]
+    configs: Configs,
+    #[command(flatten)]
+    cache: Cache,
 }
 
 fn fail(msg: String) -> Failure {
     runtime::Error::new(cni::Error::io(msg))
 }
 
-pub fn trace(o: &Opts, a: &TraceArgs) -> Result<(), Failure> {
+pub fn trace(a: &TraceArgs, as_json: bool) -> Result<(), Failure> {
+    let netconfpath = &a.configs.netconfpath;
     let files = if a.logs.is_empty() {
         let lists = match &a.network {
-            Some(n) => vec![o.load(n)?],
-            None => runtime::conf::list_networks(&o.netconfpath)?
+            Some(n) => vec![runtime::load_network(netconfpath, n)?],
+            None => runtime::conf::list_networks(netconfpath)?
                 .into_iter()
                 .flatten()
                 .collect(),
@@ -59,7 +78,7 @@ pub fn trace(o: &Opts, a: &TraceArgs) -> Result<(), Failure> {
         if files.is_empty() {
             return Err(usage_error(format!(
                 "no network under {} has a \"logFile\": set one, or give --log FILE",
-                o.netconfpath.display()
+                netconfpath.display()
             )));
         }
         files
@@ -70,7 +89,7 @@ pub fn trace(o: &Opts, a: &TraceArgs) -> Result<(), Failure> {
     if ops.len() > a.last {
         ops.drain(..ops.len() - a.last);
     }
-    if o.json {
+    if as_json {
         print_json(&serde_json::to_value(&ops).expect("serialises"));
     } else if ops.is_empty() {
         println!(
@@ -88,10 +107,14 @@ pub fn trace(o: &Opts, a: &TraceArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-fn node_view(o: &Opts, network: Option<&str>) -> Result<inspect::node::NodeView, Failure> {
+fn node_view(
+    configs: &Configs,
+    cache: &Cache,
+    network: Option<&str>,
+) -> Result<inspect::node::NodeView, Failure> {
     inspect::node::show(&inspect::node::Sources {
-        netconfpath: o.netconfpath.clone(),
-        cache_dir: o.cache_dir.clone(),
+        netconfpath: configs.netconfpath.clone(),
+        cache_dir: cache.cache_dir.clone(),
         network: network.map(str::to_string),
     })
     .map_err(fail)
@@ -103,13 +126,13 @@ fn hostname() -> String {
         .unwrap_or_else(|_| "this node".into())
 }
 
-pub fn show(o: &Opts, a: &ShowArgs) -> Result<(), Failure> {
-    let view = node_view(o, a.network.as_deref())?;
+pub fn show(a: &ShowArgs, as_json: bool) -> Result<(), Failure> {
+    let view = node_view(&a.configs, &a.cache, a.network.as_deref())?;
     if let Some(file) = &a.svg {
         std::fs::write(file, inspect::svg::render(&view, &hostname()))
             .map_err(|e| fail(format!("cannot write {}: {e}", file.display())))?;
     }
-    if o.json {
+    if as_json {
         print_json(&serde_json::to_value(&view).expect("serialises"));
     } else {
         print!("{}", inspect::node::render(&view));
@@ -117,10 +140,10 @@ pub fn show(o: &Opts, a: &ShowArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-pub fn path(o: &Opts, a: &PathArgs) -> Result<(), Failure> {
-    let view = node_view(o, a.network.as_deref())?;
+pub fn path(a: &PathArgs, as_json: bool) -> Result<(), Failure> {
+    let view = node_view(&a.configs, &a.cache, a.network.as_deref())?;
     let p = inspect::path::trace_path(&view, &a.src, &a.dst).map_err(usage_error)?;
-    if o.json {
+    if as_json {
         print_json(&serde_json::to_value(&p).expect("serialises"));
     } else {
         print!("{}", inspect::path::render(&p));

@@ -498,7 +498,30 @@ fn node_setup_and_teardown_through_the_cli() {
     assert!(stdout(&addr).contains("10.252.200.1"), "{}", stdout(&addr));
     let again = node(&setup);
     assert!(again.status.success());
-    let out = node(&["teardown", "--state-dir", &state_dir]);
+    // teardown takes setup's --bridge/--conf-dir, and refuses (changing nothing) others.
+    for wrong in [["--bridge", "pwother0"], ["--conf-dir", "/etc/elsewhere"]] {
+        let out = node(&["teardown", "--state-dir", &state_dir, wrong[0], wrong[1]]);
+        assert!(!out.status.success(), "teardown {wrong:?} was accepted");
+        let err = stderr(&out);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.contains(wrong[1]) && err.contains("not what setup was given"),
+            "{err}"
+        );
+        assert!(
+            d.join("net.d/10-podwire.conflist").exists(),
+            "refused, yet removed"
+        );
+    }
+    let out = node(&[
+        "teardown",
+        "--state-dir",
+        &state_dir,
+        "--bridge",
+        "pwctl0",
+        "--conf-dir",
+        &conf_dir,
+    ]);
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     assert!(!d.join("net.d/10-podwire.conflist").exists());
     let links = Command::new("ip")
@@ -506,4 +529,136 @@ fn node_setup_and_teardown_through_the_cli() {
         .output()
         .unwrap();
     assert!(!links.status.success(), "the bridge setup made is gone");
+}
+
+/// Each subcommand lists and takes only its own options: cnitool's attachment options belong to
+/// add/check/del (and gc's --ifname), not to node or netns.
+#[test]
+fn each_subcommand_takes_only_its_own_options() {
+    let help = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_podwirectl"))
+            .args(args)
+            .arg("--help")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?} --help: {}", stderr(&out));
+        stdout(&out)
+    };
+    let cnitools = [
+        "--ifname",
+        "--container-id",
+        "--cap-args",
+        "--cni-args",
+        "--cache-dir",
+        "--timeout",
+        "--netconfpath",
+        "--cni-path",
+    ];
+    for sub in [
+        &["node", "setup"][..],
+        &["node", "teardown"],
+        &["node", "install-cni"],
+        &["netns", "add"],
+        &["netns", "list"],
+    ] {
+        let text = help(sub);
+        for flag in cnitools {
+            assert!(!text.contains(flag), "{sub:?} --help lists {flag}:\n{text}");
+        }
+    }
+    let setup = help(&["node", "setup"]);
+    assert_eq!(
+        setup.matches("/etc/cni/net.d").count(),
+        1,
+        "one conf dir option: {setup}"
+    );
+    for sub in ["add", "check", "del"] {
+        let text = help(&[sub]);
+        for flag in cnitools {
+            assert!(text.contains(flag), "{sub} --help lacks {flag}:\n{text}");
+        }
+    }
+    let status = help(&["status"]);
+    assert!(
+        !status.contains("--container-id") && status.contains("--netconfpath"),
+        "{status}"
+    );
+    let teardown = help(&["node", "teardown"]);
+    for flag in ["--conf-dir", "--state-dir", "--bridge"] {
+        assert!(
+            teardown.contains(flag),
+            "teardown --help lacks {flag}:\n{teardown}"
+        );
+    }
+
+    let out = Command::new(env!("CARGO_BIN_EXE_podwirectl"))
+        .args(["node", "teardown", "--ifname", "eth0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--ifname"), "{}", stderr(&out));
+}
+
+#[test]
+fn every_subcommand_help_shows_an_example() {
+    for sub in [
+        &[][..],
+        &["add"],
+        &["check"],
+        &["del"],
+        &["gc"],
+        &["status"],
+        &["netns"],
+        &["netns", "add"],
+        &["netns", "del"],
+        &["netns", "list"],
+        &["node"],
+        &["node", "setup"],
+        &["node", "teardown"],
+        &["node", "install-cni"],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_podwirectl"))
+            .args(sub)
+            .arg("--help")
+            .output()
+            .unwrap();
+        let text = stdout(&out);
+        assert!(out.status.success(), "{sub:?}: {}", stderr(&out));
+        let example = text
+            .split_once("Example")
+            .map(|(_, rest)| rest)
+            .unwrap_or_else(|| panic!("{sub:?} --help shows no example:\n{text}"));
+        assert!(example.contains("podwirectl "), "{sub:?}: {text}");
+    }
+}
+
+/// Usage errors are one line on stderr, like every other podwirectl error (exit status 2).
+#[test]
+fn usage_errors_are_one_line() {
+    for args in [
+        &["add"][..],
+        &["add", "net", "ns", "--bogus"],
+        &["frob"],
+        &["node", "setup", "--pod-cidr", "10.1.0.0/24"],
+        &["gc", "net", "--timeout", "soon"],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_podwirectl"))
+            .args(args)
+            .env_remove("PODWIRE_CLUSTER_CIDR")
+            .output()
+            .unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}:\n{err}");
+        assert!(err.starts_with("podwirectl: "), "{args:?}: {err}");
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_podwirectl"))
+        .arg("add")
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert!(
+        err.contains("<NETWORK>") && err.contains("<NETNS>"),
+        "names what is missing: {err}"
+    );
 }

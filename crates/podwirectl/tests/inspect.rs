@@ -332,6 +332,7 @@ fn node_show_trace_and_path_read_the_kernel() {
             "addresses",
             "routes",
             "nftables",
+            "announce",
             "result"
         ],
         "{add}"
@@ -708,24 +709,25 @@ fn node_show_trace_and_path_read_the_kernel() {
     let del = dels[0];
     assert_eq!(
         step_names(del),
+        // The link first: the address is released only once no interface holds it.
         [
             "parse",
             "config",
-            "ipam.lock",
-            "ipam.release",
+            "link",
             "nftables",
-            "link"
+            "ipam.lock",
+            "ipam.release"
         ],
         "{del}"
     );
     assert_steps_fit(del);
     let detail = |i: usize| del["steps"][i]["detail"].as_str().unwrap().to_string();
-    assert!(detail(3).contains(&format!("released {b_ip}")), "{del}");
+    assert!(detail(5).contains(&format!("released {b_ip}")), "{del}");
     assert!(
-        detail(4).contains(&format!("removed 1 masquerade rule(s) [{b_rule}]")),
+        detail(3).contains(&format!("removed 1 masquerade rule(s) [{b_rule}]")),
         "{del}"
     );
-    assert!(detail(5).contains("deleted eth0"), "{del}");
+    assert!(detail(2).contains("deleted eth0"), "{del}");
     // --last keeps the newest.
     let last = n.json(&["trace", &b, "--last", "1"]);
     assert_eq!(last.as_array().unwrap().len(), 1);

@@ -277,6 +277,11 @@ impl SimNode {
         all.contains(what)
     }
 
+    /// The agent's pid (`ip netns exec` execs it in place).
+    pub fn agent_pid(&self) -> Option<u32> {
+        self.agent.as_ref().map(|c| c.id())
+    }
+
     pub fn agent_running(&mut self) -> bool {
         match &mut self.agent {
             Some(c) => c.try_wait().unwrap().is_none(),
@@ -380,6 +385,10 @@ impl Cluster {
             .open(n.dir.join("agent.log"))
             .unwrap();
         let d = |s: &str| n.dir.join(s).display().to_string();
+        let mut extra = self.agent_args.clone();
+        if !extra.iter().any(|a| a == "--resync") {
+            extra.extend(["--resync".to_string(), "5".to_string()]);
+        }
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", &n.ns.name])
             .arg(&self.bin.podwirectl)
@@ -396,8 +405,7 @@ impl Cluster {
             .args(["--cluster-cidr", &format!("{CLUSTER_V4},{CLUSTER_V6}")])
             .args(["--conf-dir", &d("net.d"), "--state-dir", &d("state")])
             .args(["--ipam-data-dir", &d("ipam"), "--cni-bin-dir", &d("bin")])
-            .args(["--resync", "5"])
-            .args(&self.agent_args)
+            .args(&extra)
             .env_remove("KUBECONFIG")
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
@@ -482,13 +490,13 @@ impl Cluster {
         let out = Command::new("ip")
             .args(["netns", "exec", &n.ns.name])
             .arg(&self.bin.podwirectl)
+            .args(["add", "podwire", &ns.path(), "--json"])
             .arg("--netconfpath")
             .arg(n.conf_dir())
             .arg("--cni-path")
             .arg(&self.bin.cni_path)
             .arg("--cache-dir")
             .arg(n.dir.join("cache"))
-            .args(["--json", "add", "podwire", &ns.path()])
             .output()
             .unwrap();
         assert!(

@@ -24,7 +24,7 @@ impl ApiError {
         }
     }
 
-    pub fn not_found(name: &str) -> ApiError {
+    pub(crate) fn not_found(name: &str) -> ApiError {
         Self::new(
             404,
             "NotFound",
@@ -33,7 +33,7 @@ impl ApiError {
         )
     }
 
-    pub fn already_exists(name: &str) -> ApiError {
+    pub(crate) fn already_exists(name: &str) -> ApiError {
         Self::new(
             409,
             "AlreadyExists",
@@ -42,7 +42,7 @@ impl ApiError {
         )
     }
 
-    pub fn conflict(name: &str) -> ApiError {
+    pub(crate) fn conflict(name: &str) -> ApiError {
         Self::new(
             409,
             "Conflict",
@@ -54,19 +54,19 @@ impl ApiError {
         )
     }
 
-    pub fn expired(message: String) -> ApiError {
+    pub(crate) fn expired(message: String) -> ApiError {
         Self::new(410, "Expired", message, None)
     }
 
-    pub fn bad_request(message: impl Into<String>) -> ApiError {
+    pub(crate) fn bad_request(message: impl Into<String>) -> ApiError {
         Self::new(400, "BadRequest", message.into(), None)
     }
 
-    pub fn invalid(message: impl Into<String>) -> ApiError {
+    pub(crate) fn invalid(message: impl Into<String>) -> ApiError {
         Self::new(422, "Invalid", message.into(), None)
     }
 
-    pub fn too_large_rv(asked: u64, current: u64) -> ApiError {
+    pub(crate) fn too_large_rv(asked: u64, current: u64) -> ApiError {
         Self::new(
             504,
             "Timeout",
@@ -75,11 +75,36 @@ impl ApiError {
         )
     }
 
-    pub fn unsupported_media_type(message: impl Into<String>) -> ApiError {
+    pub(crate) fn unsupported_media_type(message: impl Into<String>) -> ApiError {
         Self::new(415, "UnsupportedMediaType", message.into(), None)
     }
 
-    pub fn method_not_allowed() -> ApiError {
+    pub(crate) fn unauthorized() -> ApiError {
+        Self::new(401, "Unauthorized", "Unauthorized".into(), None)
+    }
+
+    pub(crate) fn forbidden(
+        user: &str,
+        verb: &str,
+        resource: &str,
+        name: Option<&str>,
+    ) -> ApiError {
+        let what = match name {
+            Some(n) => format!("nodes \"{n}\""),
+            None => "nodes".into(),
+        };
+        Self::new(
+            403,
+            "Forbidden",
+            format!(
+                "{what} is forbidden: User \"{user}\" cannot {verb} resource \"{resource}\" in API \
+                 group \"\" at the cluster scope"
+            ),
+            name,
+        )
+    }
+
+    pub(crate) fn method_not_allowed() -> ApiError {
         Self::new(
             405,
             "MethodNotAllowed",
@@ -88,7 +113,7 @@ impl ApiError {
         )
     }
 
-    pub fn no_route() -> ApiError {
+    pub(crate) fn no_route() -> ApiError {
         Self::new(
             404,
             "NotFound",
@@ -98,7 +123,7 @@ impl ApiError {
     }
 
     /// The `Status` object, compact JSON.
-    pub fn status_json(&self) -> String {
+    pub(crate) fn status_json(&self) -> String {
         let mut status = json!({
             "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
             "message": self.message, "reason": self.reason, "code": self.code,

@@ -17,19 +17,19 @@ use std::convert::Infallible;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::oneshot;
 
 type Body = UnsyncBoxBody<Bytes, Infallible>;
 
 /// The API server's request body limit.
 const MAX_BODY: usize = 3 << 20;
 
-/// Accepts connections until `stop` fires (or its sender is dropped).
+/// Accepts connections until `stop` completes.
 pub(crate) async fn serve(
     listener: tokio::net::TcpListener,
     shared: Arc<Shared>,
-    mut stop: oneshot::Receiver<()>,
+    stop: impl std::future::Future<Output = ()>,
 ) {
+    let mut stop = std::pin::pin!(stop);
     loop {
         let accepted = tokio::select! {
             _ = &mut stop => return,
@@ -46,12 +46,29 @@ pub(crate) async fn serve(
         let _ = stream.set_nodelay(true);
         let shared = shared.clone();
         tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req| handle(shared.clone(), req));
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+            match shared.tls.clone() {
+                None => serve_connection(stream, shared).await,
+                Some(config) => {
+                    let handshake = tokio_rustls::TlsAcceptor::from(config).accept(stream);
+                    if let Ok(Ok(tls)) =
+                        tokio::time::timeout(Duration::from_secs(10), handshake).await
+                    {
+                        serve_connection(tls, shared).await
+                    }
+                }
+            }
         });
     }
+}
+
+async fn serve_connection<IO>(io: IO, shared: Arc<Shared>)
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |req| handle(shared.clone(), req));
+    let _ = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(io), service)
+        .await;
 }
 
 async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
@@ -84,20 +101,31 @@ async fn route(
 ) -> Result<Response<Body>, ApiError> {
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     let method = req.method().clone();
+    let authorization = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let allow = |resource: &str, verb: &str, name: Option<&str>| {
+        shared.authorize(authorization.as_deref(), resource, verb, name)
+    };
     let count = |c: &AtomicU64| c.fetch_add(1, Ordering::Relaxed);
     let n = &shared.counters;
     match (&method, segments.as_slice()) {
         (_, ["api", "v1", "nodes"]) => match method {
             Method::GET if q.flag("watch") => {
                 count(&n.watches);
+                allow("nodes", "watch", None)?;
                 watch(shared, q)
             }
             Method::GET => {
                 count(&n.lists);
+                allow("nodes", "list", None)?;
                 list(shared, q)
             }
             Method::POST => {
                 count(&n.writes);
+                allow("nodes", "create", None)?;
                 let node = node_body(req).await?;
                 let json = shared.write(|s| s.create(node))?;
                 Ok(object(StatusCode::CREATED, &json))
@@ -105,12 +133,22 @@ async fn route(
             _ => Err(ApiError::method_not_allowed()),
         },
         (_, ["api", "v1", "nodes", name]) | (_, ["api", "v1", "nodes", name, "status"]) => {
-            let part = if segments.len() == 5 {
-                Part::Status
+            let (part, resource) = if segments.len() == 5 {
+                (Part::Status, "nodes/status")
             } else {
-                Part::Main
+                (Part::Main, "nodes")
             };
             let name = *name;
+            let verb = match method {
+                Method::GET => "get",
+                Method::PUT => "update",
+                Method::PATCH => "patch",
+                Method::DELETE => "delete",
+                _ => "",
+            };
+            if !verb.is_empty() {
+                allow(resource, verb, Some(name))?;
+            }
             match method {
                 Method::GET => {
                     count(&n.gets);

@@ -27,10 +27,11 @@ mod http;
 mod node;
 mod server;
 mod store;
+mod tls;
 mod watch;
 
 pub use error::ApiError;
 pub use fleet::Fleet;
 pub use k8s_openapi::api::core::v1::Node;
 pub use node::NodeBuilder;
-pub use server::{kubeconfig_for, Gone, Options, Server, Stats};
+pub use server::{kubeconfig_yaml, Gone, Options, Server, Stats};

@@ -25,6 +25,12 @@ struct Args {
     /// Seconds between BOOKMARK events on watches that allow them.
     #[arg(long, default_value_t = 60)]
     bookmark_seconds: u64,
+    /// Serve HTTPS (a CA and a certificate made now; the kubeconfig carries the CA).
+    #[arg(long)]
+    tls: bool,
+    /// Write the CA certificate (PEM) here, with --tls.
+    #[arg(long, requires = "tls")]
+    ca_file: Option<PathBuf>,
 }
 
 fn main() {
@@ -41,14 +47,26 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let options = Options {
         history_limit: args.history,
         bookmark_interval: Duration::from_secs(args.bookmark_seconds),
+        tls: args.tls,
         ..Options::default()
     };
     let server = Server::start_with(listener, options)?;
+    let started = std::time::Instant::now();
     server.add_nodes(Fleet::default().nodes(0..args.fake_nodes))?;
+    if args.fake_nodes > 0 {
+        eprintln!(
+            "kubesim: {} fake Nodes added in {:.1} ms",
+            args.fake_nodes,
+            started.elapsed().as_secs_f64() * 1e3
+        );
+    }
     if let Some(path) = &args.kubeconfig {
         server
             .write_kubeconfig(path)
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
+    if let (Some(path), Some(ca)) = (&args.ca_file, server.ca_pem()) {
+        std::fs::write(path, ca).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
     println!("kubesim listening on {}", server.url());
     loop {

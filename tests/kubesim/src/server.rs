@@ -5,7 +5,7 @@
 use crate::error::ApiError;
 use crate::store::{Json, Part, Store};
 use k8s_openapi::api::core::v1::Node;
-use std::collections::VecDeque;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
@@ -38,6 +38,13 @@ pub struct Options {
     /// How long a watch without `timeoutSeconds` stays open (the API server: 30–60 min).
     pub default_watch_timeout: Duration,
     pub gone: Gone,
+    /// Serve HTTPS with a CA and certificate made at start ([`Server::ca_pem`]); the
+    /// certificate names the listener's address, localhost and the in-cluster names
+    /// (kubernetes.default.svc…).
+    pub tls: bool,
+    /// More names or addresses for the certificate (e.g. the address clients use when the
+    /// listener is bound to 0.0.0.0).
+    pub tls_names: Vec<String>,
 }
 
 impl Default for Options {
@@ -47,8 +54,18 @@ impl Default for Options {
             bookmark_interval: Duration::from_secs(60),
             default_watch_timeout: Duration::from_secs(1800),
             gone: Gone::InStream,
+            tls: false,
+            tls_names: Vec::new(),
         }
     }
+}
+
+/// What a bearer token may do: `user` for the messages, and (resource, verb) pairs such as
+/// ("nodes", "watch") or ("nodes/status", "patch").
+#[derive(Clone, Debug)]
+pub(crate) struct Grant {
+    pub user: String,
+    pub allowed: HashSet<(String, String)>,
 }
 
 /// Requests answered so far, by kind, and the watches open now.
@@ -106,6 +123,9 @@ pub(crate) struct Shared {
     pub counters: Counters,
     requests: Mutex<VecDeque<String>>,
     pub addr: SocketAddr,
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Empty: anyone may do anything. Otherwise requests need one of these bearer tokens.
+    grants: Mutex<HashMap<String, Grant>>,
 }
 
 impl Shared {
@@ -153,6 +173,32 @@ impl Shared {
         }
     }
 
+    /// Authentication and RBAC as the API server answers them: 401 without a known bearer
+    /// token (once any token is granted), 403 for a verb the token's grant lacks.
+    pub fn authorize(
+        &self,
+        authorization: Option<&str>,
+        resource: &str,
+        verb: &str,
+        name: Option<&str>,
+    ) -> Result<(), ApiError> {
+        let grants = self.grants.lock().unwrap_or_else(|p| p.into_inner());
+        if grants.is_empty() {
+            return Ok(());
+        }
+        let token = authorization
+            .and_then(|a| a.strip_prefix("Bearer "))
+            .unwrap_or("");
+        let grant = grants.get(token).ok_or_else(ApiError::unauthorized)?;
+        if grant
+            .allowed
+            .contains(&(resource.to_string(), verb.to_string()))
+        {
+            return Ok(());
+        }
+        Err(ApiError::forbidden(&grant.user, verb, resource, name))
+    }
+
     pub fn close_watches(&self) {
         self.controls.send_modify(|c| c.close_epoch += 1);
     }
@@ -176,6 +222,8 @@ impl Shared {
 /// A running stand-in API server. Dropping it stops the server and closes every connection.
 pub struct Server {
     shared: Arc<Shared>,
+    runtime: tokio::runtime::Handle,
+    ca_pem: Option<String>,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -191,6 +239,10 @@ impl Server {
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         let store = Store::new(options.history_limit);
+        let tls = match options.tls {
+            true => Some(crate::tls::make(addr.ip(), &options.tls_names)?),
+            false => None,
+        };
         let shared = Arc::new(Shared {
             changes: watch::Sender::new(store.rv()),
             store: Mutex::new(store),
@@ -203,24 +255,34 @@ impl Server {
             counters: Counters::default(),
             requests: Mutex::new(VecDeque::new()),
             addr,
+            tls: tls.as_ref().map(|t| t.config.clone()),
+            grants: Mutex::new(HashMap::new()),
         });
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
         let (stop, stopped) = oneshot::channel();
         let serving = shared.clone();
+        let handle = runtime.handle().clone();
         let thread = std::thread::Builder::new()
             .name("kubesim".into())
             .spawn(move || {
                 runtime.block_on(async move {
                     match tokio::net::TcpListener::from_std(listener) {
-                        Ok(listener) => crate::http::serve(listener, serving, stopped).await,
+                        Ok(listener) => {
+                            crate::http::serve(listener, serving, async {
+                                let _ = stopped.await;
+                            })
+                            .await
+                        }
                         Err(e) => eprintln!("kubesim: cannot serve on {addr}: {e}"),
                     }
                 })
             })?;
         Ok(Server {
             shared,
+            runtime: handle,
+            ca_pem: tls.map(|t| t.ca_pem),
             stop: Some(stop),
             thread: Some(thread),
         })
@@ -235,21 +297,94 @@ impl Server {
         self.shared.addr
     }
 
-    /// `http://ip:port` of the listener (127.0.0.1 / [::1] if it was bound to any address).
+    /// Serves on one more listener, e.g. 127.0.0.1 inside each node's network namespace, so
+    /// every node reaches the one server on its own loopback without routes to it. With TLS,
+    /// its address must be in the certificate (loopback is; else [`Options::tls_names`]).
+    pub fn add_listener(&self, listener: TcpListener) -> io::Result<SocketAddr> {
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        let shared = self.shared.clone();
+        // Ends with the runtime, when the Server is dropped.
+        self.runtime.spawn(async move {
+            match tokio::net::TcpListener::from_std(listener) {
+                Ok(listener) => crate::http::serve(listener, shared, std::future::pending()).await,
+                Err(e) => eprintln!("kubesim: cannot serve on {addr}: {e}"),
+            }
+        });
+        Ok(addr)
+    }
+
+    /// `http://ip:port` (`https://` with [`Options::tls`]) of the first listener (127.0.0.1 /
+    /// [::1] if it was bound to any address).
     pub fn url(&self) -> String {
-        let mut addr = self.local_addr();
+        self.url_at(self.local_addr())
+    }
+
+    /// The same for the listener at `addr` (see [`Server::add_listener`]).
+    pub fn url_at(&self, mut addr: SocketAddr) -> String {
         if addr.ip().is_unspecified() {
             addr.set_ip(match addr {
                 SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
                 SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
             });
         }
-        format!("http://{addr}")
+        let scheme = if self.ca_pem.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{addr}")
     }
 
-    /// A kubeconfig for this server (plain HTTP, no credentials), as a YAML document.
+    /// The CA certificate (PEM) clients must trust, with [`Options::tls`].
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.ca_pem.as_deref()
+    }
+
+    /// A kubeconfig for this server, as a YAML document: its URL, the CA with TLS, no
+    /// credentials (see [`Server::kubeconfig_with_token`]).
     pub fn kubeconfig(&self) -> String {
-        kubeconfig_for(&self.url())
+        kubeconfig_yaml(&self.url(), self.ca_pem(), None)
+    }
+
+    /// A kubeconfig for the listener at `addr` (see [`Server::add_listener`]).
+    pub fn kubeconfig_at(&self, addr: SocketAddr) -> String {
+        kubeconfig_yaml(&self.url_at(addr), self.ca_pem(), None)
+    }
+
+    /// A kubeconfig whose user presents `token` (see [`Server::grant`]).
+    pub fn kubeconfig_with_token(&self, token: &str) -> String {
+        kubeconfig_yaml(&self.url(), self.ca_pem(), Some(token))
+    }
+
+    /// Writes what kubelet mounts at /var/run/secrets/kubernetes.io/serviceaccount into `dir`:
+    /// `token`, `ca.crt` (needs [`Options::tls`]: kube's in-cluster config is https only) and
+    /// `namespace` ("kube-system"). The pod also needs `KUBERNETES_SERVICE_HOST` and
+    /// `KUBERNETES_SERVICE_PORT` set to [`Server::local_addr`].
+    pub fn write_service_account(&self, dir: &Path, token: &str) -> io::Result<()> {
+        let ca = self.ca_pem().ok_or_else(|| {
+            io::Error::other("a service account needs the server started with Options::tls")
+        })?;
+        std::fs::create_dir_all(dir)?;
+        std::fs::write(dir.join("token"), token)?;
+        std::fs::write(dir.join("ca.crt"), ca)?;
+        std::fs::write(dir.join("namespace"), "kube-system")
+    }
+
+    /// From now on requests need a bearer token, and `token` may do `verbs` on `resource`
+    /// ("nodes", or "nodes/status" for the status subresource) as `user`, as a ClusterRole
+    /// bound to that user would allow. Call again to add resources.
+    pub fn grant(&self, token: &str, user: &str, resource: &str, verbs: &[&str]) {
+        let mut grants = self.shared.grants.lock().unwrap_or_else(|p| p.into_inner());
+        let grant = grants.entry(token.to_string()).or_insert_with(|| Grant {
+            user: user.to_string(),
+            allowed: HashSet::new(),
+        });
+        for verb in verbs {
+            grant
+                .allowed
+                .insert((resource.to_string(), verb.to_string()));
+        }
     }
 
     /// Writes [`Server::kubeconfig`] to `path` (for an agent's `--kubeconfig`).
@@ -415,11 +550,18 @@ impl Drop for Server {
     }
 }
 
-/// A kubeconfig YAML for a plain-HTTP API server at `url` (context, cluster and user "kubesim").
-pub fn kubeconfig_for(url: &str) -> String {
+/// A kubeconfig YAML for an API server at `url` (context, cluster and user "kubesim"),
+/// trusting `ca_pem` when given, presenting `token` when given.
+pub fn kubeconfig_yaml(url: &str, ca_pem: Option<&str>, token: Option<&str>) -> String {
+    use base64::Engine;
+    let ca = ca_pem.map_or(String::new(), |pem| {
+        let data = base64::engine::general_purpose::STANDARD.encode(pem);
+        format!("    certificate-authority-data: {data}\n")
+    });
+    let user = token.map_or("{}".to_string(), |t| format!("\n    token: {t}"));
     format!(
         "apiVersion: v1\nkind: Config\nclusters:\n- name: kubesim\n  cluster:\n    server: {url}\n\
-         users:\n- name: kubesim\n  user: {{}}\ncontexts:\n- name: kubesim\n  context:\n    \
+         {ca}users:\n- name: kubesim\n  user: {user}\ncontexts:\n- name: kubesim\n  context:\n    \
          cluster: kubesim\n    user: kubesim\ncurrent-context: kubesim\n"
     )
 }

@@ -11,10 +11,8 @@ use kubesim::{NodeBuilder, Options};
 use serde_json::json;
 
 fn api_status(e: kube::Error) -> (u16, String) {
-    match e {
-        kube::Error::Api(s) => (s.code, s.reason),
-        other => panic!("not an API error: {other}"),
-    }
+    let (code, reason, _) = common::api_status(e);
+    (code, reason)
 }
 
 #[test]

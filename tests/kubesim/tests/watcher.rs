@@ -266,3 +266,12 @@ fn wait_until(check: impl Fn() -> bool) -> bool {
     }
     true
 }
+
+#[test]
+fn a_watcher_that_goes_away_stops_counting_as_open() {
+    let t = TestServer::start(Options::default());
+    let m = Mirror::start(&t.kubeconfig, watcher::Config::default());
+    assert!(t.server.wait_for_watches(1, Duration::from_secs(5)));
+    drop(m);
+    assert!(wait_until(|| t.server.stats().open_watches == 0));
+}

@@ -1,11 +1,16 @@
 //! Churn: randomized ADD/DEL/CHECK from concurrent workers over many pods, through the runtime
 //! library (as containerd would: result cache, cached DEL), with an invariant checker running
-//! beside them. At no observed moment may two live pods hold one address; after DEL of
-//! everything nothing may be left: no host veth, allocation file, nft rule or cache entry.
+//! beside them. At no observed moment may two live pods hold one address, by the runtime's
+//! account or in the kernel (where a pod being deleted still counts while its interface holds
+//! the address); after DEL of everything nothing may be left: no host veth, allocation file, nft
+//! rule or cache entry.
 //!
-//! CI: 1,000 operations, 16 workers, 200 pods. `PODWIRE_LONG=1`: 20,000 operations.
+//! Two runs: many pods on a /24 (CI: 1,000 operations, 16 workers, 200 pods), and a /28 with
+//! about as many pods as addresses, so a released address is handed out again at once (CI: 600
+//! operations, 8 workers, 12 pods). `PODWIRE_LONG=1`: twenty times more operations.
 //! `PODWIRE_CHURN_OPS`, `PODWIRE_SEED` override.
 
+use kernel::{IpFamily, Netlink};
 use podwire_reliability_tests::node::{Node, Pod};
 use podwire_reliability_tests::report::Report;
 use podwire_reliability_tests::rng::Rng;
@@ -18,10 +23,14 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
-const NET: &str = "churn";
-const BRIDGE: &str = "pwchurn0";
-const WORKERS: usize = 16;
-const PODS: usize = 200;
+/// One churn run's shape.
+struct Shape {
+    name: &'static str,
+    subnet: &'static str,
+    workers: usize,
+    pods: usize,
+    ops: usize,
+}
 
 /// A pod's attachment as the runtime knows it.
 #[derive(Default)]
@@ -56,34 +65,66 @@ fn rt(container: &str, pod: &Pod) -> RuntimeConf {
 
 #[test]
 fn churn_never_duplicates_an_address_and_leaves_nothing() {
+    run(Shape {
+        name: "churn",
+        subnet: "10.77.0.0/24",
+        workers: 16,
+        pods: 200,
+        ops: count("PODWIRE_CHURN_OPS", 1000, 20_000),
+    });
+}
+
+/// 13 addresses (.2 to .14) for 12 pods: nearly every ADD takes an address a DEL has just
+/// released, while that DEL may still be running. Before DEL released last, the kernel check
+/// caught the old pod's eth0 still holding it.
+#[test]
+fn churn_with_immediate_reuse_never_puts_an_address_on_two_interfaces() {
+    run(Shape {
+        name: "churn-reuse",
+        subnet: "10.78.0.0/28",
+        workers: 8,
+        pods: 12,
+        ops: count("PODWIRE_CHURN_OPS", 600, 12_000),
+    });
+}
+
+fn run(shape: Shape) {
     assert!(
         is_root(),
         "the churn suite needs root (netns, bridges, nftables)"
     );
-    let ops = count("PODWIRE_CHURN_OPS", 1000, 20_000);
+    let Shape {
+        name: net,
+        subnet,
+        workers,
+        pods: pod_count,
+        ops,
+    } = shape;
+    let bridge = format!("pw{}0", net.replace('-', ""));
     let seed = Rng::seed_from_env();
-    let mut report = Report::new("churn");
+    let mut report = Report::new(net);
     let podwire = binaries::release("podwire");
     let node = Node::new();
     let list = NetworkConfigList::from_bytes(
-        json!({"cniVersion": "1.1.0", "name": NET, "plugins": [{
-            "type": "podwire", "bridge": BRIDGE, "isGateway": true, "isDefaultGateway": true,
+        json!({"cniVersion": "1.1.0", "name": net, "plugins": [{
+            "type": "podwire", "bridge": bridge, "isGateway": true, "isDefaultGateway": true,
             "ipMasq": true,
-            "ipam": {"type": "podwire-ipam", "subnet": "10.77.0.0/24", "dataDir": node.data_dir()}
+            "ipam": {"type": "podwire-ipam", "subnet": subnet, "dataDir": node.data_dir()}
         }]})
         .to_string()
         .as_bytes(),
     )
     .unwrap();
     let cni = node.runtime(podwire.parent().unwrap(), Some(Duration::from_secs(60)));
-    let pods: Vec<Pod> = (0..PODS).map(|_| node.pod()).collect();
-    let slots: Vec<Mutex<Slot>> = (0..PODS).map(|_| Mutex::default()).collect();
+    let pods: Vec<Pod> = (0..pod_count).map(|_| node.pod()).collect();
+    let slots: Vec<Mutex<Slot>> = (0..pod_count).map(|_| Mutex::default()).collect();
     let ledger = Mutex::new(Ledger::default());
     let tally = Mutex::new(Tally::default());
     let next_op = AtomicUsize::new(0);
     let done = AtomicBool::new(false);
     let observations = AtomicUsize::new(0);
     let observed_pods = AtomicUsize::new(0);
+    let kernel_sweeps = AtomicUsize::new(0);
 
     std::thread::scope(|s| {
         // The invariant checker: pods live for a whole sample must show their own address in
@@ -106,7 +147,7 @@ fn churn_never_duplicates_an_address_and_leaves_nothing() {
                     .keys()
                     .map(|k| (*k, state::pod_ipv4(&pods[k.0].ns)))
                     .collect();
-                let disk = state::allocations(&node.data_dir(), NET);
+                let disk = state::allocations(&node.data_dir(), net);
                 let after = snapshot();
                 let mut found = Vec::new();
                 for (k, addrs) in kernel {
@@ -135,14 +176,27 @@ fn churn_never_duplicates_an_address_and_leaves_nothing() {
             }
         });
 
-        for w in 0..WORKERS {
+        // The kernel's view alone, pods being deleted included: no address on two interfaces.
+        s.spawn(|| {
+            let sockets: Vec<Netlink> = pods
+                .iter()
+                .map(|p| Netlink::new_in(&p.ns).expect("netlink in pod"))
+                .collect();
+            while !done.load(Ordering::SeqCst) {
+                let found = two_holders(&sockets);
+                kernel_sweeps.fetch_add(1, Ordering::Relaxed);
+                ledger.lock().unwrap().violations.extend(found);
+            }
+        });
+
+        for w in 0..workers {
             let (cni, list, pods, slots, ledger, tally, next_op, node) =
                 (&cni, &list, &pods, &slots, &ledger, &tally, &next_op, &node);
             s.spawn(move || {
                 let _in_node = node.enter();
                 let mut rng = Rng::new(seed ^ (w as u64).wrapping_mul(0x9e37_79b9));
                 while next_op.fetch_add(1, Ordering::SeqCst) < ops {
-                    let p = rng.below(PODS);
+                    let p = rng.below(pod_count);
                     let mut slot = slots[p].lock().unwrap();
                     let roll = rng.below(100);
                     let (name, outcome): (&'static str, Result<(), String>) =
@@ -213,7 +267,7 @@ fn churn_never_duplicates_an_address_and_leaves_nothing() {
         }
         // Every worker takes one number past the last op on its way out: then stop the checker.
         s.spawn(|| {
-            while next_op.load(Ordering::SeqCst) < ops + WORKERS {
+            while next_op.load(Ordering::SeqCst) < ops + workers {
                 std::thread::sleep(Duration::from_millis(10));
             }
             done.store(true, Ordering::SeqCst);
@@ -238,22 +292,23 @@ fn churn_never_duplicates_an_address_and_leaves_nothing() {
         }
         n
     };
-    let veths = state::bridge_ports(&node, BRIDGE);
+    let veths = state::bridge_ports(&node, &bridge);
     let all_veths = state::host_veths(&node);
-    let files = state::allocations(&node.data_dir(), NET);
+    let files = state::allocations(&node.data_dir(), net);
     let rules = state::nft_rules(&node);
     let cache = state::cache_entries(&node.cache_dir());
     let tally = tally.into_inner().unwrap();
     let ledger = ledger.into_inner().unwrap();
 
     report.line(format!(
-        "seed {seed}: {ops} operations from {WORKERS} workers over {PODS} pod netns (PODWIRE_SEED={seed} replays the choices)"
+        "seed {seed}: {ops} operations from {workers} workers over {pod_count} pod netns on {subnet} (PODWIRE_SEED={seed} replays the choices)"
     ));
     report.line(format!("operations: {:?}", tally.ops));
     report.line(format!(
-        "invariant checker: {} observations, {} live-pod checks, {} violations",
+        "invariant checker: {} observations, {} live-pod checks, {} kernel sweeps of every pod, {} violations",
         observations.load(Ordering::Relaxed),
         observed_pods.load(Ordering::Relaxed),
+        kernel_sweeps.load(Ordering::Relaxed),
         ledger.violations.len()
     ));
     report.line(format!("unexpected errors: {}", tally.unexpected.len()));
@@ -282,4 +337,45 @@ fn churn_never_duplicates_an_address_and_leaves_nothing() {
         tally.ops.get("ADD").copied().unwrap_or(0) > ops / 4,
         "too few ADDs ran"
     );
+}
+
+/// Two sweeps over every pod's addresses (by interface index), in the same order. An interface
+/// that holds an address in both sweeps held it all the time between them (an address never
+/// comes back to an interface: ADD makes a new one), and any other pod's reading of that
+/// address in one of the sweeps falls inside that time. So a report is two interfaces holding
+/// one address at the same moment, never two holders one after the other.
+fn two_holders(sockets: &[Netlink]) -> Vec<String> {
+    let sweep = || -> Vec<Vec<(u32, IpAddr)>> {
+        sockets
+            .iter()
+            .map(|nl| {
+                nl.addresses(None, Some(IpFamily::V4))
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|a| !a.net.addr().is_loopback())
+                    .map(|a| (a.index, a.net.addr()))
+                    .collect()
+            })
+            .collect()
+    };
+    let (first, second) = (sweep(), sweep());
+    let mut found = Vec::new();
+    for (x, held) in first.iter().enumerate() {
+        for (index, ip) in held.iter().filter(|h| second[x].contains(h)) {
+            // Pods after x were read after x in the first sweep; pods before x before it in the second.
+            let others = first[x + 1..]
+                .iter()
+                .enumerate()
+                .map(|(i, h)| (x + 1 + i, h))
+                .chain(second[..x].iter().enumerate());
+            for (y, y_held) in others {
+                if y_held.iter().any(|(_, a)| a == ip) {
+                    found.push(format!(
+                        "kernel: {ip} on pod {x}'s interface {index} and on pod {y}'s at once"
+                    ));
+                }
+            }
+        }
+    }
+    found
 }

@@ -293,6 +293,17 @@ fn corpus(c: &Ctx) -> Vec<Case> {
             ipam(&|v| v["subnet"] = json!("300.1.1.0/24")),
         ),
         case("subnet: a number", 7, ipam(&|v| v["subnet"] = json!(42))),
+        // Octal to other tools, refused by Go's parser: never read as decimal.
+        case(
+            "subnet: leading zero 010.1.2.0/24",
+            7,
+            ipam(&|v| v["subnet"] = json!("010.1.2.0/24")),
+        ),
+        case(
+            "routes: dst with a leading zero",
+            7,
+            ipam(&|v| v["routes"] = json!([{"dst": "10.09.0.0/16"}])),
+        ),
         case(
             "subnet: /31 too small",
             7,
@@ -416,6 +427,8 @@ fn corpus(c: &Ctx) -> Vec<Case> {
         case("CNI_ARGS: MAC not a MAC", 7, base.clone()).env("CNI_ARGS", Some("MAC=zz")),
         case("CNI_ARGS: IP not an IP", 4, base.clone())
             .env("CNI_ARGS", Some("IgnoreUnknown=1;IP=notanip")),
+        case("CNI_ARGS: IP with a leading zero", 4, base.clone())
+            .env("CNI_ARGS", Some("IgnoreUnknown=1;IP=10.250.0.010")),
         case("CHECK: no prevResult", 7, base.clone()).env("CNI_COMMAND", Some("CHECK")),
         case(
             "CHECK: cniVersion 0.3.1",

@@ -185,8 +185,11 @@ impl TestNs {
 /// test's own package.
 pub fn workspace_binary(package: &str, bin: &str) -> std::path::PathBuf {
     let exe = std::env::current_exe().unwrap();
-    // <target>/<profile>/deps/<test>
-    let profile = exe.parent().unwrap().parent().unwrap().to_path_buf();
+    // A test runs from <target>/<profile>/deps/<test>, a binary from <target>/<profile>/<bin>.
+    let mut profile = exe.parent().unwrap().to_path_buf();
+    if profile.file_name().unwrap() == "deps" {
+        profile.pop();
+    }
     let target = profile.parent().unwrap().to_path_buf();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);

@@ -5,8 +5,10 @@
 use super::desired::{Desired, Via};
 use super::ROUTE_PROTOCOL;
 use ipnet::IpNet;
+use kernel::MacAddr;
 use kernel::{FdbEntry, Link, Neighbour, Route, TABLE_MAIN};
-use std::collections::BTreeMap;
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
 
 /// What the kernel holds that the agent cares about.
 #[derive(Clone, Debug, Default)]
@@ -119,9 +121,17 @@ pub fn diff(d: &Desired, o: &Observed) -> Plan {
     let mut fdb_add = Vec::new();
     let mut neigh_add = Vec::new();
     let mut route_add = Vec::new();
-    let mut want_routes: BTreeMap<IpNet, ()> = BTreeMap::new();
-    let mut want_neigh: Vec<Neighbour> = Vec::new();
-    let mut want_fdb: Vec<FdbEntry> = Vec::new();
+    // Indexes of what the kernel holds: a diff is linear in peers, whatever their number.
+    let fdb_have: HashSet<(u32, MacAddr, Option<IpAddr>)> =
+        o.fdb.iter().map(|e| (e.ifindex, e.mac, e.dst)).collect();
+    let neigh_have: HashSet<&Neighbour> = o.neighbours.iter().collect();
+    let mut routes_have: HashMap<IpNet, Vec<&Route>> = HashMap::new();
+    for r in o.routes.iter().filter(|r| r.table == TABLE_MAIN) {
+        routes_have.entry(r.dst).or_default().push(r);
+    }
+    let mut want_routes: HashSet<IpNet> = HashSet::new();
+    let mut want_neigh: HashSet<(u32, IpAddr)> = HashSet::new();
+    let mut want_fdb: HashSet<(u32, MacAddr, Option<IpAddr>)> = HashSet::new();
 
     for pr in &d.routes {
         let dev = o.device_index(pr.is_v6());
@@ -132,7 +142,7 @@ pub fn diff(d: &Desired, o: &Observed) -> Plan {
             ));
             continue;
         };
-        want_routes.insert(pr.dst, ());
+        want_routes.insert(pr.dst);
         if let (
             Via::Vxlan {
                 vtep,
@@ -142,36 +152,28 @@ pub fn diff(d: &Desired, o: &Observed) -> Plan {
             Some(dev),
         ) = (&pr.via, dev)
         {
-            let fdb = FdbEntry {
-                ifindex: dev,
-                mac: *mac,
-                dst: Some(*vtep),
-                permanent: true,
-            };
-            if !o
-                .fdb
-                .iter()
-                .any(|e| e.ifindex == dev && e.mac == *mac && e.dst == Some(*vtep))
-            {
-                fdb_add.push(Change::AddFdb(fdb.clone()));
+            let key = (dev, *mac, Some(*vtep));
+            if !fdb_have.contains(&key) {
+                fdb_add.push(Change::AddFdb(FdbEntry {
+                    ifindex: dev,
+                    mac: *mac,
+                    dst: Some(*vtep),
+                    permanent: true,
+                }));
             }
-            want_fdb.push(fdb);
+            want_fdb.insert(key);
             let n = Neighbour {
                 ifindex: dev,
                 ip: *next_hop,
                 mac: Some(*mac),
                 permanent: true,
             };
-            if !o.neighbours.contains(&n) {
-                neigh_add.push(Change::AddNeighbour(n.clone()));
+            want_neigh.insert((dev, *next_hop));
+            if !neigh_have.contains(&n) {
+                neigh_add.push(Change::AddNeighbour(n));
             }
-            want_neigh.push(n);
         }
-        let same_dst: Vec<&Route> = o
-            .routes
-            .iter()
-            .filter(|r| r.dst == pr.dst && r.table == TABLE_MAIN)
-            .collect();
+        let same_dst = routes_have.get(&pr.dst).map(Vec::as_slice).unwrap_or(&[]);
         match same_dst.iter().find(|r| r.protocol == ROUTE_PROTOCOL) {
             Some(have) if same_route(&want, have) => {}
             Some(_) => route_add.push(Change::ReplaceRoute(want)),
@@ -188,30 +190,21 @@ pub fn diff(d: &Desired, o: &Observed) -> Plan {
 
     let route_del: Vec<Change> = o
         .ours()
-        .filter(|r| !want_routes.contains_key(&r.dst))
+        .filter(|r| !want_routes.contains(&r.dst))
         .map(|r| Change::DeleteRoute(r.clone()))
         .collect();
-    // Only permanent entries are the agent's; the kernel's own (none with learning off, but a
-    // user may have added some) are left to age.
+    // Only permanent entries are the agent's; the kernel's own (IPv6 multicast, or any a user
+    // added) are left alone. One whose MAC is wrong is replaced above, not deleted.
     let neigh_del: Vec<Change> = o
         .neighbours
         .iter()
-        .filter(|n| n.permanent && !want_neigh.contains(n))
-        .filter(|n| {
-            !want_neigh
-                .iter()
-                .any(|w| w.ifindex == n.ifindex && w.ip == n.ip)
-        })
+        .filter(|n| n.permanent && !want_neigh.contains(&(n.ifindex, n.ip)))
         .map(|n| Change::DeleteNeighbour(n.clone()))
         .collect();
     let fdb_del: Vec<Change> = o
         .fdb
         .iter()
-        .filter(|e| {
-            !want_fdb
-                .iter()
-                .any(|w| w.ifindex == e.ifindex && w.mac == e.mac && w.dst == e.dst)
-        })
+        .filter(|e| !want_fdb.contains(&(e.ifindex, e.mac, e.dst)))
         .map(|e| Change::DeleteFdb(e.clone()))
         .collect();
 

@@ -40,11 +40,21 @@ fn name(node: &Node) -> String {
 
 impl Mirror {
     pub fn start(kubeconfig: &Path, config: watcher::Config) -> Mirror {
+        Mirror::start_in(None, kubeconfig, config)
+    }
+
+    /// The same, its thread inside the network namespace at `netns` (as an agent in its node).
+    pub fn start_in(netns: Option<&Path>, kubeconfig: &Path, config: watcher::Config) -> Mirror {
+        let netns = netns.map(Path::to_path_buf);
         let state = Arc::new((Mutex::new(MirrorState::default()), Condvar::new()));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let shared = state.clone();
         let kubeconfig = kubeconfig.to_path_buf();
         let thread = std::thread::spawn(move || {
+            let _inside = netns.map(|path| {
+                let ns = kernel::Netns::open(&path).unwrap();
+                ns.enter().unwrap()
+            });
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
@@ -173,6 +183,30 @@ impl Drop for TestServer {
 /// The server's Nodes as name -> podCIDR, to compare with a mirror.
 pub fn expected(server: &Server) -> BTreeMap<String, String> {
     server.nodes().iter().map(|n| (name(n), cidr(n))).collect()
+}
+
+/// The Status of a failed kube call: (code, reason, message).
+pub fn api_status(e: kube::Error) -> (u16, String, String) {
+    match e {
+        kube::Error::Api(s) => (s.code, s.reason, s.message),
+        other => panic!("not an API error: {other}"),
+    }
+}
+
+/// One plain HTTP/1.1 request (`Connection: close`): (status code, body).
+pub fn http(addr: std::net::SocketAddr, method: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut conn = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        conn,
+        "{method} {path} HTTP/1.1\r\nHost: kubesim\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    conn.read_to_string(&mut response).unwrap();
+    let code = response[9..12].parse().unwrap();
+    let body = response.split_once("\r\n\r\n").unwrap().1.to_string();
+    (code, body)
 }
 
 /// Runs an async block on a fresh current-thread runtime (tests are sync: the server and the
