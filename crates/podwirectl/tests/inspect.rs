@@ -172,7 +172,11 @@ impl Node {
             ])
             .args(args)
             .env("NETCONFPATH", self.dir.0.join("net.d"))
-            .env("CNI_PATH", &self.plugin_dir)
+            // podwire's, then the reference plugins (host-local, for an exec'd IPAM).
+            .env(
+                "CNI_PATH",
+                format!("{}:/usr/lib/cni", self.plugin_dir.display()),
+            )
             .env("CNI_CACHE_DIR", self.dir.0.join("cache"))
             .env_remove("CNI_ARGS")
             .env_remove("CAP_ARGS")
@@ -769,4 +773,27 @@ fn node_show_trace_and_path_read_the_kernel() {
     assert_eq!(released, "released 10.252.93.2", "{failed}");
     assert_steps_fit(failed);
     assert!(testkit::allocations(&n.dir.0.join("ipam"), "inspectbad").is_empty());
+
+    // --- an exec'd IPAM (the reference host-local) is one step naming the binary and the address.
+    if std::path::Path::new("/usr/lib/cni/host-local").exists() {
+        let hl = json!({"cniVersion": "1.0.0", "name": "inspecthl", "plugins": [{
+            "type": "podwire", "bridge": n.bridge, "isGateway": true,
+            "logFile": n.dir.0.join("podwire.log"),
+            "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.252.95.0/24"}]],
+                     "dataDir": n.dir.0.join("ipam")}}]});
+        std::fs::write(n.dir.0.join("net.d/30-hl.conflist"), hl.to_string()).unwrap();
+        let f_ns = TestNs::new("pwip");
+        n.ctl_ok(&["add", "inspecthl", &f_ns.path(), "--container-id", "execd0"]);
+        let ops = n.json(&["trace", "execd0", "--network", "inspecthl"]);
+        let add = ops_of(&ops, "ADD")[0];
+        let steps = step_names(add);
+        assert!(!steps.iter().any(|s| s.starts_with("ipam.")), "{add}");
+        let ipam = &add["steps"][steps.iter().position(|s| s == "ipam").unwrap()];
+        assert_eq!(
+            ipam["detail"], "exec /usr/lib/cni/host-local ADD; got 10.252.95.2/24",
+            "{add}"
+        );
+        assert_steps_fit(add);
+        n.ctl_ok(&["del", "inspecthl", &f_ns.path(), "--container-id", "execd0"]);
+    }
 }
