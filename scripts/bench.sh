@@ -21,8 +21,9 @@ for a in "$@"; do
 done
 mkdir -p "$out_dir"
 
-echo "== cargo build --release (podwire, podwire-ipam, podwire-bench, podwire-cri for item 7)"
-cargo build --release --quiet -p podwire-bridge -p podwire-ipam -p podwire-bench -p podwire-runtime-tests
+echo "== cargo build --release (the plugins, cni-noop-plugin for item 8's floor, podwire-bench, podwire-cri for item 7)"
+cargo build --release --quiet -p podwire-bridge -p podwire-ipam -p podwire-portmap -p podwire-loopback \
+    -p podwire-cni -p podwire-bench -p podwire-runtime-tests
 link_plugins_static
 
 ipam_args=()
@@ -51,5 +52,5 @@ if [ "${SKIP_SCALE_BENCH:-0}" != 1 ]; then
     # The multi-node agent against 1,000 and 5,000 Node objects (tests/cluster/benches/scale.rs):
     # its own section of the same page.
     echo "== cargo bench -p podwire-cluster-tests --bench scale"
-    cargo bench --quiet -p podwire-cluster-tests --bench scale -- --write "$out_dir/benchmarks.md"
+    cargo bench --quiet -p podwire-cluster-tests --bench scale -- --write "$(realpath "$out_dir")/benchmarks.md"
 fi

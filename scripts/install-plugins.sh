@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds podwire's two CNI plugins as they are shipped and benchmarked (linked statically: see
+# Builds podwire's four CNI plugins as they are shipped and benchmarked (linked statically: see
 # link_plugins_static in setup-host.sh) and installs them into a CNI plugin directory.
 #
 #   sudo ./scripts/install-plugins.sh               into /opt/cni/bin
@@ -15,8 +15,9 @@ dest="${1:-/opt/cni/bin}"
 release="${CARGO_TARGET_DIR:-target}/release"
 
 link_plugins_static
-require_static "$release/podwire" "$release/podwire-ipam"
+plugins=(podwire podwire-ipam podwire-portmap loopback)
+require_static "${plugins[@]/#/$release/}"
 install -d "$dest"
-install -m 0755 "$release/podwire" "$release/podwire-ipam" "$dest/"
-require_static "$dest/podwire" "$dest/podwire-ipam"
-echo "podwire: installed podwire and podwire-ipam (static) into $dest"
+install -m 0755 "${plugins[@]/#/$release/}" "$dest/"
+require_static "${plugins[@]/#/$dest/}"
+echo "podwire: installed ${plugins[*]} (static) into $dest"

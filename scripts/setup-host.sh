@@ -53,7 +53,7 @@ prepare_host() {
 # The CNI runtimes find plugins in /opt/cni/bin; Debian ships the reference ones in /usr/lib/cni.
 REFERENCE_CNI_DIR=/usr/lib/cni
 
-# Builds the two plugin binaries linked statically (glibc static-pie), as the reference Go plugins
+# Builds the four plugin binaries linked statically (glibc static-pie), as the reference Go plugins
 # are: a plugin is exec'd once per pod, and a static binary skips the dynamic loader (~0.35 ms) and
 # keeps libc's pages out of its RSS. `cargo rustc` applies the flag to the final link only, so the
 # dependencies and proc macros build as usual (the same flag in RUSTFLAGS or .cargo/config.toml
@@ -63,6 +63,14 @@ REFERENCE_CNI_DIR=/usr/lib/cni
 link_plugins_static() {
     cargo rustc --release --quiet -p podwire-bridge --bin podwire -- -C target-feature=+crt-static
     cargo rustc --release --quiet -p podwire-ipam --bin podwire-ipam -- -C target-feature=+crt-static
+    cargo rustc --release --quiet -p podwire-portmap --bin podwire-portmap -- -C target-feature=+crt-static
+    cargo rustc --release --quiet -p podwire-loopback --bin loopback -- -C target-feature=+crt-static
+}
+
+# podwirectl static too: the DaemonSet's image (deploy/Dockerfile's layout, built without Docker by
+# tests/runtimes/tests/daemonset.rs) is distroless, with no libc for a dynamic binary to load.
+link_podwirectl_static() {
+    cargo rustc --release --quiet -p podwirectl --bin podwirectl -- -C target-feature=+crt-static
 }
 
 # Fails, naming it, on any file given that is dynamically linked (has an ELF interpreter).

@@ -15,8 +15,11 @@ cargo build --workspace --release --quiet
 echo "== scripts/install-plugins.sh (the documented install: static plugins, checked after install)"
 plugins_dir="$(mktemp -d)"
 ./scripts/install-plugins.sh "$plugins_dir"
-require_static "$plugins_dir/podwire" "$plugins_dir/podwire-ipam"
+require_static "$plugins_dir"/{podwire,podwire-ipam,podwire-portmap,loopback}
 cmp "$plugins_dir/podwire" "${CARGO_TARGET_DIR:-target}/release/podwire" # the suites exec these
 rm -rf "$plugins_dir"
+# The DaemonSet's image (tests/runtimes/tests/daemonset.rs) is distroless: podwirectl static too.
+link_podwirectl_static
+require_static "${CARGO_TARGET_DIR:-target}/release/podwirectl"
 echo "== cargo test"
 cargo test --workspace --quiet 2>&1 | tee /tmp/podwire-test.log

@@ -1,6 +1,7 @@
-//! Item 7: pod sandbox lifecycle under containerd's CRI, podwire's conflist against the
-//! reference `bridge` + `host-local` conflist, interleaved. The runtime harness (a private
-//! containerd, the pause image, a CRI client) belongs to `tests/runtimes`; this drives it through
+//! Item 7: pod sandbox lifecycle under containerd's CRI, podwire's chain (`podwire`,
+//! `podwire-portmap`, `loopback`) against the reference chain (`bridge` + `host-local`, `portmap`,
+//! `loopback`), interleaved. The runtime harness (a private containerd, the pause image, a CRI
+//! client) belongs to `tests/runtimes`; this drives it through
 //! its CLI `podwire-cri` (prepare / wait / runp / stopp / rmp / teardown), one private containerd
 //! per conflist, so the bench links no async stack. Each CRI call is one short `podwire-cri`
 //! process for both conflists alike; its cost alone is measured too (`ListPodSandbox`).
@@ -62,7 +63,8 @@ fn cli_run(cli: &Cli, dir: &Path, args: &[&str]) -> Result<String, String> {
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
-/// The conflist both runtimes get: the options of items 1–6 (no masquerade, no debug log).
+/// The conflist both runtimes get: the options of items 1–6 (no masquerade, no debug log), then
+/// each side's portmap plugin, as a node chains it (`loopback` is each side's own too).
 fn conflist(flavor: Flavor, name: &str, bridge: &str, subnet: &str, data_dir: &Path) -> String {
     let plugin: serde_json::Value = serde_json::from_str(&crate::subjects::netconf(
         flavor, name, bridge, subnet, data_dir,
@@ -71,7 +73,13 @@ fn conflist(flavor: Flavor, name: &str, bridge: &str, subnet: &str, data_dir: &P
     let mut plugin = plugin.as_object().expect("object").clone();
     plugin.remove("cniVersion");
     plugin.remove("name");
-    serde_json::json!({"cniVersion": "1.0.0", "name": name, "plugins": [plugin]}).to_string()
+    let portmap = match flavor {
+        Flavor::Podwire => "podwire-portmap",
+        Flavor::Reference => "portmap",
+    };
+    let portmap = serde_json::json!({"type": portmap, "capabilities": {"portMappings": true}});
+    serde_json::json!({"cniVersion": "1.0.0", "name": name, "plugins": [plugin, portmap]})
+        .to_string()
 }
 
 impl Runtime {
@@ -110,7 +118,9 @@ impl Runtime {
         )
         .map_err(|e| format!("write conflist in {}: {e}", dir.display()))?;
         if flavor == Flavor::Reference {
-            for p in ["bridge", "host-local"] {
+            // The harness installed podwire's plugins, `loopback` included: the reference's
+            // replaces it.
+            for p in ["bridge", "host-local", "portmap", "loopback"] {
                 std::fs::copy(reference_dir.join(p), dir.join("cni/bin").join(p))
                     .map_err(|e| format!("copy {p} into {}: {e}", dir.display()))?;
             }

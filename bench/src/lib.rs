@@ -9,8 +9,11 @@
 //! - [`phases`]: the interleaved loops (sequential, growth, concurrent)
 //! - [`ipam_alloc`]: IPAM alone, read from podwire-ipam's own benchmark
 //! - [`cri`]: the hook for measuring under containerd's CRI
+//! - [`chain`]: the whole node chain (loopback, main plugin, IPAM, portmap) through the runtime
+//!   library, and the portmap plugin alone
 //! - [`report`], [`table`], [`svg`], [`machine`], [`stats`]: the output
 
+pub mod chain;
 pub mod cri;
 pub mod floor;
 pub mod ipam_alloc;

@@ -31,8 +31,9 @@ usage: podwire-bench [options]   (as root)
   --growth N            pods on one bridge for the growth run (default 250)
   --burst N             ADDs started at once (default 50)
   --rounds N            rounds of the concurrent burst (default 3)
-  --only LIST           run only these of seq,growth,burst,cri (e.g. --only seq for a quick
-                        before/after check with --baseline)
+  --only LIST           run only these of seq,growth,burst,cri,chain (e.g. --only seq for a
+                        quick before/after check with --baseline; --only chain for item 8, the
+                        whole node chain with loopback and portmap)
   --cri-cli PATH        tests/runtimes' podwire-cri, for item 7 (default: beside this binary)
   --cri-cycles N        pod lifecycles per conflist under containerd (default 10)
   --growth-rounds N     how many times the growth run is repeated (default 2: 20 ADDs per window)
@@ -72,7 +73,9 @@ fn parse_args() -> Result<Options, String> {
         ipam_bench: None,
         baseline: None,
         log_file: None,
-        only: ["seq", "growth", "burst", "cri"].map(String::from).to_vec(),
+        only: ["seq", "growth", "burst", "chain", "cri"]
+            .map(String::from)
+            .to_vec(),
         growth_rounds: 2,
         cri_cli: beside("podwire-cri"),
         cri_cycles: 10,
@@ -109,10 +112,10 @@ fn parse_args() -> Result<Options, String> {
                 if let Some(bad) = o
                     .only
                     .iter()
-                    .find(|p| !["seq", "growth", "burst", "cri"].contains(&p.as_str()))
+                    .find(|p| !["seq", "growth", "burst", "chain", "cri"].contains(&p.as_str()))
                 {
                     return Err(format!(
-                        "--only: unknown phase {bad:?} (seq, growth, burst, cri)"
+                        "--only: unknown phase {bad:?} (seq, growth, burst, chain, cri)"
                     ));
                 }
             }
@@ -348,6 +351,16 @@ fn run(o: &Options, bridge: &Path, ipam: Option<IpamAlloc>, started: Instant) ->
         bursts = phases::concurrent(&scene, &nets, "c", o.burst, o.rounds);
     }
 
+    // 8: the whole node chain (loopback, main + IPAM, portmap) and the portmap plugin alone.
+    let chain = wants("chain").then(|| {
+        log(
+            started,
+            &format!("8. the whole node chain, {} pods per case", o.pods),
+        );
+        let dir = o.podwire.parent().unwrap_or(Path::new("."));
+        bench::chain::measure(&scene, dir, &o.reference_dir, o.pods)
+    });
+
     // The thread leaves the node netns here: containerd runs in the host's, as on a node.
     drop(scene);
 
@@ -405,6 +418,7 @@ fn run(o: &Options, bridge: &Path, ipam: Option<IpamAlloc>, started: Instant) ->
         bursts,
         ipam,
         cri,
+        chain,
         elapsed: started.elapsed(),
     }
 }

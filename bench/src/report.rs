@@ -50,6 +50,8 @@ pub struct Report {
     pub ipam: Option<IpamAlloc>,
     /// Why item 7 was not measured, when it was not.
     pub cri: Result<CriFigures, String>,
+    /// Item 8, when measured.
+    pub chain: Option<crate::chain::ChainFigures>,
     pub elapsed: Duration,
 }
 
@@ -560,6 +562,13 @@ impl Report {
         if let Err(why) = &self.cri {
             s.push_str(&format!("\n7. CRI not measured: {why}\n"));
         }
+        if let Some(c) = &self.chain {
+            s.push_str(&format!(
+                "\n8. the whole node chain, {} pods per case\n",
+                c.pods
+            ));
+            s.push_str(&c.table().text());
+        }
         s.push_str(&format!(
             "\n(run took {:.0} s)\n",
             self.elapsed.as_secs_f64()
@@ -600,6 +609,9 @@ impl Report {
         s.push_str("\n## Targets\n\n");
         s.push_str(&self.checks_table().markdown());
         s.push_str(&self.growth_context());
+        if let Some(c) = &self.chain {
+            s.push_str(&c.markdown());
+        }
         s.push_str("\n![ADD and DEL latency distributions, and ADD latency as the bridge fills up](benchmarks.svg)\n");
         s.push_str(&format!("\n## {} ADDs at once, per round\n\n", p.burst));
         let mut bt = Table::new(&[

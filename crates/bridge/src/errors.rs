@@ -10,11 +10,5 @@ pub fn kernel(e: kernel::Error) -> Error {
 
 /// Opening `CNI_NETNS`: a path that is missing or not a netns is the runtime's mistake (code 4).
 pub fn netns(path: &str, e: kernel::Error) -> Error {
-    if e.is_not_found() {
-        Error::invalid_env(format!("CNI_NETNS {path:?} does not exist"))
-    } else if e.is_not_netns() {
-        Error::invalid_env(format!("CNI_NETNS {path:?} is not a network namespace"))
-    } else {
-        Error::invalid_env(format!("cannot open CNI_NETNS {path:?}: {e}"))
-    }
+    Error::invalid_env(e.netns_open_message(path))
 }

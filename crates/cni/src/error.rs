@@ -67,6 +67,8 @@ pub mod plugin_code {
     pub const INTERFACE_EXISTS: u32 = 103;
     /// CHECK found the kernel state differing from the previous result.
     pub const CHECK_MISMATCH: u32 = 104;
+    /// podwire-portmap: the host port/protocol/host IP is already mapped to another pod.
+    pub const PORT_CONFLICT: u32 = 105;
     /// The plugin panicked (a bug): the message says where.
     pub const INTERNAL: u32 = 199;
 }

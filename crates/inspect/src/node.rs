@@ -36,7 +36,8 @@ pub struct NodeView {
     pub routes: Vec<RouteView>,
     /// Tunnel devices (VXLAN, ...) and their peers.
     pub tunnels: Vec<TunnelView>,
-    /// podwire's nftables tables: the plugin's `inet podwire`, node setup's `inet podwire-node`.
+    /// podwire's nftables tables: the plugin's `inet podwire`, node setup's `inet podwire-node`,
+    /// podwire-portmap's `inet podwire-portmap` (its rules; the mappings are elements of its maps).
     pub nftables: Vec<NftTableView>,
     /// Configs that could not be read (each one sentence).
     pub errors: Vec<String>,
@@ -264,8 +265,12 @@ pub struct NftRuleView {
 }
 
 /// podwire's nftables tables.
-pub fn nft_tables() -> [Table; 2] {
-    [bridge::masq::table(), node::rules::table()]
+pub fn nft_tables() -> [Table; 3] {
+    [
+        bridge::masq::table(),
+        node::rules::table(),
+        portmap::ruleset::table(),
+    ]
 }
 
 fn mac(m: Option<kernel::MacAddr>) -> Option<String> {

@@ -123,6 +123,17 @@ impl Error {
     pub fn is_not_netns(&self) -> bool {
         matches!(self, Error::NotNetns { .. })
     }
+
+    /// What a plugin tells the runtime when opening its `CNI_NETNS` `path` failed this way.
+    pub fn netns_open_message(&self, path: &str) -> String {
+        if self.is_not_found() {
+            format!("CNI_NETNS {path:?} does not exist")
+        } else if self.is_not_netns() {
+            format!("CNI_NETNS {path:?} is not a network namespace")
+        } else {
+            format!("cannot open CNI_NETNS {path:?}: {self}")
+        }
+    }
 }
 
 /// Turns the "already there" / "already gone" outcomes into success for

@@ -93,9 +93,16 @@ impl NodeMap {
 /// Why the loop woke up.
 enum Wake {
     Nodes(Box<Option<std::result::Result<Event<Node>, watcher::Error>>>),
-    Kernel,
+    /// A kernel change was heard: look in a moment.
+    KernelHeard,
+    /// The moment has come.
+    KernelDue,
     Resync,
 }
+
+/// How long kernel notifications are gathered before one look: a burst (the agent's own writes
+/// echo back too) costs one reconcile, and Node events are never held up meanwhile.
+const KERNEL_SETTLE: Duration = Duration::from_millis(50);
 
 /// Runs until SIGTERM/SIGINT (the caller installed the handlers) or a fatal error.
 pub fn run(a: &SetupArgs) -> Result<String> {
@@ -137,10 +144,14 @@ async fn run_async(a: &SetupArgs) -> Result<String> {
         opts.backend
     ));
 
+    let mut kernel_due: Option<tokio::time::Instant> = None;
     loop {
+        let due = kernel_due;
         let wake = tokio::select! {
             e = events.next() => Wake::Nodes(Box::new(e)),
-            _ = kick_rx.recv() => Wake::Kernel,
+            _ = kick_rx.recv() => Wake::KernelHeard,
+            _ = tokio::time::sleep_until(due.unwrap_or_else(tokio::time::Instant::now)),
+                if due.is_some() => Wake::KernelDue,
             _ = resync.tick() => Wake::Resync,
         };
         let mut dirty = false;
@@ -150,10 +161,12 @@ async fn run_async(a: &SetupArgs) -> Result<String> {
                 None => return Err(Error::io("the Node watch ended")),
                 Some(e) => dirty |= take(&mut map, e),
             },
-            Wake::Kernel => {
-                // Coalesce a burst (our own writes echo back too) into one look.
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                while kick_rx.try_recv().is_ok() {}
+            Wake::KernelHeard => {
+                kernel_due.get_or_insert_with(|| tokio::time::Instant::now() + KERNEL_SETTLE);
+                continue;
+            }
+            Wake::KernelDue => {
+                kernel_due = None;
                 dirty = true;
             }
             Wake::Resync => full = true,

@@ -1,10 +1,10 @@
 //! Command-line options for `podwirectl node setup|teardown|install-cni`, as `clap::Args` structs
 //! the CLI flattens into its subcommands, and the functions that run them and return what to print.
 
-use crate::config::{self, NodeConfig, Portmap};
+use crate::config::{self, NodeConfig};
 use crate::peers::Backend;
 use crate::setup::{self, Outcome, TeardownOptions};
-use clap::{Args, ValueEnum};
+use clap::Args;
 use cni::{Error, Result};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -45,12 +45,9 @@ pub struct SetupArgs {
     /// Where the node's /proc/sys is (a container mounts the host's writable elsewhere).
     #[arg(long, value_name = "DIR", default_value = config::DEFAULT_SYSCTL_DIR)]
     pub sysctl_dir: PathBuf,
-    /// The node's CNI plugin directory (looked in for portmap).
+    /// The node's CNI plugin directory (checked for podwire-portmap, which the conflist chains).
     #[arg(long, value_name = "DIR", default_value = config::DEFAULT_CNI_BIN_DIR)]
     pub cni_bin_dir: PathBuf,
-    /// Chain the reference portmap plugin (hostPort): auto = when <cni-bin-dir>/portmap exists.
-    #[arg(long, value_enum, default_value_t = PortmapArg::Auto)]
-    pub portmap: PortmapArg,
     /// IPAM state directory written into the conflist (default: host-local's /var/lib/cni/networks).
     #[arg(long, value_name = "DIR")]
     pub ipam_data_dir: Option<String>,
@@ -89,23 +86,6 @@ pub struct SetupArgs {
     /// Seconds the API server keeps one Node watch open before the agent renews it.
     #[arg(long, value_name = "SECONDS", default_value_t = 290)]
     pub watch_timeout: u32,
-}
-
-#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PortmapArg {
-    Auto,
-    Always,
-    Never,
-}
-
-impl From<PortmapArg> for Portmap {
-    fn from(p: PortmapArg) -> Portmap {
-        match p {
-            PortmapArg::Auto => Portmap::Auto,
-            PortmapArg::Always => Portmap::Always,
-            PortmapArg::Never => Portmap::Never,
-        }
-    }
 }
 
 #[derive(Args, Clone, Debug)]
@@ -161,7 +141,6 @@ impl SetupArgs {
         c.state_dir = self.state_dir.clone();
         c.sysctl_dir = self.sysctl_dir.clone();
         c.cni_bin_dir = self.cni_bin_dir.clone();
-        c.portmap = self.portmap.into();
         c.ipam_data_dir = self.ipam_data_dir.clone();
         Ok(c)
     }
@@ -414,15 +393,12 @@ mod tests {
             "br9",
             "--mtu",
             "1400",
-            "--portmap",
-            "never",
         ])
         .unwrap();
         let c = a.node_config(&a.pod_cidr).unwrap();
         assert_eq!(c.pod_cidrs.len(), 2);
         assert_eq!(c.cluster_cidrs.len(), 2);
         assert_eq!((c.bridge.as_str(), c.mtu), ("br9", Some(1400)));
-        assert_eq!(c.portmap, Portmap::Never);
         assert_eq!(c.conf_dir, PathBuf::from("/etc/cni/net.d"));
     }
 

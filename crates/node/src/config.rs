@@ -15,17 +15,6 @@ pub const DEFAULT_STATE_DIR: &str = "/var/lib/podwire";
 pub const DEFAULT_SYSCTL_DIR: &str = "/proc/sys";
 pub const DEFAULT_CNI_BIN_DIR: &str = "/opt/cni/bin";
 
-/// Whether the conflist chains the reference `portmap` plugin (podwire has none of its own).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Portmap {
-    /// Chain it when `<cni_bin_dir>/portmap` exists: a conflist naming a missing plugin would
-    /// fail every pod's ADD, a missing portmap only loses hostPort.
-    #[default]
-    Auto,
-    Always,
-    Never,
-}
-
 /// Everything `setup` needs; paths are configurable so tests use temporary directories.
 #[derive(Clone, Debug)]
 pub struct NodeConfig {
@@ -41,8 +30,8 @@ pub struct NodeConfig {
     pub state_dir: PathBuf,
     /// Where /proc/sys is (a container mounts the host's elsewhere).
     pub sysctl_dir: PathBuf,
+    /// Where the plugins are installed (checked for `podwire-portmap`, which the list chains).
     pub cni_bin_dir: PathBuf,
-    pub portmap: Portmap,
     /// `ipam.dataDir` in the conflist; `None` keeps host-local's default.
     pub ipam_data_dir: Option<String>,
 }
@@ -60,7 +49,6 @@ impl NodeConfig {
             state_dir: DEFAULT_STATE_DIR.into(),
             sysctl_dir: DEFAULT_SYSCTL_DIR.into(),
             cni_bin_dir: DEFAULT_CNI_BIN_DIR.into(),
-            portmap: Portmap::Auto,
             ipam_data_dir: None,
         }
     }

@@ -1,19 +1,19 @@
 //! The network config list the node's runtime reads: podwire as bridge + gateway with its
-//! in-process IPAM over the pod CIDR(s), and the reference `portmap` chained when it is installed.
+//! in-process IPAM over the pod CIDR(s), then `podwire-portmap` for hostPort, always (it ships
+//! with podwire, so the list never names a plugin the node lacks).
 
-use crate::config::{Plan, Portmap};
+use crate::config::Plan;
 use serde_json::{json, Value};
 
-/// The conflist's CNI version: the newest the reference plugins (portmap) speak.
+/// The conflist's CNI version (1.0.0: what every runtime we support speaks).
 pub const CNI_VERSION: &str = "1.0.0";
 
-/// Whether the list will chain portmap.
-pub fn wants_portmap(plan: &Plan) -> bool {
-    match plan.config.portmap {
-        Portmap::Always => true,
-        Portmap::Never => false,
-        Portmap::Auto => plan.config.cni_bin_dir.join("portmap").is_file(),
-    }
+/// The hostPort plugin the list chains after podwire.
+pub const PORTMAP: &str = "podwire-portmap";
+
+/// Whether `podwire-portmap` is installed where the runtime looks for plugins.
+pub fn portmap_installed(plan: &Plan) -> bool {
+    plan.config.cni_bin_dir.join(PORTMAP).is_file()
 }
 
 pub fn render(plan: &Plan) -> Value {
@@ -32,15 +32,15 @@ pub fn render(plan: &Plan) -> Value {
         "bridge": c.bridge,
         "isGateway": true,
         "isDefaultGateway": true,
+        // A pod reaching its own hostPort is bridged back out its own port under br_netfilter.
+        "hairpinMode": true,
         "ipam": ipam,
     });
     if let Some(mtu) = c.mtu {
         podwire["mtu"] = mtu.into();
     }
-    let mut plugins = vec![podwire];
-    if wants_portmap(plan) {
-        plugins.push(json!({ "type": "portmap", "capabilities": { "portMappings": true } }));
-    }
+    let portmap = json!({ "type": PORTMAP, "capabilities": { "portMappings": true } });
+    let plugins = vec![podwire, portmap];
     json!({ "cniVersion": CNI_VERSION, "name": c.network, "plugins": plugins })
 }
 
@@ -56,7 +56,7 @@ mod tests {
     use super::*;
     use crate::config::NodeConfig;
 
-    fn plan(pods: &[&str], portmap: Portmap) -> Plan {
+    fn plan(pods: &[&str]) -> Plan {
         let mut c = NodeConfig::new(
             pods.iter().map(|s| s.parse().unwrap()).collect(),
             vec![
@@ -66,28 +66,28 @@ mod tests {
         );
         c.cluster_cidrs
             .retain(|cl| pods.iter().any(|p| p.contains(':') == cl.addr().is_ipv6()));
-        c.portmap = portmap;
         c.mtu = Some(1450);
         Plan::new(c).unwrap()
     }
 
     #[test]
     fn dual_stack_has_one_range_set_per_family() {
-        let v = render(&plan(&["10.244.3.0/24", "fd00:0:0:3::/64"], Portmap::Never));
+        let v = render(&plan(&["10.244.3.0/24", "fd00:0:0:3::/64"]));
         assert_eq!(
             v,
             json!({"cniVersion":"1.0.0","name":"podwire","plugins":[{
                 "type":"podwire","bridge":"cni0","isGateway":true,"isDefaultGateway":true,"mtu":1450,
+                "hairpinMode":true,
                 "ipam":{"type":"podwire-ipam","ranges":[[{"subnet":"10.244.3.0/24"}],[{"subnet":"fd00:0:0:3::/64"}]]}
-            }]})
+            }, {"type":"podwire-portmap","capabilities":{"portMappings":true}}]})
         );
     }
 
     #[test]
     fn the_list_parses_as_the_runtime_and_the_plugin_read_it() {
-        let bytes = render_bytes(&plan(&["10.244.3.0/24"], Portmap::Always));
+        let bytes = render_bytes(&plan(&["10.244.3.0/24"]));
         let list: Value = serde_json::from_slice(&bytes).unwrap();
-        assert_eq!(list["plugins"][1]["type"], "portmap");
+        assert_eq!(list["plugins"][1]["type"], "podwire-portmap");
         // What libcni hands the plugin: the plugin's object plus name and cniVersion.
         let mut conf = list["plugins"][0].clone();
         conf["name"] = list["name"].clone();
@@ -98,14 +98,14 @@ mod tests {
     }
 
     #[test]
-    fn auto_portmap_follows_the_bin_dir() {
+    fn portmap_is_looked_for_in_the_bin_dir() {
         let dir = std::env::temp_dir().join(format!("podwire-node-pm-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let mut p = plan(&["10.244.3.0/24"], Portmap::Auto);
+        let mut p = plan(&["10.244.3.0/24"]);
         p.config.cni_bin_dir = dir.clone();
-        assert!(!wants_portmap(&p));
-        std::fs::write(dir.join("portmap"), b"").unwrap();
-        assert!(wants_portmap(&p));
+        assert!(!portmap_installed(&p));
+        std::fs::write(dir.join(PORTMAP), b"").unwrap();
+        assert!(portmap_installed(&p));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -8,7 +8,8 @@ use cni::{Error, Result};
 use std::path::Path;
 
 /// The binaries a podwire node needs in /opt/cni/bin.
-pub const BINARIES: &[&str] = &["podwire", "podwire-ipam"];
+/// `loopback` is ours too: containerd's CRI execs that name for every sandbox's `lo`.
+pub const BINARIES: &[&str] = &["podwire", "podwire-ipam", "podwire-portmap", "loopback"];
 
 /// Copies `names` from `from` to `to` (0755); an identical file is left alone. Returns the
 /// names it copied.

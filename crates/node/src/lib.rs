@@ -27,7 +27,7 @@ pub mod rules;
 pub mod setup;
 pub mod state;
 
-pub use config::{NodeConfig, Plan, Portmap};
+pub use config::{NodeConfig, Plan};
 pub use setup::{setup, teardown, Outcome, TeardownOptions};
 
 /// What a run changed, one human-readable line each.

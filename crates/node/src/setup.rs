@@ -124,10 +124,13 @@ fn headline(plan: &Plan) -> String {
         c.bridge,
         list(plan.gateways().iter().map(ToString::to_string).collect()),
         plan.conf_path().display(),
-        if conflist::wants_portmap(plan) {
-            "with portmap"
+        if conflist::portmap_installed(plan) {
+            "chaining podwire-portmap".to_string()
         } else {
-            "without portmap"
+            format!(
+                "chaining podwire-portmap (not yet in {}: run node install-cni)",
+                c.cni_bin_dir.display()
+            )
         },
     )
 }

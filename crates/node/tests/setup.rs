@@ -50,10 +50,10 @@ fn dual_stack_setup_is_as_specified_a_second_run_is_a_no_op_and_teardown_restore
         read_json(&path),
         json!({"cniVersion": "1.0.0", "name": "podwire", "plugins": [{
             "type": "podwire", "bridge": "cni0", "isGateway": true, "isDefaultGateway": true,
-            "mtu": 1400,
+            "mtu": 1400, "hairpinMode": true,
             "ipam": {"type": "podwire-ipam", "dataDir": node.ipam_dir().display().to_string(),
                      "ranges": [[{"subnet": "10.253.1.0/24"}], [{"subnet": "fd00:253:0:1::/64"}]]}
-        }]})
+        }, {"type": "podwire-portmap", "capabilities": {"portMappings": true}}]})
     );
     // Parses as a conflist the way the runtime library reads it.
     cni::NetConfList::parse(&std::fs::read(&path).unwrap()).unwrap();
@@ -291,8 +291,6 @@ fn the_cli_options_drive_the_same_setup() {
         &conf_dir,
         "--state-dir",
         &state_dir,
-        "--portmap",
-        "always",
         "--network",
         "kubenet",
     ]);
@@ -301,12 +299,12 @@ fn the_cli_options_drive_the_same_setup() {
     };
     let summary = node.inside(|| node::cli::run_setup(&a)).unwrap();
     assert!(summary.contains("pod CIDR 10.253.7.0/24"), "{summary}");
-    assert!(summary.contains("with portmap"), "{summary}");
+    assert!(summary.contains("chaining podwire-portmap"), "{summary}");
     let conf = read_json(&node.conf_dir().join("10-podwire.conflist"));
     assert_eq!(conf["name"], "kubenet");
     assert_eq!(
         conf["plugins"][1],
-        json!({"type": "portmap", "capabilities": {"portMappings": true}})
+        json!({"type": "podwire-portmap", "capabilities": {"portMappings": true}})
     );
     let again = node.inside(|| node::cli::run_setup(&a)).unwrap();
     assert!(again.contains("nothing changed"), "{again}");

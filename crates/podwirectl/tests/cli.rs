@@ -480,8 +480,6 @@ fn node_setup_and_teardown_through_the_cli() {
         &conf_dir,
         "--state-dir",
         &state_dir,
-        "--portmap",
-        "never",
     ];
     let out = node(&setup);
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));

@@ -188,7 +188,9 @@ fn main() {
     println!("{section}");
     let out = arg("--write", "");
     if !out.is_empty() {
-        write_section(std::path::Path::new(&out), &section);
+        // cargo runs a bench from its package's directory: a relative path is the workspace's.
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        write_section(&root.join(&out), &section);
         println!("written to {out}");
     }
 }

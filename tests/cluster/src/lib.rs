@@ -42,6 +42,8 @@ impl Binaries {
         let podwirectl = workspace_binary("podwirectl", "podwirectl");
         let podwire = workspace_binary("podwire-bridge", "podwire");
         workspace_binary("podwire-ipam", "podwire-ipam");
+        // node setup's conflist chains podwire-portmap after podwire.
+        workspace_binary("podwire-portmap", "podwire-portmap");
         Binaries {
             podwirectl,
             cni_path: podwire.parent().unwrap().to_path_buf(),
@@ -457,26 +459,10 @@ impl Cluster {
     /// Whether each node's podwire routes are exactly the other Nodes' pod CIDRs.
     pub fn converged(&self) -> bool {
         let objects = self.api.nodes();
-        self.nodes.iter().filter(|n| n.agent.is_some()).all(|n| {
-            let mut want: Vec<String> = objects
-                .iter()
-                .filter(|o| o.metadata.name.as_deref() != Some(n.name.as_str()))
-                .flat_map(|o| {
-                    o.spec
-                        .as_ref()
-                        .and_then(|s| s.pod_cidrs.clone())
-                        .unwrap_or_default()
-                })
-                .collect();
-            let mut have: Vec<String> = n
-                .podwire_routes()
-                .iter()
-                .map(|r| r["dst"].as_str().unwrap().to_string())
-                .collect();
-            want.sort();
-            have.sort();
-            want == have
-        })
+        self.nodes
+            .iter()
+            .filter(|n| n.agent.is_some())
+            .all(|n| routes_to_all_others(n, &objects))
     }
 
     /// Waits for node `i`'s conflist (its setup ran), then adds a pod there.
@@ -585,6 +571,29 @@ impl Pod {
         };
         self.ns.ns.run(|| TcpListener::bind(addr)).unwrap().unwrap()
     }
+}
+
+/// Whether `n`'s podwire routes are exactly the pod CIDRs of the other Nodes in `objects`
+/// (whoever runs its agent: a direct process or a container).
+pub fn routes_to_all_others(n: &SimNode, objects: &[Node]) -> bool {
+    let mut want: Vec<String> = objects
+        .iter()
+        .filter(|o| o.metadata.name.as_deref() != Some(n.name.as_str()))
+        .flat_map(|o| {
+            o.spec
+                .as_ref()
+                .and_then(|s| s.pod_cidrs.clone())
+                .unwrap_or_default()
+        })
+        .collect();
+    let mut have: Vec<String> = n
+        .podwire_routes()
+        .iter()
+        .map(|r| r["dst"].as_str().unwrap().to_string())
+        .collect();
+    want.sort();
+    have.sort();
+    want == have
 }
 
 /// Reads a file that may not exist yet.

@@ -30,7 +30,8 @@ pub fn release(name: &str) -> PathBuf {
     let p = target_dir().join("release").join(name);
     assert!(
         p.is_file(),
-        "{} is not built: run `cargo build --release -p podwire-bridge -p podwire-ipam` first \
+        "{} is not built: run `cargo build --release -p podwire-bridge -p podwire-ipam -p podwire-portmap \
+         -p podwire-loopback` first \
          (scripts/test.sh does), with the same CARGO_TARGET_DIR as the tests",
         p.display()
     );

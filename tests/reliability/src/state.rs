@@ -67,6 +67,18 @@ pub fn nft_rules(node: &Node) -> Vec<String> {
     }
 }
 
+/// Owner tags of the port mappings (`inet podwire-portmap` map elements) in the node; empty if
+/// there is no table.
+pub fn port_mappings(node: &Node) -> Vec<String> {
+    let nft = Nftables::new_in(&node.ns).expect("nftables socket in node");
+    let table = Table::new(Family::Inet, portmap::ruleset::TABLE);
+    portmap::ruleset::MapKind::ALL
+        .iter()
+        .flat_map(|m| nft.elements(&table, m.name()).expect("list port mappings"))
+        .map(|e| e.tag.unwrap_or_else(|| "<untagged>".into()))
+        .collect()
+}
+
 /// Runtime cache entries as `network/container/ifname`.
 pub fn cache_entries(cache_dir: &Path) -> Vec<String> {
     runtime::Cache::new(cache_dir)
@@ -114,7 +126,8 @@ pub fn kernel_fingerprint(node: &Node) -> String {
         .collect();
     addrs.sort();
     format!(
-        "links: {links:?}\naddresses: {addrs:?}\nnft: {:?}",
-        nft_rules(node)
+        "links: {links:?}\naddresses: {addrs:?}\nnft: {:?}\nport mappings: {:?}",
+        nft_rules(node),
+        port_mappings(node)
     )
 }

@@ -1,9 +1,10 @@
 //! Churn: randomized ADD/DEL/CHECK from concurrent workers over many pods, through the runtime
-//! library (as containerd would: result cache, cached DEL), with an invariant checker running
-//! beside them. At no observed moment may two live pods hold one address, by the runtime's
-//! account or in the kernel (where a pod being deleted still counts while its interface holds
-//! the address); after DEL of everything nothing may be left: no host veth, allocation file, nft
-//! rule or cache entry.
+//! library (as containerd would: result cache, cached DEL) and the node's whole chain (`podwire`,
+//! `podwire-portmap` with a TCP and a UDP host port per pod, `loopback`), with an invariant checker
+//! running beside them. At no observed moment may two live pods hold one address, by the
+//! runtime's account or in the kernel (where a pod being deleted still counts while its interface
+//! holds the address); after DEL of everything nothing may be left: no host veth, allocation file,
+//! nft rule, port mapping or cache entry.
 //!
 //! Two runs: many pods on a /24 (CI: 1,000 operations, 16 workers, 200 pods), and a /28 with
 //! about as many pods as addresses, so a released address is handed out again at once (CI: 600
@@ -54,11 +55,16 @@ struct Tally {
     unexpected: Vec<String>,
 }
 
-fn rt(container: &str, pod: &Pod) -> RuntimeConf {
+/// Pod `p`'s attachment, with host ports of its own (30000 + p, TCP and UDP).
+fn rt(container: &str, pod: &Pod, p: usize) -> RuntimeConf {
+    let port = 30000 + p;
+    let mappings = json!([{"hostPort": port, "containerPort": 80, "protocol": "tcp"},
+                          {"hostPort": port, "containerPort": 53, "protocol": "udp"}]);
     RuntimeConf {
         container_id: container.into(),
         netns: pod.path.clone(),
         ifname: "eth0".into(),
+        capability_args: serde_json::Map::from_iter([("portMappings".into(), mappings)]),
         ..Default::default()
     }
 }
@@ -108,9 +114,10 @@ fn run(shape: Shape) {
     let list = NetworkConfigList::from_bytes(
         json!({"cniVersion": "1.1.0", "name": net, "plugins": [{
             "type": "podwire", "bridge": bridge, "isGateway": true, "isDefaultGateway": true,
-            "ipMasq": true,
+            "ipMasq": true, "hairpinMode": true,
             "ipam": {"type": "podwire-ipam", "subnet": subnet, "dataDir": node.data_dir()}
-        }]})
+        }, {"type": "podwire-portmap", "capabilities": {"portMappings": true}},
+           {"type": "loopback"}]})
         .to_string()
         .as_bytes(),
     )
@@ -204,7 +211,7 @@ fn run(shape: Shape) {
                             None if roll < 85 => {
                                 slot.generation += 1;
                                 let cid = format!("churn-{p}-{}", slot.generation);
-                                match cni.add_network_list(list, &rt(&cid, &pods[p])) {
+                                match cni.add_network_list(list, &rt(&cid, &pods[p], p)) {
                                     Ok(r) => {
                                         let ip = r.ips[0].address.addr();
                                         let mut l = ledger.lock().unwrap();
@@ -224,7 +231,7 @@ fn run(shape: Shape) {
                             None => {
                                 // DEL of something never added (or already deleted): must succeed.
                                 let cid = format!("churn-{p}-{}", slot.generation);
-                                let r = cni.del_network_list(list, &rt(&cid, &pods[p]));
+                                let r = cni.del_network_list(list, &rt(&cid, &pods[p], p));
                                 (
                                     "DEL (not attached)",
                                     r.map_err(|e| format!("DEL {cid}: {e}")),
@@ -233,16 +240,16 @@ fn run(shape: Shape) {
                             Some((cid, ip)) if roll < 45 => {
                                 ledger.lock().unwrap().by_ip.remove(&ip);
                                 slot.attached = None;
-                                let r = cni.del_network_list(list, &rt(&cid, &pods[p]));
+                                let r = cni.del_network_list(list, &rt(&cid, &pods[p], p));
                                 ("DEL", r.map_err(|e| format!("DEL {cid}: {e}")))
                             }
                             Some((cid, _)) if roll < 85 => {
-                                let r = cni.check_network_list(list, &rt(&cid, &pods[p]));
+                                let r = cni.check_network_list(list, &rt(&cid, &pods[p], p));
                                 ("CHECK", r.map_err(|e| format!("CHECK {cid}: {e}")))
                             }
                             Some((cid, _)) => {
                                 // A repeated ADD must be refused (103) and change nothing.
-                                match cni.add_network_list(list, &rt(&cid, &pods[p])) {
+                                match cni.add_network_list(list, &rt(&cid, &pods[p], p)) {
                                     Err(e) if e.code().number() == 103 => {
                                         ("ADD again (refused)", Ok(()))
                                     }
@@ -281,7 +288,7 @@ fn run(shape: Shape) {
         for (p, slot) in slots.iter().enumerate() {
             if let Some((cid, _)) = slot.lock().unwrap().attached.take() {
                 n += 1;
-                if let Err(e) = cni.del_network_list(&list, &rt(&cid, &pods[p])) {
+                if let Err(e) = cni.del_network_list(&list, &rt(&cid, &pods[p], p)) {
                     tally
                         .lock()
                         .unwrap()
@@ -296,6 +303,7 @@ fn run(shape: Shape) {
     let all_veths = state::host_veths(&node);
     let files = state::allocations(&node.data_dir(), net);
     let rules = state::nft_rules(&node);
+    let mappings = state::port_mappings(&node);
     let cache = state::cache_entries(&node.cache_dir());
     let tally = tally.into_inner().unwrap();
     let ledger = ledger.into_inner().unwrap();
@@ -319,8 +327,8 @@ fn run(shape: Shape) {
         report.line(format!("  violation: {v}"));
     }
     report.line(format!(
-        "after DEL of the {live_at_end} pods still attached: host veths on the bridge {}, host veths in the node {}, allocation files {}, nft rules {}, cache entries {}",
-        veths.len(), all_veths.len(), files.len(), rules.len(), cache.len()
+        "after DEL of the {live_at_end} pods still attached: host veths on the bridge {}, host veths in the node {}, allocation files {}, nft rules {}, port mappings {}, cache entries {}",
+        veths.len(), all_veths.len(), files.len(), rules.len(), mappings.len(), cache.len()
     ));
     report.finish();
 
@@ -332,6 +340,7 @@ fn run(shape: Shape) {
     );
     assert!(files.is_empty(), "leaked allocations: {files:?}");
     assert!(rules.is_empty(), "leaked nft rules: {rules:?}");
+    assert!(mappings.is_empty(), "leaked port mappings: {mappings:?}");
     assert!(cache.is_empty(), "leaked cache entries: {cache:?}");
     assert!(
         tally.ops.get("ADD").copied().unwrap_or(0) > ops / 4,

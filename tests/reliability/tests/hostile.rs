@@ -1,5 +1,5 @@
 //! Hostile input: a corpus of bad configs, environments and paths, each given to the release
-//! `podwire` (and `podwire-ipam`) inside a pristine throwaway node. Each must end in exactly one
+//! `podwire` (and `podwire-ipam`, `podwire-portmap`, `loopback`) inside a pristine throwaway node. Each must end in exactly one
 //! CNI error JSON on stdout with the expected code and a non-zero exit, no panic, and nothing
 //! changed: not the node's links, addresses or nft rules, not the pod's links, not one file
 //! under the state directory. Prints the table of input → code.
@@ -19,6 +19,8 @@ const BRIDGE: &str = "pwhost0";
 enum Bin {
     Podwire,
     Ipam,
+    Portmap,
+    Loopback,
 }
 
 type Setup = Box<dyn Fn(&Ctx)>;
@@ -54,6 +56,16 @@ impl Ctx {
                "ipam": {"type": "podwire-ipam", "subnet": "10.79.0.0/24", "dataDir": self.data()}})
     }
 
+    /// podwire-portmap chained after podwire for the pod, one TCP mapping.
+    fn portmap_base(&self) -> Value {
+        json!({"cniVersion": "1.1.0", "name": NET, "type": "podwire-portmap",
+               "runtimeConfig": {"portMappings":
+                   [{"hostPort": 8080, "containerPort": 80, "protocol": "tcp"}]},
+               "prevResult": {"cniVersion": "1.1.0",
+                   "interfaces": [{"name": BRIDGE}, {"name": "eth0", "sandbox": self.pod.path}],
+                   "ips": [{"address": "10.79.0.2/24", "interface": 1}]}})
+    }
+
     fn ipam_base(&self) -> Value {
         json!({"cniVersion": "1.1.0", "name": NET, "type": "podwire-bridge-stub",
                "ipam": {"type": "podwire-ipam", "subnet": "10.79.0.0/24", "dataDir": self.data()}})
@@ -78,6 +90,10 @@ impl Case {
     }
     fn ipam(mut self) -> Case {
         self.bin = Bin::Ipam;
+        self
+    }
+    fn on(mut self, bin: Bin) -> Case {
+        self.bin = bin;
         self
     }
     fn setup(mut self, f: impl Fn(&Ctx) + 'static) -> Case {
@@ -548,7 +564,124 @@ fn corpus(c: &Ctx) -> Vec<Case> {
         .ipam()
         .env("CNI_COMMAND", Some("GC")),
     ]);
+    v.extend(portmap_and_loopback_cases(c));
     v
+}
+
+fn portmap_and_loopback_cases(c: &Ctx) -> Vec<Case> {
+    let pm = |f: &dyn Fn(&mut Value)| {
+        let mut v = c.portmap_base();
+        f(&mut v);
+        v.to_string()
+    };
+    let maps = |m: Value| pm(&|v| v["runtimeConfig"]["portMappings"] = m.clone());
+    let lo = json!({"cniVersion": "1.1.0", "name": NET, "type": "loopback"}).to_string();
+    // Another pod holds 8080/tcp: the ADD is refused naming it, and the holder's mapping stays.
+    let holder = |c: &Ctx| {
+        let mut conf = c.portmap_base();
+        conf["prevResult"]["ips"][0]["address"] = json!("10.79.0.3/24");
+        let call = Call::attachment(
+            "ADD",
+            "holder-ctr",
+            &c.pod.path,
+            conf.to_string().as_bytes(),
+        );
+        let out = plugin::run(
+            &binaries::release("podwire-portmap"),
+            Some(&c.node.ns),
+            &call,
+            None,
+        );
+        assert_eq!(
+            out.code,
+            Some(0),
+            "holder ADD: {} {}",
+            out.stdout,
+            out.stderr
+        );
+    };
+    vec![
+        case(
+            "portmap: hostPort 0",
+            7,
+            maps(json!([{"hostPort": 0, "containerPort": 80}])),
+        )
+        .on(Bin::Portmap),
+        case(
+            "portmap: hostPort 70000",
+            7,
+            maps(json!([{"hostPort": 70000, "containerPort": 80}])),
+        )
+        .on(Bin::Portmap),
+        case(
+            "portmap: hostPort a string",
+            7,
+            maps(json!([{"hostPort": "80", "containerPort": 80}])),
+        )
+        .on(Bin::Portmap),
+        case(
+            "portmap: containerPort missing",
+            7,
+            maps(json!([{"hostPort": 8080}])),
+        )
+        .on(Bin::Portmap),
+        case(
+            "portmap: protocol icmp",
+            7,
+            maps(json!([{"hostPort": 8080, "containerPort": 80, "protocol": "icmp"}])),
+        )
+        .on(Bin::Portmap),
+        case(
+            "portmap: hostIP not an address",
+            7,
+            maps(json!([{"HostPort": 8080, "ContainerPort": 80, "HostIP": "nope"}])),
+        )
+        .on(Bin::Portmap),
+        case(
+            "portmap: portMappings an object",
+            7,
+            maps(json!({"hostPort": 8080})),
+        )
+        .on(Bin::Portmap),
+        case("portmap: a mapping a number", 7, maps(json!([8080]))).on(Bin::Portmap),
+        case(
+            "portmap: one host port twice",
+            7,
+            maps(json!([{"hostPort": 8080, "containerPort": 80},
+                         {"hostPort": 8080, "containerPort": 81}])),
+        )
+        .on(Bin::Portmap),
+        case(
+            "portmap: no prevResult",
+            7,
+            pm(&|v| {
+                v.as_object_mut().unwrap().remove("prevResult");
+            }),
+        )
+        .on(Bin::Portmap),
+        case(
+            "portmap: prevResult a string",
+            6,
+            pm(&|v| v["prevResult"] = json!("x")),
+        )
+        .on(Bin::Portmap),
+        case(
+            "portmap: host port held by another pod",
+            105,
+            c.portmap_base().to_string(),
+        )
+        .on(Bin::Portmap)
+        .setup(holder),
+        case("loopback: CNI_NETNS missing", 4, lo.clone())
+            .on(Bin::Loopback)
+            .env("CNI_NETNS", Some("/run/netns/pw-hostile-none")),
+        case("loopback: CNI_NETNS a regular file", 4, lo.clone())
+            .on(Bin::Loopback)
+            .env("CNI_NETNS", Some("/proc/self/status")),
+        case("loopback: CNI_NETNS its own netns", 4, lo)
+            .on(Bin::Loopback)
+            .env("CNI_NETNS", Some("/proc/self/ns/net")),
+    ]
 }
 
 /// Everything a refused input must leave as it was.
@@ -579,6 +712,8 @@ fn every_bad_input_is_one_error_json_with_its_code_and_changes_nothing() {
     assert!(is_root(), "the hostile-input suite needs root (netns)");
     let podwire = binaries::release("podwire");
     let ipam_bin = binaries::release("podwire-ipam");
+    let portmap_bin = binaries::release("podwire-portmap");
+    let loopback_bin = binaries::release("loopback");
     let root =
         std::env::temp_dir().join(podwire_reliability_tests::node::unique("podwire-hostile-"));
     let fresh = || {
@@ -611,10 +746,11 @@ fn every_bad_input_is_one_error_json_with_its_code_and_changes_nothing() {
         for (k, v) in &case.env {
             call = call.var(k, v.as_deref());
         }
-        let bin: &Path = if case.bin == Bin::Podwire {
-            &podwire
-        } else {
-            &ipam_bin
+        let bin: &Path = match case.bin {
+            Bin::Podwire => &podwire,
+            Bin::Ipam => &ipam_bin,
+            Bin::Portmap => &portmap_bin,
+            Bin::Loopback => &loopback_bin,
         };
         let out = plugin::run(bin, Some(&c.node.ns), &call, None);
         let after = fingerprint(&c);

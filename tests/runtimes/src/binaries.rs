@@ -4,11 +4,10 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The plugins a podwire network execs; both must be in the runtime's CNI bin dir.
-pub const PLUGINS: [&str; 2] = ["podwire", "podwire-ipam"];
-
-/// Debian's reference plugins: containerd's CRI also execs `loopback` for every sandbox.
-pub const REFERENCE_DIR: &str = "/usr/lib/cni";
+/// The plugins a podwire node execs, all podwire's own: the network's `podwire` (with
+/// `podwire-ipam`) and `podwire-portmap`, and the `loopback` containerd's CRI execs for every
+/// sandbox. Nothing from containernetworking-plugins.
+pub const PLUGINS: [&str; 4] = ["podwire", "podwire-ipam", "podwire-portmap", "loopback"];
 
 fn workspace_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -59,6 +58,10 @@ pub fn release_dir() -> PathBuf {
                 "podwire-bridge",
                 "-p",
                 "podwire-ipam",
+                "-p",
+                "podwire-portmap",
+                "-p",
+                "podwire-loopback",
             ])
             .arg("--target-dir")
             .arg(&target)
@@ -75,21 +78,74 @@ pub fn release_dir() -> PathBuf {
     release
 }
 
-/// Fills `dir` with copies of podwire's plugins and the reference `loopback`, as an operator would
-/// install them into `/opt/cni/bin` (copies, so a rebuild mid-run cannot swap them under a runtime).
+/// Fills `dir` with copies of podwire's plugins, as `podwirectl node install-cni` would install
+/// them into `/opt/cni/bin` (copies, so a rebuild mid-run cannot swap them under a runtime).
 pub fn install_cni_bin_dir(dir: &Path) {
     std::fs::create_dir_all(dir).expect("create CNI bin dir");
     let release = release_dir();
-    let loopback = Path::new(REFERENCE_DIR).join("loopback");
-    assert!(
-        loopback.is_file(),
-        "{} is missing: `apt-get install containernetworking-plugins`",
-        loopback.display()
-    );
-    let sources = PLUGINS.iter().map(|p| release.join(p)).chain([loopback]);
-    for src in sources {
+    for src in PLUGINS.iter().map(|p| release.join(p)) {
         let dst = dir.join(src.file_name().expect("plugin file name"));
         std::fs::copy(&src, &dst)
             .unwrap_or_else(|e| panic!("copy {} → {}: {e}", src.display(), dst.display()));
     }
+}
+
+/// podwire's binaries in the node image (deploy/Dockerfile's `/opt/podwire/bin`), as
+/// (package, binary): podwirectl and every plugin its `node install-cni` copies (a plugin added
+/// there and not here makes the DaemonSet test's init container fail, naming it).
+pub const IMAGE_BINARIES: [(&str, &str); 5] = [
+    ("podwire-bridge", "podwire"),
+    ("podwire-ipam", "podwire-ipam"),
+    ("podwire-portmap", "podwire-portmap"),
+    ("podwire-loopback", "loopback"),
+    ("podwirectl", "podwirectl"),
+];
+
+/// Why the ELF file at `path` is not a static executable (it names an interpreter, or a
+/// shared library it needs), or `None` when it is static.
+pub fn dynamic_linking(path: &Path) -> Option<String> {
+    crate::cmd::require("readelf", "binutils");
+    let p = path.to_str().expect("UTF-8 path");
+    let headers = crate::cmd::run("readelf", &["-lW", p]);
+    if let Some(l) = headers.lines().find(|l| l.contains("program interpreter")) {
+        return Some(l.trim().to_string());
+    }
+    let dynamic = crate::cmd::run("readelf", &["-dW", p]);
+    let needed: Vec<&str> = dynamic
+        .lines()
+        .filter(|l| l.contains("(NEEDED)"))
+        .map(str::trim)
+        .collect();
+    (!needed.is_empty()).then(|| needed.join("; "))
+}
+
+/// The node image's binaries in `<target>/release`, each built from the current sources and
+/// static (a distroless image has no libc): `cargo rustc ... -C target-feature=+crt-static`, as
+/// scripts/setup-host.sh's `link_plugins_static`/`link_podwirectl_static` do (a no-op when they
+/// ran since the last change), then checked.
+pub fn static_image_binaries() -> Vec<PathBuf> {
+    let release = target_dir().join("release");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    IMAGE_BINARIES
+        .iter()
+        .map(|(package, bin)| {
+            let path = release.join(bin);
+            let status = Command::new(&cargo)
+                .current_dir(workspace_dir())
+                .args(["rustc", "--release", "--quiet", "-p", package, "--bin", bin])
+                .arg("--target-dir")
+                .arg(target_dir())
+                .args(["--", "-C", "target-feature=+crt-static"])
+                .status();
+            assert!(
+                matches!(status, Ok(s) if s.success()),
+                "linking {bin} statically failed ({status:?}): run \
+                 `cargo rustc --release -p {package} --bin {bin} -- -C target-feature=+crt-static`"
+            );
+            if let Some(why) = dynamic_linking(&path) {
+                panic!("{} is not static: {why}", path.display());
+            }
+            path
+        })
+        .collect()
 }

@@ -1,5 +1,6 @@
-//! The podwire network the runtimes load: one `podwire` bridge plugin with in-process
-//! `podwire-ipam`, on a bridge and test subnet of its own, logging at debug level.
+//! The podwire network the runtimes load: the `podwire` bridge plugin with in-process
+//! `podwire-ipam` on a bridge and test subnet of its own, logging at debug level, then
+//! `podwire-portmap` for hostPort, as `podwirectl node setup` writes it.
 
 use serde_json::{json, Value};
 use std::path::Path;
@@ -36,9 +37,15 @@ impl Network {
                 "isGateway": true,
                 "isDefaultGateway": true,
                 "ipMasq": true,
+                "hairpinMode": true,
                 "logFile": log_file,
                 "logLevel": "debug",
                 "ipam": {"type": "podwire-ipam", "subnet": self.subnet, "dataDir": data_dir},
+            }, {
+                "type": "podwire-portmap",
+                "capabilities": {"portMappings": true},
+                "logFile": log_file,
+                "logLevel": "debug",
             }],
         })
     }
@@ -66,5 +73,10 @@ impl Network {
     /// The tag prefix podwire puts on this network's host veths (alias) and nft rules (comment).
     pub fn tag_prefix(&self) -> String {
         format!("podwire/{}/", self.name)
+    }
+
+    /// The tag prefix of this network's port mappings (nft map element comments).
+    pub fn portmap_tag_prefix(&self) -> String {
+        format!("podwire-portmap/{}/", self.name)
     }
 }

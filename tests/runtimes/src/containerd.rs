@@ -157,6 +157,18 @@ disabled_plugins = [
         std::fs::write(self.config(), self.config_toml()).expect("write containerd.toml");
     }
 
+    /// As [`Layout::prepare`] for a node whose network is not set up yet: no conflist, no
+    /// plugins (the CNI dirs stay empty until a DaemonSet fills them), the pause image only.
+    pub fn prepare_bare(&self) {
+        std::fs::create_dir_all(&self.dir).expect("create the private dir");
+        host::Baseline::capture().save(&self.baseline_file());
+        image::pause_archive(&self.images());
+        for d in [self.cni_conf(), self.cni_bin(), self.pod_logs()] {
+            std::fs::create_dir_all(&d).unwrap_or_else(|e| panic!("{}: {e}", d.display()));
+        }
+        std::fs::write(self.config(), self.config_toml()).expect("write containerd.toml");
+    }
+
     /// The network saved by [`Layout::prepare`].
     pub fn network(&self) -> Network {
         Network::load(&self.network_file())
@@ -183,15 +195,20 @@ disabled_plugins = [
             ("pause.tar", image::PAUSE_IMAGE),
             ("busybox-oci.tar", image::BUSYBOX_IMAGE),
         ] {
-            let path = self.images().join(archive);
-            self.ctr(&["images", "import", path.to_str().unwrap()])
-                .map_err(|e| format!("import {name}: {e}"))?;
-            let listed = self.ctr(&["images", "ls", "-q"])?;
-            if !listed.lines().any(|l| l == name) {
-                return Err(format!(
-                    "ctr images import did not register {name}: {listed}"
-                ));
-            }
+            self.import_image(&self.images().join(archive), name)?;
+        }
+        Ok(())
+    }
+
+    /// Imports one OCI archive and checks containerd now lists it as `name`.
+    pub fn import_image(&self, archive: &Path, name: &str) -> Result<(), String> {
+        self.ctr(&["images", "import", archive.to_str().unwrap()])
+            .map_err(|e| format!("import {name}: {e}"))?;
+        let listed = self.ctr(&["images", "ls", "-q"])?;
+        if !listed.lines().any(|l| l == name) {
+            return Err(format!(
+                "ctr images import did not register {name}: {listed}"
+            ));
         }
         Ok(())
     }
@@ -199,6 +216,16 @@ disabled_plugins = [
     /// Waits for the socket, then for CRI's Status to report NetworkReady (the CNI config loaded).
     /// `alive` tells whether containerd is still running, to fail fast when it died.
     pub fn wait_ready(&self, alive: &mut dyn FnMut() -> bool) -> Result<(), String> {
+        self.wait_condition("NetworkReady", alive)
+    }
+
+    /// Waits for the socket, then for CRI's Status to report `condition` (RuntimeReady,
+    /// NetworkReady).
+    pub fn wait_condition(
+        &self,
+        condition: &str,
+        alive: &mut dyn FnMut() -> bool,
+    ) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(30);
         let mut last = String::from("no socket");
         while Instant::now() < deadline {
@@ -207,7 +234,7 @@ disabled_plugins = [
             }
             if self.socket().exists() {
                 match Cri::connect(&self.socket()).and_then(|c| c.conditions()) {
-                    Ok(conds) if conds.get("NetworkReady").is_some_and(|(ready, _)| *ready) => {
+                    Ok(conds) if conds.get(condition).is_some_and(|(ready, _)| *ready) => {
                         return Ok(())
                     }
                     Ok(conds) => last = format!("{conds:?}"),
@@ -341,16 +368,7 @@ impl Containerd {
         require_tools();
         let layout = Layout::new(dir);
         layout.prepare(&network);
-        let log = std::fs::File::create(layout.containerd_log()).expect("containerd log");
-        let child = Command::new("containerd")
-            .arg("--config")
-            .arg(layout.config())
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log fd"))
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("start containerd: {e}"));
-        std::fs::write(layout.pid_file(), child.id().to_string()).expect("write pid file");
+        let child = spawn(&layout, None);
         let mut c = Containerd {
             layout,
             network,
@@ -392,6 +410,81 @@ impl Drop for Containerd {
     fn drop(&mut self) {
         self.layout.teardown(self.keep_dir);
         // Reap it (teardown signalled it by PID).
+        if let Some(mut child) = self.child.take() {
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Starts containerd on `layout` (in the network namespace at `netns` when given: `nsenter`
+/// execs it in place, so the PID is containerd's and the mount namespace stays the host's) and
+/// notes its PID for the teardown.
+fn spawn(layout: &Layout, netns: Option<&Path>) -> Child {
+    let log = std::fs::File::create(layout.containerd_log()).expect("containerd log");
+    let mut cmd = match netns {
+        Some(ns) => {
+            let mut c = Command::new("nsenter");
+            c.arg(format!("--net={}", ns.display())).arg("containerd");
+            c
+        }
+        None => Command::new("containerd"),
+    };
+    let child = cmd
+        .arg("--config")
+        .arg(layout.config())
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log fd"))
+        .stderr(log)
+        .spawn()
+        .unwrap_or_else(|e| panic!("start containerd: {e}"));
+    std::fs::write(layout.pid_file(), child.id().to_string()).expect("write pid file");
+    child
+}
+
+/// A private containerd running inside a node's network namespace, as a node's own runtime:
+/// a pod with `hostNetwork` gets that namespace. Its CNI dirs ([`Layout::cni_bin`],
+/// [`Layout::cni_conf`]) start empty (the node is not networked yet, CRI reports no
+/// NetworkReady), for a DaemonSet to fill. Dropping it tears the run down, pass or fail.
+pub struct NodeContainerd {
+    pub layout: Layout,
+    child: Option<Child>,
+}
+
+impl NodeContainerd {
+    /// Starts containerd in `dir` inside the netns at `netns`, imports the pause image and
+    /// waits for CRI's RuntimeReady.
+    pub fn start(dir: &Path, netns: &Path) -> NodeContainerd {
+        require_tools();
+        let layout = Layout::new(dir);
+        layout.prepare_bare();
+        let child = spawn(&layout, Some(netns));
+        let mut c = NodeContainerd {
+            layout,
+            child: Some(child),
+        };
+        let child = c.child.as_mut().expect("just started");
+        c.layout
+            .wait_condition("RuntimeReady", &mut || matches!(child.try_wait(), Ok(None)))
+            .and_then(|_| {
+                c.layout
+                    .import_image(&c.layout.images().join("pause.tar"), image::PAUSE_IMAGE)
+            })
+            .unwrap_or_else(|e| panic!("{e}"));
+        c
+    }
+
+    pub fn cri(&self) -> Cri {
+        Cri::connect(&self.layout.socket()).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+}
+
+impl Drop for NodeContainerd {
+    fn drop(&mut self) {
+        self.layout.teardown(false);
         if let Some(mut child) = self.child.take() {
             let _ = child.wait();
         }

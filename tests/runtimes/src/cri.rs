@@ -3,10 +3,12 @@
 
 use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
 use k8s_cri::v1::{
-    ContainerConfig, ContainerMetadata, CreateContainerRequest, ExecSyncRequest, ImageSpec,
-    LinuxContainerConfig, LinuxPodSandboxConfig, ListPodSandboxRequest, PodSandboxConfig,
-    PodSandboxMetadata, PodSandboxState, PodSandboxStatusRequest, RemovePodSandboxRequest,
-    RunPodSandboxRequest, StartContainerRequest, StatusRequest, StopPodSandboxRequest,
+    ContainerConfig, ContainerMetadata, ContainerState, ContainerStatusRequest,
+    CreateContainerRequest, ExecSyncRequest, ImageSpec, LinuxContainerConfig,
+    LinuxPodSandboxConfig, ListPodSandboxRequest, PodSandboxConfig, PodSandboxMetadata,
+    PodSandboxState, PodSandboxStatusRequest, PortMapping, RemovePodSandboxRequest,
+    RunPodSandboxRequest, StartContainerRequest, StatusRequest, StopContainerRequest,
+    StopPodSandboxRequest,
 };
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -31,6 +33,18 @@ pub struct SandboxStatus {
     pub pid: Option<u32>,
     /// The netns path containerd handed to CNI (from the runtime spec in the verbose info).
     pub netns: Option<String>,
+}
+
+/// A container's state as ContainerStatus reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ContainerRun {
+    Running,
+    Exited {
+        code: i32,
+        reason: String,
+    },
+    /// Created or unknown (CRI's state number).
+    Other(i32),
 }
 
 /// The config kubelet would send for a pod `name` in namespace `default`.
@@ -108,13 +122,35 @@ impl Cri {
 
     /// RunPodSandbox: what kubelet does first for every pod. Returns the sandbox ID.
     pub fn run_pod(&self, name: &str, log_dir: &Path) -> Result<String, String> {
+        self.run_pod_with_ports(name, log_dir, &[])
+    }
+
+    /// RunPodSandbox for a pod whose containers declare `hostPort`s: kubelet passes them as the
+    /// sandbox's port mappings, which containerd hands to CNI as `portMappings`.
+    pub fn run_pod_with_ports(
+        &self,
+        name: &str,
+        log_dir: &Path,
+        ports: &[PortMapping],
+    ) -> Result<String, String> {
+        let mut config = sandbox_config(name, log_dir);
+        config.port_mappings = ports.to_vec();
+        self.run_pod_with(config)
+    }
+
+    /// RunPodSandbox with a config of the caller's (host network, security context...).
+    pub fn run_pod_with(&self, config: PodSandboxConfig) -> Result<String, String> {
         let mut c = self.client.clone();
+        let name = config.metadata.as_ref().map(|m| m.name.clone());
         let req = RunPodSandboxRequest {
-            config: Some(sandbox_config(name, log_dir)),
+            config: Some(config),
             runtime_handler: String::new(),
         };
-        self.call(&format!("RunPodSandbox {name}"), c.run_pod_sandbox(req))
-            .map(|r| r.pod_sandbox_id)
+        self.call(
+            &format!("RunPodSandbox {}", name.unwrap_or_default()),
+            c.run_pod_sandbox(req),
+        )
+        .map(|r| r.pod_sandbox_id)
     }
 
     /// Many RunPodSandbox calls in flight at once (kubelet starting a node's pods).
@@ -223,24 +259,41 @@ impl Cri {
         image: &str,
         command: &[&str],
     ) -> Result<String, String> {
-        let mut c = self.client.clone();
-        let req = CreateContainerRequest {
-            pod_sandbox_id: pod_id.into(),
-            config: Some(ContainerConfig {
-                metadata: Some(ContainerMetadata {
-                    name: name.into(),
-                    attempt: 0,
-                }),
-                image: Some(ImageSpec {
-                    image: image.into(),
-                    ..Default::default()
-                }),
-                command: command.iter().map(|s| s.to_string()).collect(),
-                log_path: format!("{name}.log"),
-                linux: Some(LinuxContainerConfig::default()),
+        let config = ContainerConfig {
+            metadata: Some(ContainerMetadata {
+                name: name.into(),
+                attempt: 0,
+            }),
+            image: Some(ImageSpec {
+                image: image.into(),
                 ..Default::default()
             }),
-            sandbox_config: Some(sandbox_config(pod_name, log_dir)),
+            command: command.iter().map(|s| s.to_string()).collect(),
+            log_path: format!("{name}.log"),
+            linux: Some(LinuxContainerConfig::default()),
+            ..Default::default()
+        };
+        self.start_container_with(pod_id, config, sandbox_config(pod_name, log_dir))
+    }
+
+    /// CreateContainer + StartContainer with a config of the caller's, in the sandbox `pod_id`
+    /// that was run with `sandbox`. Returns the container ID.
+    pub fn start_container_with(
+        &self,
+        pod_id: &str,
+        config: ContainerConfig,
+        sandbox: PodSandboxConfig,
+    ) -> Result<String, String> {
+        let mut c = self.client.clone();
+        let name = config
+            .metadata
+            .as_ref()
+            .map(|m| m.name.clone())
+            .unwrap_or_default();
+        let req = CreateContainerRequest {
+            pod_sandbox_id: pod_id.into(),
+            config: Some(config),
+            sandbox_config: Some(sandbox),
         };
         let id = self
             .call(&format!("CreateContainer {name}"), c.create_container(req))?
@@ -250,6 +303,39 @@ impl Cri {
         };
         self.call(&format!("StartContainer {name}"), c.start_container(req))?;
         Ok(id)
+    }
+
+    /// ContainerStatus: whether the container still runs, and its exit code once it exited.
+    pub fn container_state(&self, id: &str) -> Result<ContainerRun, String> {
+        let mut c = self.client.clone();
+        let req = ContainerStatusRequest {
+            container_id: id.into(),
+            verbose: false,
+        };
+        let s = self
+            .call(&format!("ContainerStatus {id}"), c.container_status(req))?
+            .status
+            .ok_or_else(|| format!("ContainerStatus {id}: no status"))?;
+        Ok(match ContainerState::try_from(s.state) {
+            Ok(ContainerState::ContainerExited) => ContainerRun::Exited {
+                code: s.exit_code,
+                reason: s.reason,
+            },
+            Ok(ContainerState::ContainerRunning) => ContainerRun::Running,
+            _ => ContainerRun::Other(s.state),
+        })
+    }
+
+    /// StopContainer: SIGTERM, then SIGKILL after `grace` seconds (kubelet's
+    /// terminationGracePeriodSeconds).
+    pub fn stop_container(&self, id: &str, grace: i64) -> Result<(), String> {
+        let mut c = self.client.clone();
+        let req = StopContainerRequest {
+            container_id: id.into(),
+            timeout: grace,
+        };
+        self.call(&format!("StopContainer {id}"), c.stop_container(req))
+            .map(drop)
     }
 
     /// ExecSync: runs `cmd` in a container; (exit code, stdout, stderr).

@@ -77,6 +77,36 @@ pub fn nft_rules_tagged(prefix: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The table of `podwire-portmap` (one per node, shared by every network).
+const PORTMAP_TABLE: &str = "podwire-portmap";
+
+/// Comments of the port mapping elements in `inet podwire-portmap` that start with `prefix`.
+pub fn portmap_elements_tagged(prefix: &str) -> Vec<String> {
+    let Ok(text) = try_run("nft", &["-j", "list", "table", "inet", PORTMAP_TABLE]) else {
+        return vec![]; // no table: no mapping
+    };
+    let v: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("nft -j: {e}: {text}"));
+    let mut out = Vec::new();
+    comments(&v, prefix, &mut out);
+    out
+}
+
+/// Every `"comment"` string below `v` that starts with `prefix`.
+fn comments(v: &Value, prefix: &str, out: &mut Vec<String>) {
+    match v {
+        Value::Object(o) => {
+            for (k, x) in o {
+                match x.as_str() {
+                    Some(c) if k == "comment" && c.starts_with(prefix) => out.push(c.into()),
+                    _ => comments(x, prefix, out),
+                }
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|x| comments(x, prefix, out)),
+        _ => {}
+    }
+}
+
 /// Deletes leftover rules of ours (by handle), for cleanup after a failed run.
 pub fn delete_nft_rules_tagged(prefix: &str) {
     let Ok(text) = try_run("nft", &["-j", "-a", "list", "table", "inet", "podwire"]) else {
@@ -193,6 +223,11 @@ pub fn leftovers(network: &str, bridge: &str, data_dir: &Path) -> Vec<String> {
             .map(|r| format!("nft rule: {r}")),
     );
     left.extend(
+        portmap_elements_tagged(&format!("podwire-portmap/{network}/"))
+            .into_iter()
+            .map(|r| format!("port mapping: {r}")),
+    );
+    left.extend(
         cache_entries(network)
             .into_iter()
             .map(|c| format!("cache entry: {}", c.display())),
@@ -213,9 +248,36 @@ pub fn scrub(network: &str, bridge: &str) {
         let _ = try_run("ip", &["link", "del", "dev", bridge]);
     }
     delete_nft_rules_tagged(&prefix);
+    gc_port_mappings(network);
     for c in cache_entries(network) {
         let _ = std::fs::remove_file(c);
     }
+}
+
+/// Deletes the network's leftover port mappings with podwire-portmap's own GC (no attachment
+/// of the network is valid any more).
+fn gc_port_mappings(network: &str) {
+    use std::io::Write;
+    if portmap_elements_tagged(&format!("podwire-portmap/{network}/")).is_empty() {
+        return;
+    }
+    let conf = serde_json::json!({"cniVersion": "1.1.0", "name": network,
+        "type": "podwire-portmap", "cni.dev/valid-attachments": []});
+    let plugin = crate::binaries::release_dir().join("podwire-portmap");
+    let Ok(mut child) = std::process::Command::new(plugin)
+        .env_clear()
+        .env("CNI_COMMAND", "GC")
+        .env("CNI_PATH", "")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+    else {
+        return;
+    };
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(conf.to_string().as_bytes());
+    }
+    let _ = child.wait();
 }
 
 /// Host-wide things a run may create as a side effect (containerd's shim socket dir, libcni's
@@ -225,6 +287,7 @@ pub fn scrub(network: &str, bridge: &str) {
 pub struct Baseline {
     paths: Vec<(PathBuf, bool)>,
     nft_table: bool,
+    portmap_table: bool,
 }
 
 /// What a runtime creates outside its private dirs, deepest first: containerd's shim socket dir,
@@ -247,6 +310,7 @@ impl Baseline {
                 .map(|d| (PathBuf::from(d), Path::new(d).exists()))
                 .collect(),
             nft_table: nft_table_exists(),
+            portmap_table: succeeds("nft", &["list", "table", "inet", PORTMAP_TABLE]),
         }
     }
 
@@ -258,6 +322,7 @@ impl Baseline {
             .map(|(p, existed)| format!("{} {}\n", u8::from(*existed), p.display()))
             .collect();
         text.push_str(&format!("nft {}\n", u8::from(self.nft_table)));
+        text.push_str(&format!("nft-portmap {}\n", u8::from(self.portmap_table)));
         std::fs::write(file, text).expect("write the host baseline");
     }
 
@@ -266,10 +331,12 @@ impl Baseline {
         let mut b = Baseline {
             paths: vec![],
             nft_table: true,
+            portmap_table: true,
         };
         for line in text.lines() {
             match line.split_once(' ')? {
                 ("nft", v) => b.nft_table = v == "1",
+                ("nft-portmap", v) => b.portmap_table = v == "1",
                 (v, path) => b.paths.push((PathBuf::from(path), v == "1")),
             }
         }
@@ -289,6 +356,10 @@ impl Baseline {
         if !self.nft_table && nft_table_exists() && nft_rule_count() == 0 {
             let _ = try_run("nft", &["delete", "table", "inet", "podwire"]);
         }
+        // podwire-portmap's table holds no mapping of anyone's: ours to remove if we made it.
+        if !self.portmap_table && portmap_elements_tagged("").is_empty() {
+            let _ = try_run("nft", &["delete", "table", "inet", PORTMAP_TABLE]);
+        }
     }
 }
 
@@ -307,4 +378,37 @@ fn nft_rule_count() -> usize {
 
 fn nft_table_exists() -> bool {
     succeeds("nft", &["list", "table", "inet", "podwire"])
+}
+
+/// Two host ports unique to this process, so a concurrent run elsewhere on the machine cannot
+/// hold them (port mappings live in the host's netns).
+pub fn free_host_ports() -> (u16, u16) {
+    let base = 20000 + (std::process::id() % 20000) as u16 * 2;
+    (base, base + 1)
+}
+
+/// An HTTP GET over a plain TCP connection from the host; the whole answer when one came back.
+pub fn http_get(to: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let addr: std::net::SocketAddr = to.parse().ok()?;
+    let timeout = std::time::Duration::from_secs(3);
+    let mut s = std::net::TcpStream::connect_timeout(&addr, timeout).ok()?;
+    s.set_read_timeout(Some(timeout)).ok()?;
+    s.write_all(b"GET / HTTP/1.0\r\n\r\n").ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    Some(out)
+}
+
+/// The shell command that does the same GET inside a busybox container (its static `wget`
+/// crashes in glibc's resolver; `nc` does not resolve a literal address).
+pub fn http_get_with_nc(ip: &str, port: u16) -> String {
+    format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 5 {ip} {port}")
+}
+
+/// The busybox shell command serving `body` over HTTP on `port` (in the foreground).
+pub fn httpd_serving(body: &str, port: u16) -> String {
+    format!(
+        "mkdir -p /tmp/w && echo {body} > /tmp/w/index.html && exec httpd -f -p {port} -h /tmp/w"
+    )
 }

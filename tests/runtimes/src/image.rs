@@ -225,7 +225,8 @@ fn busybox_layer() -> Vec<u8> {
         kind: EntryKind::File { data, mode: 0o755 },
     });
     for applet in [
-        "sh", "ping", "ip", "sleep", "cat", "hostname", "ifconfig", "route",
+        "sh", "ping", "ip", "sleep", "cat", "hostname", "ifconfig", "route", "wget", "httpd",
+        "mkdir",
     ] {
         entries.push(Entry {
             path: format!("bin/{applet}"),
@@ -233,6 +234,67 @@ fn busybox_layer() -> Vec<u8> {
         });
     }
     layer_tar(&entries)
+}
+
+/// Where the DaemonSet's image keeps podwire's binaries (deploy/Dockerfile's `COPY`).
+pub const PODWIRE_BIN_DIR: &str = "opt/podwire/bin";
+
+/// What containerd's CRI names an image reference (`podwire:0.1.0` →
+/// `docker.io/library/podwire:0.1.0`), as it resolves a pod spec's `image`.
+pub fn normalized_reference(image: &str) -> String {
+    let (first, rest) = image.split_once('/').unwrap_or(("", image));
+    let is_registry = first.contains('.') || first.contains(':') || first == "localhost";
+    match (first, is_registry) {
+        ("", _) => format!("docker.io/library/{rest}"),
+        (_, true) => image.to_string(),
+        (_, false) => format!("docker.io/{image}"),
+    }
+}
+
+/// The podwire node image as deploy/Dockerfile lays it out on distroless/static: the static
+/// `binaries` in /opt/podwire/bin, podwirectl the entrypoint, /etc/passwd and /etc/group naming
+/// root and nonroot, /tmp; nothing else (no shell, no libc). Written to `dir/podwire-oci.tar`
+/// as `reference` (normalized, as containerd names it).
+pub fn podwire_archive(dir: &Path, reference: &str, binaries: &[PathBuf]) -> PathBuf {
+    std::fs::create_dir_all(dir).expect("create image dir");
+    let dir_entry = |p: &str| Entry {
+        path: p.into(),
+        kind: EntryKind::Dir,
+    };
+    let file = |p: &str, data: &[u8], mode: u32| Entry {
+        path: p.into(),
+        kind: EntryKind::File {
+            data: data.to_vec(),
+            mode,
+        },
+    };
+    let mut entries = vec![
+        dir_entry("etc"),
+        file(
+            "etc/passwd",
+            b"root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n",
+            0o644,
+        ),
+        file("etc/group", b"root:x:0:\nnonroot:x:65532:\n", 0o644),
+        dir_entry("tmp"),
+        dir_entry("opt"),
+        dir_entry("opt/podwire"),
+        dir_entry(PODWIRE_BIN_DIR),
+    ];
+    for bin in binaries {
+        let data = std::fs::read(bin).unwrap_or_else(|e| panic!("{}: {e}", bin.display()));
+        let name = bin.file_name().expect("binary name").to_string_lossy();
+        entries.push(file(&format!("{PODWIRE_BIN_DIR}/{name}"), &data, 0o755));
+    }
+    let out = dir.join("podwire-oci.tar");
+    let entrypoint = format!("/{PODWIRE_BIN_DIR}/podwirectl");
+    let archive = oci_archive(
+        &normalized_reference(reference),
+        &layer_tar(&entries),
+        &[&entrypoint],
+    );
+    std::fs::write(&out, archive).expect("write podwire-oci.tar");
+    out
 }
 
 /// The image config of an archive made by [`oci_archive`] (for tests of the packing itself).
@@ -263,6 +325,23 @@ mod tests {
                 (path, data)
             })
             .collect()
+    }
+
+    #[test]
+    fn references_are_normalized_as_containerd_does() {
+        assert_eq!(
+            normalized_reference("podwire:0.1.0"),
+            "docker.io/library/podwire:0.1.0"
+        );
+        assert_eq!(
+            normalized_reference("me/podwire:1"),
+            "docker.io/me/podwire:1"
+        );
+        assert_eq!(
+            normalized_reference("ghcr.io/me/podwire:1"),
+            "ghcr.io/me/podwire:1"
+        );
+        assert_eq!(normalized_reference(PAUSE_IMAGE), PAUSE_IMAGE);
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! - [`image`]: a static pause binary and busybox, packed as images without a registry
 //! - [`containerd`]: a private containerd with the CRI plugin set up for these machines
 //! - [`cri`]: a blocking CRI client over the containerd socket
+//! - [`daemonset`]: deploy/podwire.yaml's DaemonSet turned into the CRI calls kubelet makes
 //! - [`podman`]: Podman with a private config, storage and CNI network
 //! - [`host`]: reading back kernel and disk state (links, addresses, nft rules, allocations, caches)
 
@@ -19,6 +20,7 @@ pub mod cmd;
 pub mod conflist;
 pub mod containerd;
 pub mod cri;
+pub mod daemonset;
 pub mod host;
 pub mod image;
 pub mod podman;

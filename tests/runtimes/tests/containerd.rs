@@ -2,11 +2,13 @@
 //! gRPC API, as kubelet would. Each test starts its own containerd and tears it down (by PID) when
 //! it ends, pass or fail; one at a time, as they share a bridge name and subnet.
 
+use k8s_cri::v1::{PortMapping, Protocol};
 use podwire_runtime_tests::conflist::Network;
 use podwire_runtime_tests::containerd::Containerd;
 use podwire_runtime_tests::{host, image};
 use std::collections::HashSet;
 use std::sync::Mutex;
+use std::time::Duration;
 
 static ONE_CONTAINERD_AT_A_TIME: Mutex<()> = Mutex::new(());
 
@@ -118,15 +120,7 @@ fn two_pods_get_podwire_ips_reach_each_other_and_the_host_and_leave_nothing() {
     assert_eq!(cached["ifName"], "eth0");
     assert_eq!(cached["result"]["ips"][0]["address"], addr(&sa.ip).as_str());
 
-    for id in [&a, &b] {
-        cri.stop_pod(id).unwrap_or_else(|e| panic!("{e}"));
-        cri.remove_pod(id).unwrap_or_else(|e| panic!("{e}"));
-    }
-    assert_eq!(
-        ctrd.leftovers(),
-        Vec::<String>::new(),
-        "after StopPodSandbox + RemovePodSandbox"
-    );
+    stop_and_remove_leave_nothing(&ctrd, &cri, &[&a, &b]);
     assert!(cri.list_pods().unwrap().is_empty());
     assert_no_errors_logged(&ctrd);
     let log = ctrd.plugin_log();
@@ -141,6 +135,113 @@ fn two_pods_get_podwire_ips_reach_each_other_and_the_host_and_leave_nothing() {
             "containerd 1.6's second DEL (empty CNI_NETNS) not seen for {id}:\n{log}"
         );
     }
+}
+
+#[test]
+fn host_ports_tcp_and_udp_reach_the_pod_from_everywhere_and_leave_no_mapping() {
+    let (_lock, ctrd) = start();
+    let cri = ctrd.cri();
+    let log_dir = ctrd.layout.pod_logs();
+    let (tcp, udp) = host::free_host_ports();
+    let mapping = |proto: Protocol, host: u16, container: i32| PortMapping {
+        protocol: proto as i32,
+        container_port: container,
+        host_port: i32::from(host),
+        host_ip: String::new(),
+    };
+    let a = cri
+        .run_pod_with_ports(
+            "pod-a",
+            &log_dir,
+            &[
+                mapping(Protocol::Tcp, tcp, 80),
+                mapping(Protocol::Udp, udp, 53),
+            ],
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    let b = cri
+        .run_pod("pod-b", &log_dir)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let sa = cri.status(&a).unwrap();
+    let gateway = network().gateway;
+
+    // A busybox container in pod-a serves HTTP on the container port.
+    let web = cri
+        .start_container(
+            &a,
+            "pod-a",
+            &log_dir,
+            "web",
+            image::BUSYBOX_IMAGE,
+            &["sh", "-c", &host::httpd_serving("served-by-pod-a", 80)],
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    let direct = format!("{}:80", sa.ip);
+    let up = (0..50).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        host::http_get(&direct).is_some()
+    });
+    assert!(up, "httpd in pod-a never answered on {direct}");
+    // UDP: busybox has no UDP server; a socket of the test's own, in pod-a's netns, answers.
+    let na = format!("/proc/{}/ns/net", sa.pid.unwrap());
+    let server = kernel::Netns::open(&na)
+        .unwrap()
+        .run(|| std::net::UdpSocket::bind("0.0.0.0:53"))
+        .unwrap()
+        .unwrap();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 64];
+        while let Ok((_, from)) = server.recv_from(&mut buf) {
+            let _ = server.send_to(b"udp-pod-a", from);
+        }
+    });
+
+    for (to, who) in [
+        (format!("{gateway}:{tcp}"), "the node (bridge address)"),
+        (format!("127.0.0.1:{tcp}"), "the node's 127.0.0.1"),
+    ] {
+        let body = host::http_get(&to).unwrap_or_default();
+        assert!(body.contains("served-by-pod-a"), "{who} via {to}: {body:?}");
+    }
+    // busybox-static's wget crashes in glibc's resolver; a raw request through nc does not.
+    let get = host::http_get_with_nc(&gateway, tcp);
+    let client = cri
+        .start_container(
+            &b,
+            "pod-b",
+            &log_dir,
+            "client",
+            image::BUSYBOX_IMAGE,
+            &["sleep", "3600"],
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    for (container, who) in [(&client, "another pod"), (&web, "the pod itself (hairpin)")] {
+        let (code, out, err) = cri.exec_sync(container, &["sh", "-c", &get]).unwrap();
+        assert_eq!(code, 0, "{who}: {get}: {out}{err}");
+        assert!(out.contains("served-by-pod-a"), "{who}: {out}");
+    }
+    let sock = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    sock.connect(format!("{gateway}:{udp}")).unwrap();
+    let answer = (0..3).find_map(|_| {
+        sock.send(b"ping").ok()?;
+        let mut buf = [0u8; 64];
+        let n = sock.recv(&mut buf).ok()?;
+        Some(String::from_utf8_lossy(&buf[..n]).into_owned())
+    });
+    assert_eq!(answer.as_deref(), Some("udp-pod-a"), "UDP host port {udp}");
+    assert_eq!(
+        host::portmap_elements_tagged(&network().portmap_tag_prefix()).len(),
+        2,
+        "one element per mapping (IPv4-only pod)"
+    );
+
+    stop_and_remove_leave_nothing(&ctrd, &cri, &[&a, &b]); // port mappings included
+    assert!(
+        host::http_get(&format!("{gateway}:{tcp}")).is_none(),
+        "host port still open"
+    );
+    assert_no_errors_logged(&ctrd);
 }
 
 #[test]
@@ -204,6 +305,23 @@ fn twenty_sandboxes_at_once_get_distinct_ips_and_all_clean_up() {
 
 /// podwire logged every call and no error; containerd 1.6 calls DEL twice per pod, the second
 /// time without a netns, and both succeed.
+/// StopPodSandbox + RemovePodSandbox for each pod, as kubelet does; nothing of the network is left.
+fn stop_and_remove_leave_nothing(
+    ctrd: &Containerd,
+    cri: &podwire_runtime_tests::cri::Cri,
+    ids: &[&String],
+) {
+    for id in ids {
+        cri.stop_pod(id).unwrap_or_else(|e| panic!("{e}"));
+        cri.remove_pod(id).unwrap_or_else(|e| panic!("{e}"));
+    }
+    assert_eq!(
+        ctrd.leftovers(),
+        Vec::<String>::new(),
+        "after StopPodSandbox + RemovePodSandbox"
+    );
+}
+
 fn assert_no_errors_logged(ctrd: &Containerd) {
     let log = ctrd.plugin_log();
     assert!(log.contains(" ADD "), "podwire logged no ADD:\n{log}");

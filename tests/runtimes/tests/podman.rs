@@ -3,10 +3,23 @@
 
 use podwire_runtime_tests::conflist::Network;
 use podwire_runtime_tests::host;
+use podwire_runtime_tests::image::BUSYBOX_IMAGE;
 use podwire_runtime_tests::podman::Podman;
+use std::sync::Mutex;
+
+/// One Podman at a time: they share the host's side paths (libcni's cache dir, the blob-info
+/// cache) and its baseline, which a finishing run restores.
+static ONE_PODMAN_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_PODMAN_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+}
 
 #[test]
 fn podman_containers_get_podwire_ips_ping_each_other_and_rm_leaves_nothing() {
+    let _one = one_at_a_time();
     let pm = Podman::new(Network::new(
         "podwire-podman",
         "pwpod0",
@@ -80,4 +93,71 @@ fn podman_containers_get_podwire_ips_ping_each_other_and_rm_leaves_nothing() {
             .any(|l| l.contains(" error ") || l.contains(" warn ")),
         "podwire logged problems:\n{log}"
     );
+}
+
+#[test]
+fn podman_publish_reaches_the_container_from_everywhere_and_rm_leaves_no_mapping() {
+    let _one = one_at_a_time();
+    let pm = Podman::new(Network::new(
+        "podwire-podman-p",
+        "pwpodp0",
+        "10.253.2.0/24",
+        "10.253.2.1",
+    ));
+    // `podman run -p <host>:80` (a host port of this run's own instead of 8080: the mapping lives
+    // in the host's netns, where another run could hold 8080).
+    let (port, _) = host::free_host_ports();
+    let publish = format!("{port}:80");
+    let web = pm
+        .podman(&[
+            "run",
+            "-d",
+            "--name",
+            "pw-web",
+            "--network",
+            &pm.network.name,
+            "-p",
+            &publish,
+            BUSYBOX_IMAGE,
+            "sh",
+            "-c",
+            &host::httpd_serving("served-by-pw-web", 80),
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+    pm.run_sleeper("pw-client")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let ip = pm.ip_of("pw-web").unwrap_or_else(|e| panic!("{e}"));
+    let up = (0..50).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        host::http_get(&format!("{ip}:80")).is_some()
+    });
+    assert!(up, "httpd in pw-web never answered on {ip}:80");
+
+    let gateway = "10.253.2.1";
+    for to in [format!("{gateway}:{port}"), format!("127.0.0.1:{port}")] {
+        let body = host::http_get(&to).unwrap_or_default();
+        assert!(
+            body.contains("served-by-pw-web"),
+            "the host via {to}: {body:?}"
+        );
+    }
+    let get = host::http_get_with_nc(gateway, port);
+    for (from, who) in [
+        ("pw-client", "another container"),
+        ("pw-web", "itself (hairpin)"),
+    ] {
+        let out = pm
+            .podman(&["exec", from, "sh", "-c", &get])
+            .unwrap_or_else(|e| panic!("{who}: {e}"));
+        assert!(out.contains("served-by-pw-web"), "{who}: {out}");
+    }
+    assert_eq!(
+        host::portmap_elements_tagged(&pm.network.portmap_tag_prefix()).len(),
+        1,
+        "one mapping for {web}"
+    );
+    pm.podman(&["rm", "--force", "--time", "0", "pw-web", "pw-client"])
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(pm.leftovers(), Vec::<String>::new(), "after podman rm");
+    assert!(host::http_get(&format!("{gateway}:{port}")).is_none());
 }

@@ -1,6 +1,11 @@
-//! The few nf_tables expressions podwire's rules are made of, written
-//! the way `nft` itself linearizes the same rules (so `nft list` shows
-//! them in their natural form).
+//! The nf_tables expressions podwire's rules are made of, written the
+//! way `nft` itself linearizes the same rules (so `nft list` shows them
+//! in their natural form; `nft --debug=netlink` prints the layout each
+//! method mirrors).
+//!
+//! Registers: `REG_1` is the 16-byte register 1, which is also the first
+//! of the 4-byte registers (`REG32_00`); a concatenation loads each part
+//! into the next 4-byte register(s), zero-padded to 4 bytes.
 
 use ipnet::IpNet;
 
@@ -14,14 +19,29 @@ const NFTA_DATA_VERDICT: u16 = 2;
 const NFTA_VERDICT_CODE: u16 = 1;
 
 /// 16-byte register 1: big enough for an IPv6 address.
-const NFT_REG_1: u32 = 1;
+pub const REG_1: u32 = 1;
+/// The first 4-byte register: the same bytes as `REG_1`'s first four.
+pub const REG32_00: u32 = 8;
+const NFT_REG_1: u32 = REG_1;
 const NFT_REG_VERDICT: u32 = 0;
 
+const NFT_META_MARK: u32 = 3;
+const NFT_META_IIFNAME: u32 = 6;
 const NFT_META_NFPROTO: u32 = 15;
+const NFT_META_L4PROTO: u32 = 16;
 const NFT_PAYLOAD_NETWORK_HEADER: u32 = 1;
+const NFT_PAYLOAD_TRANSPORT_HEADER: u32 = 2;
 const NF_ACCEPT: u32 = 1;
+const NFT_JUMP: i32 = -3;
+const NFTA_VERDICT_CHAIN: u16 = 2;
 const NFPROTO_IPV4: u8 = 2;
 const NFPROTO_IPV6: u8 = 10;
+const NFT_CT_STATUS: u32 = 2;
+/// `fib ... type`: the route type (RTN_*) of the looked-up address.
+const NFT_FIB_RESULT_ADDRTYPE: u32 = 3;
+const NFTA_FIB_F_DADDR: u32 = 1 << 1;
+const RTN_LOCAL: u32 = 2;
+const NFT_NAT_DNAT: u32 = 1;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Cmp {
@@ -41,7 +61,7 @@ pub struct Exprs<'a> {
 }
 
 impl<'a> Exprs<'a> {
-    pub fn new(w: &'a mut AttrWriter) -> Self {
+    pub(crate) fn new(w: &'a mut AttrWriter) -> Self {
         Exprs { w }
     }
 
@@ -62,16 +82,32 @@ impl<'a> Exprs<'a> {
     }
 
     fn payload(&mut self, offset: u32, len: u32) {
+        self.payload_to(NFT_PAYLOAD_NETWORK_HEADER, offset, len, NFT_REG_1);
+    }
+
+    fn payload_to(&mut self, base: u32, offset: u32, len: u32, reg: u32) {
         self.expr("payload", |d| {
-            d.be32(1, NFT_REG_1); // DREG
-            d.be32(2, NFT_PAYLOAD_NETWORK_HEADER); // BASE
+            d.be32(1, reg); // DREG
+            d.be32(2, base); // BASE
             d.be32(3, offset); // OFFSET
             d.be32(4, len); // LEN
         });
     }
 
+    fn meta_load(&mut self, key: u32, reg: u32) {
+        self.expr("meta", |d| {
+            d.be32(2, key); // NFTA_META_KEY
+            d.be32(1, reg); // NFTA_META_DREG
+        });
+    }
+
     fn bitwise(&mut self, mask: &[u8]) {
         let zero = vec![0u8; mask.len()];
+        self.bitwise_xor(mask, &zero);
+    }
+
+    /// `reg1 = (reg1 & mask) ^ xor`.
+    fn bitwise_xor(&mut self, mask: &[u8], xor: &[u8]) {
         self.expr("bitwise", |d| {
             d.be32(1, NFT_REG_1); // SREG
             d.be32(2, NFT_REG_1); // DREG
@@ -80,7 +116,7 @@ impl<'a> Exprs<'a> {
                 m.bytes(NFTA_DATA_VALUE, mask);
             }); // MASK
             d.nest(5, |x| {
-                x.bytes(NFTA_DATA_VALUE, &zero);
+                x.bytes(NFTA_DATA_VALUE, xor);
             }); // XOR
         });
     }
@@ -92,6 +128,102 @@ impl<'a> Exprs<'a> {
             d.nest(3, |v| {
                 v.bytes(NFTA_DATA_VALUE, value);
             }); // DATA
+        });
+    }
+
+    /// `fib daddr type local`: the destination is one of this host's addresses.
+    pub fn daddr_is_local(&mut self) {
+        self.expr("fib", |d| {
+            d.be32(1, NFT_REG_1); // DREG
+            d.be32(2, NFT_FIB_RESULT_ADDRTYPE); // RESULT
+            d.be32(3, NFTA_FIB_F_DADDR); // FLAGS
+        });
+        // The route type is stored in host byte order.
+        self.cmp(Cmp::Eq, &RTN_LOCAL.to_ne_bytes());
+    }
+
+    /// Loads `meta l4proto` (1 byte, zero-padded to 4) into `reg`.
+    pub fn load_l4proto(&mut self, reg: u32) {
+        self.meta_load(NFT_META_L4PROTO, reg);
+    }
+
+    /// Loads the transport header's destination port (`th dport`) into `reg`.
+    pub fn load_th_dport(&mut self, reg: u32) {
+        self.payload_to(NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, reg);
+    }
+
+    /// Loads `ip daddr` (`v6`: `ip6 daddr`) into `reg`.
+    pub fn load_daddr(&mut self, v6: bool, reg: u32) {
+        let (offset, len) = if v6 { (24, 16) } else { (16, 4) };
+        self.payload_to(NFT_PAYLOAD_NETWORK_HEADER, offset, len, reg);
+    }
+
+    /// `meta iifname @set`.
+    pub fn iifname_in(&mut self, set: &str, set_id: u32) {
+        self.meta_load(NFT_META_IIFNAME, NFT_REG_1);
+        self.lookup(set, set_id, NFT_REG_1, None);
+    }
+
+    /// A set lookup on the key in `sreg`; with `dreg`, a map lookup whose
+    /// value lands there. No match ends the rule.
+    pub fn lookup(&mut self, set: &str, set_id: u32, sreg: u32, dreg: Option<u32>) {
+        self.expr("lookup", |d| {
+            d.be32(2, sreg); // SREG
+            if let Some(dreg) = dreg {
+                d.be32(3, dreg); // DREG
+            }
+            d.str(1, set); // SET
+            d.be32(4, set_id); // SET_ID
+        });
+    }
+
+    /// `dnat ip[6] to` the address in `addr_reg` and port in `port_reg`.
+    pub fn dnat(&mut self, v6: bool, addr_reg: u32, port_reg: u32) {
+        self.expr("nat", |d| {
+            d.be32(1, NFT_NAT_DNAT); // TYPE
+            d.be32(2, if v6 { NFPROTO_IPV6 } else { NFPROTO_IPV4 } as u32); // FAMILY
+            d.be32(3, addr_reg); // REG_ADDR_MIN
+            d.be32(5, port_reg); // REG_PROTO_MIN
+        });
+    }
+
+    /// `meta mark set meta mark or bits`.
+    pub fn mark_or(&mut self, bits: u32) {
+        self.meta_load(NFT_META_MARK, NFT_REG_1);
+        self.bitwise_xor(&(!bits).to_ne_bytes(), &bits.to_ne_bytes());
+        self.expr("meta", |d| {
+            d.be32(2, NFT_META_MARK); // KEY
+            d.be32(3, NFT_REG_1); // SREG
+        });
+    }
+
+    /// `meta mark & bits == bits`.
+    pub fn mark_has(&mut self, bits: u32) {
+        self.meta_load(NFT_META_MARK, NFT_REG_1);
+        self.bitwise(&bits.to_ne_bytes());
+        self.cmp(Cmp::Eq, &bits.to_ne_bytes());
+    }
+
+    /// `ct status & bits != 0` (e.g. `ct status dnat`).
+    pub fn ct_status_any(&mut self, bits: u32) {
+        self.expr("ct", |d| {
+            d.be32(2, NFT_CT_STATUS); // KEY
+            d.be32(1, NFT_REG_1); // DREG
+        });
+        self.bitwise(&bits.to_ne_bytes());
+        self.cmp(Cmp::Neq, &0u32.to_ne_bytes());
+    }
+
+    /// `jump chain`.
+    pub fn jump(&mut self, chain: &str) {
+        self.expr("immediate", |d| {
+            d.be32(1, NFT_REG_VERDICT); // DREG
+            d.nest(2, |data| {
+                data.nest(NFTA_DATA_VERDICT, |v| {
+                    v.be32(NFTA_VERDICT_CODE, NFT_JUMP as u32);
+                    v.str(NFTA_VERDICT_CHAIN, chain);
+                });
+            });
         });
     }
 

@@ -4,15 +4,18 @@
 //! library code); `rustables` is GPL-3.0-or-later, which cannot go into
 //! this Apache-2.0 project, and pulls in more than we use. What podwire
 //! needs is small: one table, two base chains, match-on-address rules
-//! ending in masquerade or accept, found again by a comment tag. That is
-//! a few hundred lines of nf_tables messages over our netlink socket.
+//! ending in masquerade or accept, found again by a comment tag; and for
+//! podwire-portmap, maps whose elements are the port mappings (`set.rs`),
+//! each found again by key. That is a few hundred lines of nf_tables
+//! messages over our netlink socket.
 //!
 //! Every change is one nfnetlink batch (BEGIN ... END), which the kernel
 //! applies atomically: a masquerade add creates table, chain and rule in
 //! one transaction, so a concurrent reader never sees half of it.
 
 mod expr;
-mod msg;
+pub(crate) mod msg;
+mod set;
 
 use ipnet::IpNet;
 use netlink_sys::protocols::NETLINK_NETFILTER;
@@ -21,8 +24,9 @@ use crate::attr::{self, AttrWriter};
 use crate::error::{Error, Result};
 use crate::netns::Netns;
 use crate::socket::NlSocket;
-use expr::{Cmp, Dir, Exprs};
+pub use expr::{Cmp, Dir, Exprs, REG32_00, REG_1};
 use msg::*;
+pub use set::{datatype, BaseChain, Element, SetSpec, Transaction};
 
 /// nftables address family of a table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -140,6 +144,63 @@ impl Nftables {
         Batch::new(self.sock.next_seq())
     }
 
+    /// Deletes the conntrack entries of `proto` to destination port `dport` through this same
+    /// socket (see [`crate::Conntrack::delete_by_dport`]).
+    pub fn conntrack_delete_by_dport(&self, v6: bool, proto: u8, dport: u16) -> Result<usize> {
+        crate::conntrack::delete_by_dport(&self.sock, v6, proto, dport)
+    }
+
+    /// A batch of changes to `table`, applied atomically by `commit`.
+    pub fn transaction<'a>(&'a self, table: &'a Table) -> Transaction<'a> {
+        Transaction::new(self, table)
+    }
+
+    /// The element of `set` with exactly `key`: one request, whatever the
+    /// set's size. `None` when the key (or the set, or table) is absent.
+    pub fn element(&self, table: &Table, set: &str, key: &[u8]) -> Result<Option<Element>> {
+        let op = format!("get element of {} {} {set}", table.family, table.name);
+        let seq = self.sock.next_seq();
+        let req = set::get_elements_request(table, set, Some(key), seq);
+        let mut out = Vec::new();
+        self.sock.send(&req, &op)?;
+        let got = self.sock.recv_reply(seq, &op, |raw| {
+            if raw.ty == nft_type(NFT_MSG_NEWSETELEM) {
+                set::parse_elements(raw.payload(), &mut out);
+            }
+            Ok(())
+        });
+        match got {
+            Ok(_) => Ok(out.into_iter().next()),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Every element of `set` (for garbage collection; an absent set has none).
+    pub fn elements(&self, table: &Table, set: &str) -> Result<Vec<Element>> {
+        let op = format!("list elements of {} {} {set}", table.family, table.name);
+        let mut out = Vec::new();
+        let result = self.sock.dump(
+            &op,
+            |seq| set::get_elements_request(table, set, None, seq),
+            |raw| {
+                match raw {
+                    None => out.clear(),
+                    Some(raw) if raw.ty == nft_type(NFT_MSG_NEWSETELEM) => {
+                        set::parse_elements(raw.payload(), &mut out)
+                    }
+                    Some(_) => {}
+                }
+                Ok(())
+            },
+        );
+        match result {
+            Ok(()) => Ok(out),
+            Err(e) if e.is_not_found() => Ok(Vec::new()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Creates the table if it does not exist.
     pub fn ensure_table(&self, table: &Table) -> Result<()> {
         let mut b = self.batch();
@@ -191,7 +252,7 @@ impl Nftables {
             NF_INET_POST_ROUTING,
             NF_IP_PRI_NAT_SRC,
         );
-        add_rule(&mut b, table, NAT_CHAIN, tag, NLM_F_ECHO, |e| {
+        add_rule(&mut b, table, NAT_CHAIN, Some(tag), NLM_F_ECHO, |e| {
             if table.family == Family::Inet {
                 e.nfproto(matches!(src, IpNet::V6(_)));
             }
@@ -221,7 +282,7 @@ impl Nftables {
             NF_IP_PRI_FILTER,
         );
         for dir in [Dir::Src, Dir::Dst] {
-            add_rule(&mut b, table, FORWARD_CHAIN, tag, 0, |e| {
+            add_rule(&mut b, table, FORWARD_CHAIN, Some(tag), 0, |e| {
                 if table.family == Family::Inet {
                     e.nfproto(matches!(cidr, IpNet::V6(_)));
                 }
@@ -399,15 +460,17 @@ fn add_rule(
     b: &mut Batch,
     table: &Table,
     chain: &str,
-    tag: &str,
+    tag: Option<&str>,
     extra_flags: u16,
     exprs: impl FnOnce(&mut Exprs<'_>),
 ) {
     let mut a = AttrWriter::new();
     a.str(NFTA_RULE_TABLE, &table.name)
         .str(NFTA_RULE_CHAIN, chain)
-        .nest(NFTA_RULE_EXPRESSIONS, |w| exprs(&mut Exprs::new(w)))
-        .bytes(NFTA_RULE_USERDATA, &comment_userdata(tag));
+        .nest(NFTA_RULE_EXPRESSIONS, |w| exprs(&mut Exprs::new(w)));
+    if let Some(tag) = tag {
+        a.bytes(NFTA_RULE_USERDATA, &comment_userdata(tag));
+    }
     b.add(
         NFT_MSG_NEWRULE,
         NLM_F_CREATE | NLM_F_APPEND | extra_flags,

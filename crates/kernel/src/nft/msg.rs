@@ -14,6 +14,29 @@ pub const NFT_MSG_NEWCHAIN: u16 = 3;
 pub const NFT_MSG_NEWRULE: u16 = 6;
 pub const NFT_MSG_GETRULE: u16 = 7;
 pub const NFT_MSG_DELRULE: u16 = 8;
+pub const NFT_MSG_NEWSET: u16 = 9;
+pub const NFT_MSG_NEWSETELEM: u16 = 12;
+pub const NFT_MSG_GETSETELEM: u16 = 13;
+pub const NFT_MSG_DELSETELEM: u16 = 14;
+
+pub const NFTA_SET_TABLE: u16 = 1;
+pub const NFTA_SET_NAME: u16 = 2;
+pub const NFTA_SET_FLAGS: u16 = 3;
+pub const NFTA_SET_KEY_TYPE: u16 = 4;
+pub const NFTA_SET_KEY_LEN: u16 = 5;
+pub const NFTA_SET_DATA_TYPE: u16 = 6;
+pub const NFTA_SET_DATA_LEN: u16 = 7;
+pub const NFTA_SET_ID: u16 = 10;
+pub const NFT_SET_MAP: u32 = 0x8;
+
+pub const NFTA_SET_ELEM_LIST_TABLE: u16 = 1;
+pub const NFTA_SET_ELEM_LIST_SET: u16 = 2;
+pub const NFTA_SET_ELEM_LIST_ELEMENTS: u16 = 3;
+pub const NFTA_SET_ELEM_KEY: u16 = 1;
+pub const NFTA_SET_ELEM_DATA: u16 = 2;
+pub const NFTA_SET_ELEM_USERDATA: u16 = 6;
+pub const NFTA_LIST_ELEM: u16 = 1;
+pub const NFTA_DATA_VALUE: u16 = 1;
 
 pub const NFTA_TABLE_NAME: u16 = 1;
 
@@ -39,6 +62,7 @@ pub const NLM_F_ACK: u16 = 0x4;
 /// Send the new object back to us (with the handle the kernel gave it).
 pub const NLM_F_ECHO: u16 = 0x8;
 pub const NLM_F_DUMP: u16 = 0x300;
+pub const NLM_F_EXCL: u16 = 0x200;
 pub const NLM_F_CREATE: u16 = 0x400;
 pub const NLM_F_APPEND: u16 = 0x800;
 

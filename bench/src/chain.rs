@@ -1,0 +1,419 @@
+//! Item 8: the node's whole chain, as a runtime runs it for every pod. containerd's CRI runs the
+//! `cni-loopback` network (`loopback`) and then the pod's conflist (main plugin + IPAM, then the
+//! portmap plugin); this runs both through podwire's runtime library, the same way for
+//!
+//! - podwire: `loopback`, `podwire` (in-process `podwire-ipam`), `podwire-portmap`, and
+//! - the reference: `loopback`, `bridge` → `host-local`, `portmap` (Debian's, iptables),
+//!
+//! with no port mapping and with 2 (TCP and UDP, host ports of the pod's own). Then the portmap
+//! plugin alone (ADD with 2 mappings, exec'd with the main plugin's real result as prevResult)
+//! over 100 pods on one node: its median against the reference's, and how the last pods' ADDs
+//! compare with the first ones' (the reference adds iptables chains and rules that every later
+//! ADD rewrites; podwire's are elements of one map).
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use runtime::{CniConfig, NetworkConfigList, RuntimeConf};
+use serde_json::{json, Value};
+
+use crate::scene::{settle, Pod, Scene};
+use crate::spawn;
+use crate::stats::median;
+use crate::subjects::{netconf, Flavor, IFNAME};
+use crate::table::Table;
+
+/// Pods at each end compared in the portmap growth figure (1–10 vs 91–100).
+pub const WINDOW: usize = 10;
+
+/// One side of the comparison: its plugin dir, conflists and portmap binary.
+struct Side {
+    label: &'static str,
+    cni: CniConfig,
+    loopback: NetworkConfigList,
+    /// The pod network: main plugin + portmap.
+    chain: NetworkConfigList,
+    /// The main plugin alone (for the portmap-alone runs, which exec portmap themselves).
+    main: NetworkConfigList,
+    portmap: PathBuf,
+    portmap_conf: Value,
+    plugin_dir: PathBuf,
+}
+
+fn list(name: &str, plugins: Vec<Value>) -> NetworkConfigList {
+    let v = json!({"cniVersion": "1.0.0", "name": name, "plugins": plugins});
+    NetworkConfigList::from_bytes(v.to_string().as_bytes()).expect("a valid conflist")
+}
+
+impl Side {
+    fn new(
+        flavor: Flavor,
+        dir: &Path,
+        state: &Path,
+        tag: &str,
+        bridge: &str,
+        subnet: &str,
+    ) -> Side {
+        let (who, portmap) = match flavor {
+            Flavor::Podwire => ("pw", "podwire-portmap"),
+            Flavor::Reference => ("ref", "portmap"),
+        };
+        let name = format!("bench-{tag}-{who}");
+        let main: Value =
+            serde_json::from_str(&netconf(flavor, &name, bridge, subnet, &state.join(who)))
+                .expect("netconf is JSON");
+        let mut plugin = main.clone();
+        for k in ["cniVersion", "name"] {
+            plugin.as_object_mut().unwrap().remove(k);
+        }
+        let pm = json!({"type": portmap, "capabilities": {"portMappings": true}});
+        Side {
+            label: match flavor {
+                Flavor::Podwire => "podwire",
+                Flavor::Reference => "reference",
+            },
+            cni: CniConfig::new(vec![dir.to_path_buf()])
+                .with_cache_dir(state.join(format!("cache-{who}"))),
+            loopback: list("cni-loopback", vec![json!({"type": "loopback"})]),
+            chain: list(&name, vec![plugin.clone(), pm]),
+            main: list(&name, vec![plugin]),
+            portmap: dir.join(portmap),
+            portmap_conf: json!({"cniVersion": "1.0.0", "name": name, "type": portmap}),
+            plugin_dir: dir.to_path_buf(),
+        }
+    }
+
+    fn label(&self) -> &'static str {
+        self.label
+    }
+
+    /// The floor: the same runtime calls and plugin execs, each plugin `cni-noop-plugin` (built
+    /// beside podwire), which does nothing. What neither side's plugins can go below.
+    fn floor(dir: &Path, state: &Path) -> Side {
+        let noop = || json!({"type": "cni-noop-plugin"});
+        Side {
+            label: "floor",
+            cni: CniConfig::new(vec![dir.to_path_buf()]).with_cache_dir(state.join("cache-floor")),
+            loopback: list("cni-loopback", vec![noop()]),
+            chain: list("bench-floor", vec![noop(), noop()]),
+            main: list("bench-floor", vec![noop()]),
+            portmap: dir.join("cni-noop-plugin"),
+            portmap_conf: json!({}),
+            plugin_dir: dir.to_path_buf(),
+        }
+    }
+}
+
+/// The 2 mappings of pod `i` of a run: TCP and UDP on host ports of its own.
+fn mappings(base: u16, i: usize) -> Value {
+    let port = base + i as u16;
+    json!([{"hostPort": port, "containerPort": 80, "protocol": "tcp"},
+           {"hostPort": port, "containerPort": 53, "protocol": "udp"}])
+}
+
+fn rt(pod: &Pod, ifname: &str, ports: Option<Value>) -> RuntimeConf {
+    let mut r = RuntimeConf {
+        container_id: pod.id.clone(),
+        netns: pod.path.clone(),
+        ifname: ifname.into(),
+        ..Default::default()
+    };
+    if let Some(p) = ports {
+        r.capability_args.insert("portMappings".into(), p);
+    }
+    r
+}
+
+/// Figures of one run, per side (podwire first), in ms.
+#[derive(Debug, Clone, Default)]
+pub struct ChainFigures {
+    pub pods: usize,
+    /// [no mapping, 2 mappings][podwire, reference, floor]: chain ADD (loopback + pod network).
+    pub add: [[Vec<f64>; 3]; 2],
+    pub del: [[Vec<f64>; 3]; 2],
+    /// [podwire, reference]: portmap ADD alone, with 2 mappings, in pod order on one node.
+    pub portmap_add: [Vec<f64>; 2],
+    /// The same ADDs' CPU time.
+    pub portmap_cpu: [Vec<f64>; 2],
+}
+
+fn timed<T>(f: impl FnOnce() -> T) -> (T, f64) {
+    let t = Instant::now();
+    let out = f();
+    (out, t.elapsed().as_secs_f64() * 1e3)
+}
+
+/// Runs item 8 inside the scene's node netns with `n` pods per side and case.
+pub fn measure(scene: &Scene, podwire_dir: &Path, reference_dir: &Path, n: usize) -> ChainFigures {
+    let state = scene.root().join("chain");
+    let mut f = ChainFigures {
+        pods: n,
+        ..Default::default()
+    };
+    for (case, with_ports) in [(0, false), (1, true)] {
+        let sides = [
+            Side::new(
+                Flavor::Podwire,
+                podwire_dir,
+                &state,
+                &format!("ch{case}"),
+                &format!("bchp{case}"),
+                &format!("10.246.{}.0/24", 2 * case),
+            ),
+            Side::new(
+                Flavor::Reference,
+                reference_dir,
+                &state,
+                &format!("ch{case}"),
+                &format!("bchr{case}"),
+                &format!("10.246.{}.0/24", 2 * case + 1),
+            ),
+            Side::floor(podwire_dir, &state),
+        ];
+        let base = 20000 + 1000 * case as u16;
+        let pods: Vec<Vec<Pod>> = (0..3)
+            .map(|s| scene.pods(&format!("ch{case}s{s}-"), n))
+            .collect();
+        warm(scene, &sides, &format!("ch{case}w"), base + 900, with_ports);
+        settle(Duration::from_secs(20));
+        for (i, s) in interleaved(n, 3) {
+            let side = &sides[s];
+            let ports = with_ports.then(|| mappings(base, i));
+            let ((), ms) = timed(|| add_chain(side, &pods[s][i], ports));
+            f.add[case][s].push(ms);
+        }
+        for (i, s) in interleaved(n, 3) {
+            let side = &sides[s];
+            let ports = with_ports.then(|| mappings(base, i));
+            let ((), ms) = timed(|| del_chain(side, &pods[s][i], ports));
+            f.del[case][s].push(ms);
+        }
+        for p in &pods {
+            scene.drop_pods(p);
+        }
+        settle(Duration::from_secs(20));
+    }
+
+    // The portmap plugin alone, 2 mappings per pod, pods accumulating on one node.
+    let sides = [
+        Side::new(
+            Flavor::Podwire,
+            podwire_dir,
+            &state,
+            "chpm",
+            "bchp2",
+            "10.246.4.0/24",
+        ),
+        Side::new(
+            Flavor::Reference,
+            reference_dir,
+            &state,
+            "chpm",
+            "bchr2",
+            "10.246.5.0/24",
+        ),
+    ];
+    let base = 23000;
+    let pods: Vec<Vec<Pod>> = (0..2)
+        .map(|s| scene.pods(&format!("chpms{s}-"), n))
+        .collect();
+    let mut prev: [Vec<Value>; 2] = Default::default();
+    for (s, side) in sides.iter().enumerate() {
+        for p in &pods[s] {
+            let r = side
+                .cni
+                .add_network_list(&side.main, &rt(p, IFNAME, None))
+                .unwrap_or_else(|e| panic!("{} ADD {}: {e}", side.label(), p.name));
+            prev[s].push(r.to_value(&r.cni_version).expect("result serialises"));
+        }
+    }
+    settle(Duration::from_secs(20));
+    for (i, s) in interleaved(n, 2) {
+        let out = portmap_call(
+            &sides[s],
+            "ADD",
+            &pods[s][i],
+            &prev[s][i],
+            mappings(base, i),
+        );
+        f.portmap_add[s].push(out.elapsed.as_secs_f64() * 1e3);
+        f.portmap_cpu[s].push(out.cpu.as_secs_f64() * 1e3);
+    }
+    for (i, s) in interleaved(n, 2) {
+        portmap_call(
+            &sides[s],
+            "DEL",
+            &pods[s][i],
+            &prev[s][i],
+            mappings(base, i),
+        );
+        sides[s]
+            .cni
+            .del_network_list(&sides[s].main, &rt(&pods[s][i], IFNAME, None))
+            .unwrap_or_else(|e| panic!("{} DEL: {e}", sides[s].label()));
+    }
+    for p in &pods {
+        scene.drop_pods(p);
+    }
+    settle(Duration::from_secs(20));
+    f
+}
+
+/// (pod, side) pairs, every side once per pod, the first one rotating.
+fn interleaved(n: usize, sides: usize) -> impl Iterator<Item = (usize, usize)> {
+    (0..n).flat_map(move |i| (0..sides).map(move |j| (i, (i + j) % sides)))
+}
+
+/// Untimed: a few pods through each side so binaries, bridges and tables are warm.
+fn warm(scene: &Scene, sides: &[Side], tag: &str, base: u16, with_ports: bool) {
+    for (s, side) in sides.iter().enumerate() {
+        let pods = scene.pods(&format!("{tag}{s}-"), 3);
+        for (i, p) in pods.iter().enumerate() {
+            add_chain(side, p, with_ports.then(|| mappings(base, i)));
+        }
+        for (i, p) in pods.iter().enumerate() {
+            del_chain(side, p, with_ports.then(|| mappings(base, i)));
+        }
+        scene.drop_pods(&pods);
+    }
+}
+
+fn add_chain(side: &Side, pod: &Pod, ports: Option<Value>) {
+    side.cni
+        .add_network_list(&side.loopback, &rt(pod, "lo", None))
+        .unwrap_or_else(|e| panic!("{} loopback ADD {}: {e}", side.label(), pod.name));
+    side.cni
+        .add_network_list(&side.chain, &rt(pod, IFNAME, ports))
+        .unwrap_or_else(|e| panic!("{} chain ADD {}: {e}", side.label(), pod.name));
+}
+
+fn del_chain(side: &Side, pod: &Pod, ports: Option<Value>) {
+    side.cni
+        .del_network_list(&side.chain, &rt(pod, IFNAME, ports))
+        .unwrap_or_else(|e| panic!("{} chain DEL {}: {e}", side.label(), pod.name));
+    side.cni
+        .del_network_list(&side.loopback, &rt(pod, "lo", None))
+        .unwrap_or_else(|e| panic!("{} loopback DEL {}: {e}", side.label(), pod.name));
+}
+
+/// One exec of the portmap plugin as a runtime chains it: prevResult and runtimeConfig in.
+fn portmap_call(
+    side: &Side,
+    command: &str,
+    pod: &Pod,
+    prev: &Value,
+    ports: Value,
+) -> spawn::Finished {
+    let mut conf = side.portmap_conf.clone();
+    conf["prevResult"] = prev.clone();
+    conf["runtimeConfig"] = json!({"portMappings": ports});
+    let env = [
+        ("CNI_COMMAND", command),
+        ("CNI_CONTAINERID", pod.id.as_str()),
+        ("CNI_NETNS", pod.path.as_str()),
+        ("CNI_IFNAME", IFNAME),
+        ("CNI_PATH", &side.plugin_dir.display().to_string()),
+        ("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
+    ]
+    .map(|(k, v)| (k.to_string(), v.to_string()));
+    let out = spawn::run(&side.portmap, &env, conf.to_string().as_bytes())
+        .unwrap_or_else(|e| panic!("spawn {}: {e}", side.portmap.display()));
+    if !out.ok() {
+        panic!(
+            "{} portmap {command} {}: {}",
+            side.label(),
+            pod.name,
+            out.describe()
+        );
+    }
+    out
+}
+
+fn r2(a: f64, b: f64) -> String {
+    format!("{:.2}x", a / b)
+}
+
+impl ChainFigures {
+    /// Median of the last `WINDOW` over the first `WINDOW` portmap ADDs of side `s`.
+    pub fn portmap_growth(&self, s: usize) -> f64 {
+        let v = &self.portmap_add[s];
+        let w = WINDOW.min(v.len() / 2).max(1);
+        median(&v[v.len() - w..]) / median(&v[..w])
+    }
+
+    pub fn table(&self) -> Table {
+        let mut t = Table::new(&[
+            "whole chain, per pod (median ms)",
+            "podwire",
+            "reference",
+            "ratio",
+            "target",
+            "floor",
+            "ratio above floor",
+        ]);
+        for (case, what) in [(0, "no mapping"), (1, "2 mappings")] {
+            for (op, v, target) in [
+                ("ADD", &self.add[case], "≤ 0.20x"),
+                ("DEL", &self.del[case], "≤ 0.80x"),
+            ] {
+                let (a, b, fl) = (median(&v[0]), median(&v[1]), median(&v[2]));
+                t.row(vec![
+                    format!("chain {op}, {what}"),
+                    format!("{a:.2}"),
+                    format!("{b:.2}"),
+                    r2(a, b),
+                    target.into(),
+                    format!("{fl:.2}"),
+                    r2(a - fl, b - fl),
+                ]);
+            }
+        }
+        let (a, b) = (median(&self.portmap_add[0]), median(&self.portmap_add[1]));
+        t.row(vec![
+            "portmap ADD alone, 2 mappings".into(),
+            format!("{a:.2}"),
+            format!("{b:.2}"),
+            r2(a, b),
+            "≤ 0.15x".into(),
+        ]);
+        let (a, b) = (median(&self.portmap_cpu[0]), median(&self.portmap_cpu[1]));
+        t.row(vec![
+            "  its CPU time".into(),
+            format!("{a:.2}"),
+            format!("{b:.2}"),
+            r2(a, b),
+            String::new(),
+        ]);
+        let w = WINDOW.min(self.pods / 2).max(1);
+        t.row(vec![
+            format!(
+                "portmap ADD, pods {}–{} over 1–{w}",
+                self.pods - w + 1,
+                self.pods
+            ),
+            format!("{:.2}x", self.portmap_growth(0)),
+            format!("{:.2}x", self.portmap_growth(1)),
+            String::new(),
+            "podwire ≤ 1.20x".into(),
+        ]);
+        t
+    }
+
+    /// The report's section (Markdown).
+    pub fn markdown(&self) -> String {
+        format!(
+            "\n## 8. The whole node chain ({} pods per case)\n\n\
+             `loopback` then the pod network (main plugin + IPAM, then the portmap plugin) through \
+             podwire's runtime library, as containerd's CRI runs them for every pod: podwire's \
+             `loopback`, `podwire` and `podwire-portmap` against Debian's `loopback`, `bridge` → \
+             `host-local` and `portmap`. \"2 mappings\": a TCP and a UDP host port per pod. The \
+             portmap rows exec the portmap plugin alone with the main plugin's result, pods \
+             accumulating on one node (`podwire-bench --only chain`). \"floor\": the same runtime \
+             calls with every plugin `cni-noop-plugin` (execs, result cache and its fsyncs): \
+             what no plugin can go below; \"ratio above floor\" compares what the plugins \
+             themselves add.\n\n{}",
+            self.pods,
+            self.table().markdown()
+        )
+    }
+}

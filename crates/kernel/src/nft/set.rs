@@ -1,0 +1,278 @@
+//! Named sets and maps, their elements, and transactions that build
+//! tables, chains, sets and rules in one batch. An element carries a tag
+//! (a libnftnl comment, shown by `nft list`), so its owner can be found
+//! again by key in one request: no listing on the hot path.
+
+use super::expr::Exprs;
+use super::msg::*;
+use super::{Nftables, Table};
+use crate::attr::{self, AttrWriter};
+use crate::error::Result;
+
+/// A named set (`data: None`) or map of ours. Types are nft's datatype
+/// ids (`type_concat` for concatenations): the kernel ignores them, `nft
+/// list` prints keys by them.
+#[derive(Clone, Copy, Debug)]
+pub struct SetSpec<'a> {
+    pub name: &'a str,
+    /// Unique in the table: rules created in the same batch refer to the set by it.
+    pub id: u32,
+    pub key_type: u32,
+    pub key_len: u32,
+    /// A map's value: (type, length).
+    pub data: Option<(u32, u32)>,
+}
+
+/// nft's datatype ids (src/datatype.h), for `SetSpec`.
+pub mod datatype {
+    pub const IPADDR: u32 = 7;
+    pub const IP6ADDR: u32 = 8;
+    pub const INET_PROTOCOL: u32 = 12;
+    pub const INET_SERVICE: u32 = 13;
+    pub const IFNAME: u32 = 41;
+
+    /// The id of a concatenation of `parts`, as nft composes it.
+    pub fn concat(parts: &[u32]) -> u32 {
+        parts.iter().fold(0, |acc, t| (acc << 6) | t)
+    }
+}
+
+/// One set or map element.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Element {
+    pub key: Vec<u8>,
+    pub data: Option<Vec<u8>>,
+    /// The element's comment: podwire's owner tag.
+    pub tag: Option<String>,
+}
+
+/// The base chains podwire hooks (nft's standard priorities).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BaseChain {
+    /// type nat hook prerouting priority dstnat
+    NatPrerouting,
+    /// type nat hook output priority dstnat
+    NatOutput,
+    /// type nat hook postrouting priority srcnat
+    NatPostrouting,
+    /// type filter hook forward priority filter
+    FilterForward,
+}
+
+impl BaseChain {
+    fn spec(self) -> (&'static str, u32, i32) {
+        match self {
+            BaseChain::NatPrerouting => ("nat", 0, -100),
+            BaseChain::NatOutput => ("nat", 3, -100),
+            BaseChain::NatPostrouting => ("nat", 4, 100),
+            BaseChain::FilterForward => ("filter", 2, 0),
+        }
+    }
+}
+
+/// A batch being built for one table; nothing reaches the kernel until
+/// `commit`, which applies all of it or none.
+pub struct Transaction<'a> {
+    nft: &'a Nftables,
+    table: &'a Table,
+    batch: Batch,
+}
+
+impl<'a> Transaction<'a> {
+    pub(super) fn new(nft: &'a Nftables, table: &'a Table) -> Self {
+        Transaction {
+            nft,
+            table,
+            batch: nft.batch(),
+        }
+    }
+
+    fn family(&self) -> u8 {
+        self.table.family.proto()
+    }
+
+    /// Creates the table unless it exists.
+    pub fn add_table(&mut self) -> &mut Self {
+        super::add_table(&mut self.batch, self.table);
+        self
+    }
+
+    /// Creates a base chain unless it exists.
+    pub fn add_base_chain(&mut self, name: &str, hook: BaseChain) -> &mut Self {
+        let (ty, hooknum, prio) = hook.spec();
+        super::add_base_chain(&mut self.batch, self.table, name, ty, hooknum, prio);
+        self
+    }
+
+    /// Creates a regular chain; `exclusive`: fail (EEXIST) if it exists,
+    /// which makes a one-time setup batch safe against a concurrent one.
+    pub fn add_chain(&mut self, name: &str, exclusive: bool) -> &mut Self {
+        let mut a = AttrWriter::new();
+        a.str(NFTA_CHAIN_TABLE, &self.table.name)
+            .str(NFTA_CHAIN_NAME, name);
+        let flags = NLM_F_CREATE | if exclusive { NLM_F_EXCL } else { 0 };
+        self.batch.add(NFT_MSG_NEWCHAIN, flags, self.family(), &a);
+        self
+    }
+
+    /// Creates a set or map unless it exists.
+    pub fn add_set(&mut self, set: &SetSpec) -> &mut Self {
+        let mut a = AttrWriter::new();
+        a.str(NFTA_SET_TABLE, &self.table.name)
+            .str(NFTA_SET_NAME, set.name)
+            .be32(NFTA_SET_KEY_TYPE, set.key_type)
+            .be32(NFTA_SET_KEY_LEN, set.key_len)
+            .be32(NFTA_SET_ID, set.id);
+        if let Some((ty, len)) = set.data {
+            a.be32(NFTA_SET_FLAGS, NFT_SET_MAP)
+                .be32(NFTA_SET_DATA_TYPE, ty)
+                .be32(NFTA_SET_DATA_LEN, len);
+        }
+        self.batch
+            .add(NFT_MSG_NEWSET, NLM_F_CREATE, self.family(), &a);
+        self
+    }
+
+    /// Appends a rule (with an optional tag) to `chain`.
+    pub fn add_rule(
+        &mut self,
+        chain: &str,
+        tag: Option<&str>,
+        exprs: impl FnOnce(&mut Exprs<'_>),
+    ) -> &mut Self {
+        super::add_rule(&mut self.batch, self.table, chain, tag, 0, exprs);
+        self
+    }
+
+    /// Adds elements; `exclusive`: the whole batch fails with EEXIST if
+    /// one of the keys is taken (else an identical element is fine).
+    pub fn add_elements(&mut self, set: &str, elems: &[Element], exclusive: bool) -> &mut Self {
+        if elems.is_empty() {
+            return self;
+        }
+        let a = elements_attrs(&self.table.name, set, elems.iter().map(|e| (e, true)));
+        let flags = NLM_F_CREATE | if exclusive { NLM_F_EXCL } else { 0 };
+        self.batch.add(NFT_MSG_NEWSETELEM, flags, self.family(), &a);
+        self
+    }
+
+    /// Deletes elements by key; an absent key fails the batch (ENOENT).
+    pub fn delete_elements(&mut self, set: &str, keys: &[Vec<u8>]) -> &mut Self {
+        if keys.is_empty() {
+            return self;
+        }
+        let elems: Vec<Element> = keys
+            .iter()
+            .map(|k| Element {
+                key: k.clone(),
+                data: None,
+                tag: None,
+            })
+            .collect();
+        let a = elements_attrs(&self.table.name, set, elems.iter().map(|e| (e, false)));
+        self.batch.add(NFT_MSG_DELSETELEM, 0, self.family(), &a);
+        self
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.batch.acked.is_empty()
+    }
+
+    /// Sends the batch; the kernel applies every message or none.
+    pub fn commit(self, op: &str) -> Result<()> {
+        if self.is_empty() {
+            return Ok(());
+        }
+        self.nft.commit(self.batch, op)
+    }
+}
+
+fn elements_attrs<'e>(
+    table: &str,
+    set: &str,
+    elems: impl Iterator<Item = (&'e Element, bool)>,
+) -> AttrWriter {
+    let mut a = AttrWriter::new();
+    a.str(NFTA_SET_ELEM_LIST_TABLE, table)
+        .str(NFTA_SET_ELEM_LIST_SET, set)
+        .nest(NFTA_SET_ELEM_LIST_ELEMENTS, |list| {
+            for (e, full) in elems {
+                list.nest(NFTA_LIST_ELEM, |w| {
+                    w.nest(NFTA_SET_ELEM_KEY, |k| {
+                        k.bytes(NFTA_DATA_VALUE, &e.key);
+                    });
+                    if !full {
+                        return;
+                    }
+                    if let Some(data) = &e.data {
+                        w.nest(NFTA_SET_ELEM_DATA, |d| {
+                            d.bytes(NFTA_DATA_VALUE, data);
+                        });
+                    }
+                    if let Some(tag) = &e.tag {
+                        w.bytes(NFTA_SET_ELEM_USERDATA, &comment_userdata(tag));
+                    }
+                });
+            }
+        });
+    a
+}
+
+/// Reads the elements of one NEWSETELEM message (a get or dump answer).
+pub(super) fn parse_elements(payload: &[u8], out: &mut Vec<Element>) {
+    let a = payload.get(4..).unwrap_or_default(); // skip nfgenmsg
+    let Some(list) = attr::find(a, NFTA_SET_ELEM_LIST_ELEMENTS) else {
+        return;
+    };
+    for (_, e) in attr::iter(list) {
+        let value = |kind| {
+            attr::find(e, kind)
+                .and_then(|n| attr::find(n, NFTA_DATA_VALUE))
+                .map(<[u8]>::to_vec)
+        };
+        let Some(key) = value(NFTA_SET_ELEM_KEY) else {
+            continue;
+        };
+        out.push(Element {
+            key,
+            data: value(NFTA_SET_ELEM_DATA),
+            tag: attr::find(e, NFTA_SET_ELEM_USERDATA).and_then(comment_of),
+        });
+    }
+}
+
+/// The request for one element by key (`dump`: every element).
+pub(super) fn get_elements_request(
+    table: &Table,
+    set: &str,
+    key: Option<&[u8]>,
+    seq: u32,
+) -> Vec<u8> {
+    let mut a = AttrWriter::new();
+    a.str(NFTA_SET_ELEM_LIST_TABLE, &table.name)
+        .str(NFTA_SET_ELEM_LIST_SET, set);
+    let flags = match key {
+        Some(key) => {
+            a.nest(NFTA_SET_ELEM_LIST_ELEMENTS, |list| {
+                list.nest(NFTA_LIST_ELEM, |w| {
+                    w.nest(NFTA_SET_ELEM_KEY, |k| {
+                        k.bytes(NFTA_DATA_VALUE, key);
+                    });
+                });
+            });
+            NLM_F_REQUEST | NLM_F_ACK
+        }
+        None => NLM_F_REQUEST | NLM_F_DUMP,
+    };
+    let mut bytes = Vec::new();
+    put_msg(
+        &mut bytes,
+        nft_type(NFT_MSG_GETSETELEM),
+        flags,
+        seq,
+        table.family.proto(),
+        0,
+        &a.buf,
+    );
+    bytes
+}

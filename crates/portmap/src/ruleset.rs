@@ -1,0 +1,352 @@
+//! podwire-portmap's nftables table, `inet podwire-portmap`, set up once per node (netns) and
+//! shared by every pod; a mapping is one map element, keyed by what a packet carries, tagged with
+//! its attachment:
+//!
+//! ```text
+//! map hostport4 { type inet_proto . inet_service : ipv4_addr . inet_service }  # any host IP
+//! map hostip4   { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service }
+//! map hostport6, hostip6 (the same for IPv6);  set bridges { type ifname }
+//! chain prerouting  (nat, dstnat): fib daddr type local iifname @bridges meta mark set mark or 0x2000
+//!                                  fib daddr type local jump hostports
+//! chain output      (nat, dstnat): fib daddr type local ip saddr 127.0.0.0/8 meta mark set mark or 0x2000
+//!                                  fib daddr type local jump hostports
+//! chain hostports: dnat ip to ip daddr . meta l4proto . th dport map @hostip4
+//!                  dnat ip to meta l4proto . th dport map @hostport4   (and the ip6 pair)
+//! chain postrouting (nat, srcnat): meta mark & 0x2000 == 0x2000 ct status dnat masquerade
+//! ```
+//!
+//! - Only traffic addressed to the node itself is translated (`fib daddr type local`), never
+//!   traffic routed through it (the reference's GHSA-jv3w-x3r3-g6rm).
+//! - A lookup is one hash probe whatever the number of pods, and ADD, DEL and CHECK touch only
+//!   their own keys: no rule list is ever read on those paths.
+//! - Hairpin and pod-to-pod-via-node traffic (in from a pod bridge) and 127.0.0.1 traffic are
+//!   masqueraded once translated, so replies come back through the node's conntrack.
+//! - Map lookups come before the generic ones: a mapping bound to a host IP wins over one for
+//!   every address of the node.
+
+use crate::mapping::{Mapping, Protocol};
+use kernel::nft::{datatype, BaseChain, Element, Nftables, SetSpec, Table, REG32_00, REG_1};
+use std::net::IpAddr;
+
+pub const TABLE: &str = "podwire-portmap";
+/// The mark bit asking for masquerade (the reference's default `markMasqBit` 13).
+pub const MASQ_MARK: u32 = 1 << 13;
+const IPS_DST_NAT: u32 = 1 << 5;
+const HOSTPORTS: &str = "hostports";
+pub const BRIDGES: &str = "bridges";
+
+pub fn table() -> Table {
+    Table::new(kernel::nft::Family::Inet, TABLE)
+}
+
+/// The map holding a mapping: by family, and whether it is bound to a host IP.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct MapKind {
+    pub v6: bool,
+    pub host_ip: bool,
+}
+
+impl MapKind {
+    pub const ALL: [MapKind; 4] = [
+        MapKind {
+            v6: false,
+            host_ip: true,
+        },
+        MapKind {
+            v6: false,
+            host_ip: false,
+        },
+        MapKind {
+            v6: true,
+            host_ip: true,
+        },
+        MapKind {
+            v6: true,
+            host_ip: false,
+        },
+    ];
+
+    pub fn name(self) -> &'static str {
+        match (self.v6, self.host_ip) {
+            (false, false) => "hostport4",
+            (false, true) => "hostip4",
+            (true, false) => "hostport6",
+            (true, true) => "hostip6",
+        }
+    }
+
+    fn id(self) -> u32 {
+        1 + self.v6 as u32 * 2 + self.host_ip as u32
+    }
+
+    fn addr_len(self) -> u32 {
+        if self.v6 {
+            16
+        } else {
+            4
+        }
+    }
+
+    fn spec(self) -> SetSpec<'static> {
+        let addr = if self.v6 {
+            datatype::IP6ADDR
+        } else {
+            datatype::IPADDR
+        };
+        let (proto, port) = (datatype::INET_PROTOCOL, datatype::INET_SERVICE);
+        let (key_type, key_len) = if self.host_ip {
+            (datatype::concat(&[addr, proto, port]), self.addr_len() + 8)
+        } else {
+            (datatype::concat(&[proto, port]), 8)
+        };
+        SetSpec {
+            name: self.name(),
+            id: self.id(),
+            key_type,
+            key_len,
+            data: Some((datatype::concat(&[addr, port]), self.addr_len() + 4)),
+        }
+    }
+}
+
+const BRIDGES_ID: u32 = 5;
+
+/// One map element to be: which map, its key and value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub map: MapKind,
+    pub key: Vec<u8>,
+    pub data: Vec<u8>,
+    pub mapping: Mapping,
+}
+
+fn octets(ip: IpAddr) -> Vec<u8> {
+    match ip {
+        IpAddr::V4(a) => a.octets().to_vec(),
+        IpAddr::V6(a) => a.octets().to_vec(),
+    }
+}
+
+/// A port as a concatenation part: big-endian, zero-padded to 4 bytes.
+fn port_part(port: u16) -> [u8; 4] {
+    let p = port.to_be_bytes();
+    [p[0], p[1], 0, 0]
+}
+
+fn proto_part(p: Protocol) -> [u8; 4] {
+    [p.number(), 0, 0, 0]
+}
+
+/// The key a mapping is stored under in the map of `v6` (no pod address needed: DEL works
+/// without a prevResult).
+pub fn key(m: &Mapping, v6: bool) -> (MapKind, Vec<u8>) {
+    let map = MapKind {
+        v6,
+        host_ip: m.host_ip.is_some(),
+    };
+    let mut key = Vec::with_capacity(24);
+    if let Some(ip) = m.host_ip {
+        key.extend(octets(ip));
+    }
+    key.extend(proto_part(m.protocol));
+    key.extend(port_part(m.host_port));
+    (map, key)
+}
+
+/// The families a mapping applies to: its host IP's, else both.
+pub fn families(m: &Mapping) -> &'static [bool] {
+    match m.host_ip {
+        Some(IpAddr::V4(_)) => &[false],
+        Some(IpAddr::V6(_)) => &[true],
+        None => &[false, true],
+    }
+}
+
+/// The elements for `mappings` to a pod at `v4`/`v6`; a mapping for a family the pod lacks is
+/// skipped (as the reference does for a host IP of the other family).
+pub fn entries(mappings: &[Mapping], v4: Option<IpAddr>, v6: Option<IpAddr>) -> Vec<Entry> {
+    let mut out = Vec::new();
+    for m in mappings {
+        for &is_v6 in families(m) {
+            let Some(pod) = (if is_v6 { v6 } else { v4 }) else {
+                continue;
+            };
+            let (map, key) = key(m, is_v6);
+            let mut data = octets(pod);
+            data.extend(port_part(m.container_port));
+            out.push(Entry {
+                map,
+                key,
+                data,
+                mapping: m.clone(),
+            });
+        }
+    }
+    out
+}
+
+/// An interface name as a key of the `bridges` set (IFNAMSIZ bytes, NUL-padded).
+pub fn ifname_key(name: &str) -> Vec<u8> {
+    let mut k = name.as_bytes().to_vec();
+    k.resize(16, 0);
+    k
+}
+
+pub fn element(e: &Entry, tag: &str) -> Element {
+    Element {
+        key: e.key.clone(),
+        data: Some(e.data.clone()),
+        tag: Some(tag.to_string()),
+    }
+}
+
+/// Adds the table, its maps, chains and rules to a transaction. The `hostports` chain is created
+/// exclusively: of two concurrent first ADDs, one sets up and the other's batch fails (EEXIST)
+/// and is retried without the setup, so the rules exist exactly once.
+pub fn setup(tx: &mut kernel::nft::Transaction<'_>) {
+    tx.add_table();
+    for map in MapKind::ALL {
+        tx.add_set(&map.spec());
+    }
+    tx.add_set(&SetSpec {
+        name: BRIDGES,
+        id: BRIDGES_ID,
+        key_type: datatype::IFNAME,
+        key_len: 16,
+        data: None,
+    });
+    tx.add_chain(HOSTPORTS, true)
+        .add_base_chain("prerouting", BaseChain::NatPrerouting)
+        .add_base_chain("output", BaseChain::NatOutput)
+        .add_base_chain("postrouting", BaseChain::NatPostrouting);
+    tx.add_rule("prerouting", None, |e| {
+        e.daddr_is_local();
+        e.iifname_in(BRIDGES, BRIDGES_ID);
+        e.mark_or(MASQ_MARK);
+    })
+    .add_rule("prerouting", None, |e| {
+        e.daddr_is_local();
+        e.jump(HOSTPORTS);
+    })
+    .add_rule("output", None, |e| {
+        e.daddr_is_local();
+        e.nfproto(false);
+        e.addr(
+            kernel::nft::Dir::Src,
+            kernel::nft::Cmp::Eq,
+            "127.0.0.0/8".parse().expect("valid"),
+        );
+        e.mark_or(MASQ_MARK);
+    })
+    .add_rule("output", None, |e| {
+        e.daddr_is_local();
+        e.jump(HOSTPORTS);
+    });
+    for map in MapKind::ALL {
+        tx.add_rule(HOSTPORTS, None, |e| {
+            e.nfproto(map.v6);
+            // Key registers: [daddr .] l4proto . dport, each part from a 4-byte boundary.
+            let mut reg = REG32_00;
+            if map.host_ip {
+                e.load_daddr(map.v6, reg);
+                reg += map.addr_len() / 4;
+            }
+            e.load_l4proto(reg);
+            e.load_th_dport(reg + 1);
+            e.lookup(map.name(), map.id(), REG32_00, Some(REG_1));
+            // Value: address . port; the port follows the address.
+            e.dnat(map.v6, REG_1, REG32_00 + map.addr_len() / 4);
+        });
+    }
+    tx.add_rule("postrouting", None, |e| {
+        e.mark_has(MASQ_MARK);
+        e.ct_status_any(IPS_DST_NAT);
+        e.masquerade();
+    });
+}
+
+/// Whether a failed batch may have failed because the table is not set up yet.
+pub fn is_missing(e: &kernel::Error) -> bool {
+    e.is_not_found()
+}
+
+/// Commits `build` (elements); when the table is missing, again with the setup in front.
+pub fn commit_with_setup(
+    nft: &Nftables,
+    op: &str,
+    build: impl Fn(&mut kernel::nft::Transaction<'_>),
+) -> kernel::Result<()> {
+    let table = table();
+    let mut tx = nft.transaction(&table);
+    build(&mut tx);
+    match tx.commit(op) {
+        Err(e) if is_missing(&e) => {}
+        other => return other,
+    }
+    let mut tx = nft.transaction(&table);
+    setup(&mut tx);
+    build(&mut tx);
+    match tx.commit(op) {
+        // Someone else set it up meanwhile: ours alone now.
+        Err(e) if e.is_exists() => {
+            let mut tx = nft.transaction(&table);
+            build(&mut tx);
+            tx.commit(op)
+        }
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(host_ip: Option<&str>, proto: Protocol) -> Mapping {
+        Mapping {
+            host_port: 8080,
+            container_port: 80,
+            protocol: proto,
+            host_ip: host_ip.map(|s| s.parse().unwrap()),
+        }
+    }
+
+    #[test]
+    fn keys_and_values_are_nft_concatenations() {
+        let v4: IpAddr = "10.1.0.5".parse().unwrap();
+        let v6: IpAddr = "fd00::5".parse().unwrap();
+        let e = entries(&[m(None, Protocol::Tcp)], Some(v4), Some(v6));
+        assert_eq!(e.len(), 2, "dual-stack pod: both families");
+        assert_eq!(e[0].map.name(), "hostport4");
+        // tcp . 8080 : 10.1.0.5 . 80, as `nft --debug=netlink` shows it
+        assert_eq!(e[0].key, [6, 0, 0, 0, 0x1f, 0x90, 0, 0]);
+        assert_eq!(e[0].data, [10, 1, 0, 5, 0, 80, 0, 0]);
+        assert_eq!(e[1].map.name(), "hostport6");
+        assert_eq!(e[1].data.len(), 20);
+
+        let e = entries(&[m(Some("192.0.2.1"), Protocol::Udp)], Some(v4), Some(v6));
+        assert_eq!(e.len(), 1, "a host IP picks its family");
+        assert_eq!(e[0].map.name(), "hostip4");
+        assert_eq!(e[0].key, [192, 0, 2, 1, 17, 0, 0, 0, 0x1f, 0x90, 0, 0]);
+
+        let e = entries(&[m(Some("2001:db8::1"), Protocol::Tcp)], Some(v4), None);
+        assert!(
+            e.is_empty(),
+            "an IPv6 host IP for an IPv4-only pod is skipped"
+        );
+    }
+
+    #[test]
+    fn map_specs_match_their_keys() {
+        for map in MapKind::ALL {
+            let s = map.spec();
+            let mapping = m(
+                map.host_ip
+                    .then_some(if map.v6 { "2001:db8::1" } else { "192.0.2.1" }),
+                Protocol::Tcp,
+            );
+            let (k, key) = key(&mapping, map.v6);
+            assert_eq!(k, map);
+            assert_eq!(key.len() as u32, s.key_len, "{}", s.name);
+        }
+    }
+}
