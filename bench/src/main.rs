@@ -25,6 +25,8 @@ usage: podwire-bench [options]   (as root)
                         the sequential, growth and burst runs, for before/after figures on a
                         noisy machine
   --version-label TEXT  what podwire build this is, for the report (e.g. a git commit)
+  --log-file FILE       podwire's networks (and the baseline's) log to FILE: what logging and
+                        the per-operation trace lines cost
   --pods N              sequential pods per plugin (default 100)
   --growth N            pods on one bridge for the growth run (default 250)
   --burst N             ADDs started at once (default 50)
@@ -44,6 +46,7 @@ struct Options {
     ipam_alloc: Option<PathBuf>,
     ipam_bench: Option<PathBuf>,
     baseline: Option<PathBuf>,
+    log_file: Option<PathBuf>,
     only: Vec<String>,
     growth_rounds: usize,
     cri_cli: PathBuf,
@@ -69,6 +72,7 @@ fn parse_args() -> Result<Options, String> {
         ipam_alloc: None,
         ipam_bench: None,
         baseline: None,
+        log_file: None,
         only: ["seq", "growth", "burst", "chain", "cri"]
             .map(String::from)
             .to_vec(),
@@ -97,6 +101,7 @@ fn parse_args() -> Result<Options, String> {
             "--ipam-alloc" => o.ipam_alloc = Some(value()?.into()),
             "--ipam-bench" => o.ipam_bench = Some(value()?.into()),
             "--baseline" => o.baseline = Some(value()?.into()),
+            "--log-file" => o.log_file = Some(value()?.into()),
             "--version-label" => o.label = value()?,
             "--pods" => o.pods = number(value()?)?,
             "--growth" => o.growth = number(value()?)?,
@@ -243,7 +248,7 @@ fn run(o: &Options, bridge: &Path, ipam: Option<IpamAlloc>, started: Instant) ->
             Flavor::Podwire => "pw",
             Flavor::Reference => "ref",
         };
-        PluginNet::new(
+        let n = PluginNet::new(
             flavor,
             program,
             &o.reference_dir,
@@ -251,7 +256,11 @@ fn run(o: &Options, bridge: &Path, ipam: Option<IpamAlloc>, started: Instant) ->
             bridge_name,
             subnet,
             &data(who),
-        )
+        );
+        match (&o.log_file, flavor) {
+            (Some(f), Flavor::Podwire) => n.with_log_file(f),
+            _ => n,
+        }
     };
 
     let wants = |phase: &str| o.only.iter().any(|p| p == phase);
@@ -267,7 +276,10 @@ fn run(o: &Options, bridge: &Path, ipam: Option<IpamAlloc>, started: Instant) ->
                 &data("base"),
             );
             b.label = BASELINE;
-            b
+            match &o.log_file {
+                Some(f) => b.with_log_file(f),
+                None => b,
+            }
         })
     };
 

@@ -105,6 +105,15 @@ impl PluginNet {
         }
     }
 
+    /// The same network writing its log (and podwire's per-operation trace lines) to `file`:
+    /// for measuring what logging costs.
+    pub fn with_log_file(mut self, file: &Path) -> PluginNet {
+        let mut v: serde_json::Value = serde_json::from_slice(&self.conf).expect("netconf is JSON");
+        v["logFile"] = file.display().to_string().into();
+        self.conf = v.to_string().into_bytes();
+        self
+    }
+
     fn env(&self, command: &str, pod: &Pod) -> Vec<(String, String)> {
         vec![
             ("CNI_COMMAND".into(), command.into()),

@@ -5,6 +5,7 @@
 use crate::config::Config;
 use crate::{errors, ipam, mac, masq, names};
 use cni::error::plugin_code;
+use cni::trace;
 use cni::{CmdArgs, CniResult, Error, Interface, Result, Route};
 use ipnet::IpNet;
 use kernel::{AddressOptions, BridgeSpec, Netlink, Netns, VethSpec};
@@ -17,6 +18,16 @@ enum Undo {
     DeleteMasq(String),
 }
 
+impl Undo {
+    fn describe(&self) -> String {
+        match self {
+            Undo::ReleaseIps => "released the addresses".into(),
+            Undo::DeleteLink(name) => format!("deleted {name}"),
+            Undo::DeleteMasq(tag) => format!("deleted masquerade rules {tag}"),
+        }
+    }
+}
+
 struct Rollback<'a> {
     a: &'a CmdArgs,
     config: &'a Config,
@@ -25,8 +36,11 @@ struct Rollback<'a> {
 }
 
 impl Rollback<'_> {
+    /// Each undo is a `rollback` step of the trace; releasing the addresses shows as the
+    /// IPAM's own steps (steps never nest).
     fn run(self) {
         for step in self.undo.into_iter().rev() {
+            let mut s = (!matches!(step, Undo::ReleaseIps)).then(|| trace::step("rollback"));
             let outcome = match &step {
                 Undo::ReleaseIps => ipam::del(self.a, self.config),
                 Undo::DeleteLink(name) => self
@@ -36,8 +50,10 @@ impl Rollback<'_> {
                     .map_err(errors::kernel),
                 Undo::DeleteMasq(tag) => masq::delete(tag),
             };
-            if let Err(e) = outcome {
-                cni::log::warn(&format!("rollback after failed ADD: {e}"));
+            match (outcome, s.as_mut()) {
+                (Ok(()), Some(s)) => s.detail(step.describe()),
+                (Ok(()), None) => {}
+                (Err(e), _) => cni::log::warn(&format!("rollback after failed ADD: {e}")),
             }
         }
     }
@@ -52,7 +68,8 @@ fn ignore_missing(e: kernel::Error) -> kernel::Result<()> {
 }
 
 pub fn add(a: &CmdArgs) -> Result<CniResult> {
-    let config = Config::from_netconf(&a.conf)?;
+    let config = trace::timed("config", || Config::from_netconf(&a.conf))?;
+    let mut s = trace::step("netns");
     let pod_ns = Netns::open(&a.netns).map_err(|e| errors::netns(&a.netns, e))?;
     let pod = Netlink::new_in(&pod_ns).map_err(errors::kernel)?;
     let host = Netlink::new().map_err(errors::kernel)?;
@@ -67,6 +84,8 @@ pub fn add(a: &CmdArgs) -> Result<CniResult> {
         Err(e) => return Err(errors::kernel(e)),
     }
     let requested_mac = mac::requested(a)?;
+    s.detail(format_args!("{} open, no {} yet", a.netns, a.ifname));
+    s.end();
 
     let mut rollback = Rollback {
         a,
@@ -109,6 +128,7 @@ fn configure(
     // release is registered only once it succeeded.
     let mut result = ipam::add(a, config)?;
     undo.push(Undo::ReleaseIps);
+    let mut s = trace::step("bridge");
     crate::fault::point("ipam");
     if result.ips.is_empty() {
         return Err(Error::invalid_config(format!(
@@ -133,6 +153,7 @@ fn configure(
         .link(b.bridge.as_str())
         .ok()
         .filter(|l| l.kind.as_deref() == Some("bridge") && l.up);
+    let found = existing.is_some();
     let bridge = existing.map(Ok).unwrap_or_else(|| host.ensure_bridge(&spec)).map_err(|e| {
         if b.vlan.is_some() && e.errno() == Some(95) {
             Error::invalid_config(format!(
@@ -147,23 +168,36 @@ fn configure(
         host.link_set_promisc(bridge.index, true)
             .map_err(errors::kernel)?;
     }
+    s.detail(format_args!(
+        "{} {} #{}",
+        if found { "found" } else { "ensured" },
+        bridge.name,
+        bridge.index
+    ));
+    s.end();
     crate::fault::point("bridge");
     if b.is_gateway {
+        let mut s = trace::step("gateway");
         fill_gateways(&mut result);
         for ip in &result.ips {
             if let Some(gw) = ip.gateway {
                 let gw_net =
                     IpNet::new(gw, ip.address.prefix_len()).expect("prefix of a valid address");
                 crate::gateway::ensure(host, &bridge, gw_net, b.force_address)?;
+                s.detail(format_args!("{gw_net} on {}", bridge.name));
             }
         }
+        s.end();
         if result.ips.iter().any(|ip| ip.address.addr().is_ipv4()) {
+            let mut s = trace::step("sysctl");
             crate::gateway::enable_forwarding()?;
+            s.detail("net.ipv4.ip_forward = 1");
         }
     }
     crate::fault::point("gateway");
 
     let tag = names::attachment_tag(&a.conf.name, &a.container_id, &a.ifname);
+    let mut s = trace::step("veth");
     let pod_mac = requested_mac.unwrap_or_else(mac::random);
     let mut veth_spec = VethSpec::new(
         names::host_veth(&a.conf.name, &a.container_id, &a.ifname),
@@ -188,27 +222,46 @@ fn configure(
     .map_err(errors::kernel)?;
     let host_name = veth_spec.name.clone();
     undo.push(Undo::DeleteLink(host_name.clone()));
+    s.detail(format_args!(
+        "{host_name} #{} on {} <-> {} #{} in the pod, mac {pod_mac}, alias {tag}",
+        pair.host.index, bridge.name, a.ifname, pair.peer_index
+    ));
+    s.end();
     crate::fault::point("veth");
 
-    if b.hairpin_mode {
-        host.bridge_port_set_hairpin(pair.host.index, true)
-            .map_err(errors::kernel)?;
-    }
-    if let Some(vid) = b.vlan {
-        host.bridge_vlan_add(pair.host.index, kernel::BridgeVlan::access(vid))
-            .map_err(errors::kernel)?;
+    if b.hairpin_mode || b.vlan.is_some() {
+        let mut s = trace::step("port");
+        if b.hairpin_mode {
+            host.bridge_port_set_hairpin(pair.host.index, true)
+                .map_err(errors::kernel)?;
+            s.detail("hairpin on");
+        }
+        if let Some(vid) = b.vlan {
+            host.bridge_vlan_add(pair.host.index, kernel::BridgeVlan::access(vid))
+                .map_err(errors::kernel)?;
+            s.detail(format_args!("vlan {vid} untagged pvid"));
+        }
     }
 
     let pod_index = pair.peer_index;
     // The pod end cannot come up in the create request (the pair is not joined yet). With an
     // IPv4 address, arp_notify goes in the same request: see crate::announce.
-    if result.ips.iter().any(|ip| ip.address.addr().is_ipv4()) {
+    let mut s = trace::step("link-up");
+    let v4 = result.ips.iter().any(|ip| ip.address.addr().is_ipv4());
+    if v4 {
         pod.link_set_up_arp_notify(pod_index)
     } else {
         pod.link_set_up(pod_index, true)
     }
     .map_err(errors::kernel)?;
+    s.detail(format_args!(
+        "{} up{}",
+        a.ifname,
+        if v4 { ", arp_notify on" } else { "" }
+    ));
+    s.end();
     crate::fault::point("link-up");
+    let mut s = trace::step("addresses");
     for ip in &result.ips {
         // No DAD: the address is ours by allocation, and must work the moment ADD returns.
         let opts = AddressOptions {
@@ -217,21 +270,37 @@ fn configure(
         };
         pod.address_add_with(pod_index, ip.address, opts)
             .map_err(errors::kernel)?;
+        s.detail(format_args!("{} on {}", ip.address, a.ifname));
     }
+    s.end();
     crate::fault::point("addresses");
     if b.is_default_gateway {
         add_default_routes(&mut result);
     }
+    let mut s = trace::step("routes");
     for r in &result.routes {
-        pod.route_add(&to_kernel_route(r, &result, pod_index))
-            .map_err(errors::kernel)?;
+        let k = to_kernel_route(r, &result, pod_index);
+        pod.route_add(&k).map_err(errors::kernel)?;
+        match k.gateway {
+            Some(gw) => s.detail(format_args!("{} via {gw}", k.dst)),
+            None => s.detail(format_args!("{} dev {}", k.dst, a.ifname)),
+        }
     }
+    s.ok();
+    s.end();
     crate::fault::point("routes");
 
     if b.ip_masq {
+        let mut s = trace::step("nftables");
         undo.push(Undo::DeleteMasq(tag.clone()));
         for ip in &result.ips {
-            masq::add(&tag, ip.address)?;
+            let handle = masq::add(&tag, ip.address)?;
+            s.detail(format_args!(
+                "masquerade rule{} for {} in inet {} (comment {tag})",
+                handle.map(|h| format!(" handle {h}")).unwrap_or_default(),
+                ip.address.addr(),
+                masq::table().name
+            ));
         }
     }
     crate::fault::point("masq");
@@ -245,7 +314,11 @@ fn configure(
         pod_ifname: &a.ifname,
     };
     let ips: Vec<IpAddr> = result.ips.iter().map(|ip| ip.address.addr()).collect();
+    let mut s = trace::step("announce");
     crate::announce::announce(&ends, pod_mac, &ips);
+    // Best effort: a failure was logged, the ADD stands.
+    s.detail(format_args!("{} at {pod_mac}", join_ips(&ips)));
+    s.end();
 
     let is_11 = a.conf.cni_version == "1.1.0";
     result.interfaces = vec![
@@ -303,6 +376,13 @@ fn log_added(result: &CniResult) {
         "added {}, host veth {host} on {bridge}",
         ips.join(", ")
     ));
+}
+
+fn join_ips(ips: &[IpAddr]) -> String {
+    ips.iter()
+        .map(|ip| ip.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn mac_string(m: Option<kernel::MacAddr>) -> String {

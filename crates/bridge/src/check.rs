@@ -4,7 +4,7 @@
 use crate::config::Config;
 use crate::{errors, ipam};
 use cni::error::plugin_code;
-use cni::{CmdArgs, CniResult, Error, Result};
+use cni::{trace, CmdArgs, CniResult, Error, Result};
 use kernel::{IpFamily, Netlink, Netns};
 
 fn mismatch(msg: String) -> Error {
@@ -12,7 +12,7 @@ fn mismatch(msg: String) -> Error {
 }
 
 pub fn check(a: &CmdArgs) -> Result<()> {
-    let config = Config::from_netconf(&a.conf)?;
+    let config = trace::timed("config", || Config::from_netconf(&a.conf))?;
     let prev =
         a.conf.prev_result.as_ref().ok_or_else(|| {
             Error::invalid_config("CHECK needs prevResult: the result of the ADD")
@@ -20,6 +20,7 @@ pub fn check(a: &CmdArgs) -> Result<()> {
     let prev = CniResult::from_value(prev)?;
     ipam::check(a, &config)?;
 
+    let mut s = trace::step("interface");
     let ns = Netns::open(&a.netns).map_err(|e| errors::netns(&a.netns, e))?;
     let pod = Netlink::new_in(&ns).map_err(errors::kernel)?;
     let link = pod.link(a.ifname.as_str()).map_err(|e| {
@@ -72,6 +73,12 @@ pub fn check(a: &CmdArgs) -> Result<()> {
         }
     }
 
+    s.detail(format_args!(
+        "{} #{} mac {have_mac} mtu {}",
+        a.ifname, link.index, link.mtu
+    ));
+    s.end();
+    let mut s = trace::step("addresses");
     let addrs = pod
         .addresses(Some(link.index), None)
         .map_err(errors::kernel)?;
@@ -83,6 +90,15 @@ pub fn check(a: &CmdArgs) -> Result<()> {
             )));
         }
     }
+    s.detail(format_args!(
+        "{} of prevResult present",
+        prev.ips
+            .iter()
+            .filter(|ip| ip.interface == Some(want))
+            .count()
+    ));
+    s.end();
+    let mut s = trace::step("routes");
     for r in &prev.routes {
         let routes = pod
             .routes(IpFamily::of(r.dst.addr()))
@@ -99,7 +115,10 @@ pub fn check(a: &CmdArgs) -> Result<()> {
         }
     }
 
+    s.detail(format_args!("{} of prevResult present", prev.routes.len()));
+    s.end();
     // The host end: the pod end's peer, in the node, must be a port of the bridge.
+    let mut s = trace::step("host-end");
     let host = Netlink::new().map_err(errors::kernel)?;
     let bridge = host.link(config.bridge.bridge.as_str()).map_err(|e| {
         if e.is_not_found() {
@@ -120,5 +139,9 @@ pub fn check(a: &CmdArgs) -> Result<()> {
             host_end.name, bridge.name
         )));
     }
+    s.detail(format_args!(
+        "{} #{} on {}",
+        host_end.name, host_end.index, bridge.name
+    ));
     Ok(())
 }

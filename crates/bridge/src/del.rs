@@ -6,15 +6,24 @@
 
 use crate::config::Config;
 use crate::{errors, ipam, masq, names};
-use cni::{CmdArgs, Result};
+use cni::{trace, CmdArgs, Result};
 use kernel::{Netlink, Netns};
 
 pub fn del(a: &CmdArgs) -> Result<()> {
-    let config = Config::from_netconf(&a.conf)?;
+    let config = trace::timed("config", || Config::from_netconf(&a.conf))?;
     let tag = names::attachment_tag(&a.conf.name, &a.container_id, &a.ifname);
-    let unlinked = delete_link(a, &config, &tag);
+    let mut s = trace::step("link");
+    let unlinked = delete_link(a, &config, &tag).map(|what| s.detail(what));
+    s.end();
     let unmasked = if config.bridge.ip_masq {
-        masq::delete(&tag)
+        let mut s = trace::step("nftables");
+        masq::delete_handles(&tag).map(|handles| {
+            s.detail(format_args!(
+                "removed {} masquerade rule(s) {handles:?} from inet {} (comment {tag})",
+                handles.len(),
+                masq::table().name
+            ))
+        })
     } else {
         Ok(())
     };
@@ -27,13 +36,18 @@ pub fn del(a: &CmdArgs) -> Result<()> {
 /// checked against its alias so we never delete a veth that is not this attachment's. An ADD
 /// killed between creating the pair and tagging it leaves the hashed name untagged: a veth of
 /// that name on our bridge with no alias is that remnant, and is ours to delete.
-fn delete_link(a: &CmdArgs, config: &Config, tag: &str) -> Result<()> {
+/// Returns what it removed (or why nothing), for the trace.
+fn delete_link(a: &CmdArgs, config: &Config, tag: &str) -> Result<String> {
     if !a.netns.is_empty() {
         if let Ok(ns) = Netns::open(&a.netns) {
             let pod = Netlink::new_in(&ns).map_err(errors::kernel)?;
             return match pod.link_delete(a.ifname.as_str()) {
                 Err(e) if !e.is_not_found() => Err(errors::kernel(e)),
-                _ => Ok(()),
+                Err(_) => Ok(format!("no {} in {}", a.ifname, a.netns)),
+                Ok(()) => Ok(format!(
+                    "deleted {} in {} (and its host end)",
+                    a.ifname, a.netns
+                )),
             };
         }
     }
@@ -51,11 +65,12 @@ fn delete_link(a: &CmdArgs, config: &Config, tag: &str) -> Result<()> {
         Ok(link) if link.alias.as_deref() == Some(tag) || untagged_on_our_bridge(&link) => {
             match host.link_delete(link.index) {
                 Err(e) if !e.is_not_found() => Err(errors::kernel(e)),
-                _ => Ok(()),
+                _ => Ok(format!("deleted host veth {name} #{}", link.index)),
             }
         }
-        Ok(_) => Ok(()), // a clash: the attachment used a random name, which GC will find by alias
-        Err(e) if e.is_not_found() => Ok(()),
+        // A clash: the attachment used a random name, which GC will find by alias.
+        Ok(_) => Ok(format!("{name} belongs to another attachment: left alone")),
+        Err(e) if e.is_not_found() => Ok(format!("no netns, no host veth {name}")),
         Err(e) => Err(errors::kernel(e)),
     }
 }

@@ -5,11 +5,11 @@
 
 use crate::config::Config;
 use crate::{errors, ipam, masq, names};
-use cni::{CmdArgs, Error, Result};
+use cni::{trace, CmdArgs, Error, Result};
 use kernel::Netlink;
 
 pub fn gc(a: &CmdArgs) -> Result<()> {
-    let config = Config::from_netconf(&a.conf)?;
+    let config = trace::timed("config", || Config::from_netconf(&a.conf))?;
     let valid = a.conf.valid_attachments()?;
     let is_stale = |tag: &str| match names::parse_tag(tag, &a.conf.name) {
         Some((c, i)) => !valid.contains(&(c.to_string(), i.to_string())),
@@ -24,29 +24,46 @@ pub fn gc(a: &CmdArgs) -> Result<()> {
     };
 
     let host = Netlink::new().map_err(errors::kernel)?;
+    let mut s = trace::step("links");
     match host.links() {
         Ok(links) => {
+            s.ok();
             for link in links
                 .iter()
                 .filter(|l| l.alias.as_deref().is_some_and(&is_stale))
             {
-                note(
-                    host.link_delete(link.index)
-                        .or_else(|e| if e.is_not_found() { Ok(()) } else { Err(e) })
-                        .map_err(errors::kernel),
-                );
+                let r = host
+                    .link_delete(link.index)
+                    .or_else(|e| if e.is_not_found() { Ok(()) } else { Err(e) })
+                    .map_err(errors::kernel);
+                if r.is_ok() {
+                    s.detail(format_args!(
+                        "deleted {} ({})",
+                        link.name,
+                        link.alias.as_deref().unwrap_or("")
+                    ));
+                }
+                note(r);
             }
         }
         Err(e) => note(Err(errors::kernel(e))),
     }
+    s.end();
+    let mut s = trace::step("nftables");
     match masq::tags() {
         Ok(tags) => {
+            s.ok();
             for tag in tags.iter().filter(|t| is_stale(t)) {
-                note(masq::delete(tag));
+                let r = masq::delete(tag);
+                if r.is_ok() {
+                    s.detail(format_args!("deleted rules {tag}"));
+                }
+                note(r);
             }
         }
         Err(e) => note(Err(e)),
     }
+    s.end();
     note(ipam::gc(a, &config));
     first_error.map_or(Ok(()), Err)
 }

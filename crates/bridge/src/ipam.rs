@@ -7,7 +7,9 @@ use crate::config::Config;
 use cni::invoke::{self, Call};
 use cni::{CmdArgs, CniResult, Result};
 
+/// Exec'd IPAM is one step here (the IPAM plugin traces its own steps if it can).
 fn delegate(a: &CmdArgs, config: &Config, command: &str) -> Result<Vec<u8>> {
+    let mut s = cni::trace::step("ipam");
     let plugin = invoke::find_in_path(&config.ipam.kind, &a.path)?;
     let args = a
         .args
@@ -24,7 +26,16 @@ fn delegate(a: &CmdArgs, config: &Config, command: &str) -> Result<Vec<u8>> {
         args: &args,
         path: &a.path,
     };
-    invoke::exec(&plugin, &call, &a.stdin)
+    let out = invoke::exec(&plugin, &call, &a.stdin)?;
+    s.detail(format_args!("exec {} {command}", plugin.display()));
+    if command == "ADD" {
+        if let Ok(r) = CniResult::parse(&out) {
+            for ip in &r.ips {
+                s.detail(format_args!("got {}", ip.address));
+            }
+        }
+    }
+    Ok(out)
 }
 
 pub fn add(a: &CmdArgs, config: &Config) -> Result<CniResult> {

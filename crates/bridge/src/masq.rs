@@ -10,17 +10,22 @@ pub fn table() -> Table {
     Table::new(Family::Inet, "podwire")
 }
 
-pub fn add(tag: &str, pod: IpNet) -> Result<()> {
+/// Adds the rule; returns its handle when the kernel says it.
+pub fn add(tag: &str, pod: IpNet) -> Result<Option<u64>> {
     let host = IpNet::new(pod.addr(), pod.max_prefix_len()).expect("a host prefix is valid");
     let nft = Nftables::new().map_err(errors::kernel)?;
-    nft.add_masquerade(&table(), host, Some(pod.trunc()), tag)
+    nft.add_masquerade_handle(&table(), host, Some(pod.trunc()), tag)
         .map_err(errors::kernel)
 }
 
 pub fn delete(tag: &str) -> Result<()> {
+    delete_handles(tag).map(drop)
+}
+
+/// Deletes the attachment's rules; returns their handles.
+pub fn delete_handles(tag: &str) -> Result<Vec<u64>> {
     let nft = Nftables::new().map_err(errors::kernel)?;
-    nft.delete_by_tag(&table(), tag)
-        .map(drop)
+    nft.delete_by_tag_handles(&table(), tag)
         .map_err(errors::kernel)
 }
 

@@ -9,6 +9,7 @@
 //! - [`skel`]: the plugin entry point (environment, dispatch, panics → error JSON)
 //! - [`invoke`]: exec'ing a delegate plugin (e.g. IPAM) as libcni does
 //! - [`log`]: stderr / log-file logging, never stdout
+//! - [`trace`]: the timed steps of one operation, one JSON line in the log file
 
 pub mod addr;
 pub mod args;
@@ -18,6 +19,7 @@ pub mod invoke;
 pub mod log;
 pub mod result;
 pub mod skel;
+pub mod trace;
 pub mod validate;
 pub mod version;
 

@@ -7,7 +7,7 @@ use crate::config::NetConf;
 use crate::error::{plugin_code, Error, Result};
 use crate::result::CniResult;
 use crate::version::{self, Version};
-use crate::{log, validate};
+use crate::{log, trace, validate};
 use std::io::{Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
@@ -127,12 +127,25 @@ pub fn dispatch(
     // Until the config is read, errors are reported in the newest version.
     let reported_version = std::cell::RefCell::new(version::CURRENT.to_string());
     install_quiet_panic_hook();
+    trace::begin();
+    // Who the operation was for, once known: the trace line names it.
+    let called: std::cell::RefCell<Option<Box<CmdArgs>>> = Default::default();
     let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let mut parsing = trace::step("parse");
         let args = match parse(env, stdin, &reported_version)? {
             Request::Version(answer) => return Ok(Some(answer)),
             Request::Call(args) => *args,
         };
         log::init(&args);
+        parsing.detail(format_args!(
+            "{} bytes, cniVersion {}",
+            stdin.len(),
+            args.conf.cni_version
+        ));
+        parsing.end();
+        if log::has_file() {
+            *called.borrow_mut() = Some(Box::new(args.clone()));
+        }
         log::debug(&format!(
             "{} container={} netns={} ifname={}",
             args.command.as_str(),
@@ -144,7 +157,10 @@ pub fn dispatch(
             Command::Version => None, // answered in `parse`
             Command::Add => {
                 let result = plugin.add(&args)?;
-                Some(result.to_value(&args.conf.cni_version)?)
+                let mut s = trace::step("result");
+                let v = result.to_value(&args.conf.cni_version)?;
+                s.detail(format_args!("cniVersion {}", args.conf.cni_version));
+                Some(v)
             }
             Command::Del => plugin.del(&args).map(|_| None)?,
             Command::Check => plugin.check(&args).map(|_| None)?,
@@ -154,18 +170,54 @@ pub fn dispatch(
         Ok::<_, Error>(answer)
     }));
     let version = reported_version.borrow().clone();
+    let outcome = outcome_of(caught, &version);
+    let recorded = trace::finish();
+    if let (Some(t), Some(a)) = (recorded, called.borrow().as_deref()) {
+        write_trace(&t, a, &outcome);
+    }
+    outcome.0
+}
+
+/// The JSON line of the operation, appended to the log file.
+fn write_trace(t: &trace::Trace, a: &CmdArgs, outcome: &(Outcome, Option<Error>)) {
+    let total = t.started.elapsed();
+    let record = trace::Record {
+        plugin: &a.conf.kind,
+        network: &a.conf.name,
+        command: a.command.as_str(),
+        container_id: &a.container_id,
+        ifname: &a.ifname,
+        netns: &a.netns,
+        outcome: match &outcome.1 {
+            None => Ok(()),
+            Some(e) => Err((e.code.number(), e.msg.as_str())),
+        },
+    };
+    log::write_line(&record.to_json(t, total).to_string());
+}
+
+type Caught = std::thread::Result<Result<Option<serde_json::Value>>>;
+
+/// What to print and exit with, and the error if there was one.
+fn outcome_of(caught: Caught, version: &str) -> (Outcome, Option<Error>) {
     match caught {
-        Ok(Ok(Some(v))) => Outcome {
-            stdout: v.to_string().into_bytes(),
-            exit_code: 0,
-        },
-        Ok(Ok(None)) => Outcome {
-            stdout: Vec::new(),
-            exit_code: 0,
-        },
+        Ok(Ok(Some(v))) => (
+            Outcome {
+                stdout: v.to_string().into_bytes(),
+                exit_code: 0,
+            },
+            None,
+        ),
+        Ok(Ok(None)) => (
+            Outcome {
+                stdout: Vec::new(),
+                exit_code: 0,
+            },
+            None,
+        ),
         Ok(Err(e)) => {
             log::error(&e.to_string());
-            failure(&version, &e)
+            (failure(version, &e), Some(e))
         }
         Err(panic) => {
             let what = panic
@@ -182,7 +234,7 @@ pub fn dispatch(
                 PANIC_LOCATION.with(|l| l.borrow().clone())
             ));
             log::error(&e.to_string());
-            failure(&version, &e)
+            (failure(version, &e), Some(e))
         }
     }
 }

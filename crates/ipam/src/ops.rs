@@ -7,7 +7,7 @@ use crate::range::Range;
 use crate::store::{Owner, Store};
 use crate::{boot, dns};
 use cni::error::plugin_code;
-use cni::{CmdArgs, CniResult, Error, IpConfig, IpamConf, NetConf, Result};
+use cni::{trace, CmdArgs, CniResult, Error, IpConfig, IpamConf, NetConf, Result};
 use ipnet::IpNet;
 use std::net::IpAddr;
 
@@ -70,6 +70,7 @@ fn ipam_of(a: &CmdArgs) -> Result<&IpamConf> {
 }
 
 pub fn add_with(ipam: &IpamConf, a: &CmdArgs) -> Result<CniResult> {
+    let mut s = trace::step("ipam.config");
     let cfg = config::load(ipam, &a.conf, &a.args)?;
     let owner = Owner::new(&a.container_id, &a.ifname)?;
     let wanted = requested_per_set(&cfg)?;
@@ -78,11 +79,16 @@ pub fn add_with(ipam: &IpamConf, a: &CmdArgs) -> Result<CniResult> {
         None => Default::default(),
     };
     let stamp = boot::stamp(&cfg.store.boot_id_file, cfg.store.reclaim_after_reboot)?;
+    s.detail(format_args!("{} range set(s)", cfg.range_sets.len()));
+    s.end();
 
     let store = Store::open(&cfg.store, &stamp)?;
     if cfg.store.reclaim_after_reboot {
-        store.reclaim_other_boots()?;
+        let mut s = trace::step("ipam.reclaim");
+        let n = store.reclaim_other_boots()?;
+        s.detail(format_args!("{n} from earlier boots"));
     }
+    let mut s = trace::step("ipam.reserve");
     // A repeated ADD gets what it already holds: never a second address in a set.
     let held = store.owned_ips(&owner)?;
     let mut picked: Vec<Option<IpConfig>> = vec![None; cfg.range_sets.len()];
@@ -134,6 +140,11 @@ pub fn add_with(ipam: &IpamConf, a: &CmdArgs) -> Result<CniResult> {
         store.finish();
         return Err(e);
     }
+    for c in picked.iter().flatten() {
+        s.detail(format_args!("{}", c.address.addr()));
+    }
+    s.end();
+    let mut s = trace::step("ipam.write");
     // The entry lists everything the attachment holds, including addresses in sets the
     // config no longer has (DEL must still release those).
     let mut ips: Vec<IpAddr> = picked.iter().flatten().map(|c| c.address.addr()).collect();
@@ -161,6 +172,12 @@ pub fn add_with(ipam: &IpamConf, a: &CmdArgs) -> Result<CniResult> {
         }
     }
     store.finish();
+    s.detail(format_args!(
+        "{}/{}",
+        cfg.store.data_dir.display(),
+        cfg.store.network
+    ));
+    s.end();
     Ok(CniResult {
         cni_version: a.conf.cni_version.clone(),
         interfaces: Vec::new(),
@@ -180,9 +197,16 @@ fn open_for(ipam: &IpamConf, conf: &NetConf) -> Result<Store> {
 pub fn del_with(ipam: &IpamConf, a: &CmdArgs) -> Result<()> {
     let owner = Owner::new(&a.container_id, &a.ifname)?;
     let store = open_for(ipam, &a.conf)?;
+    let mut s = trace::step("ipam.release");
     let released = store.release_attachment(&owner)?;
     cni::log::debug(&format!("released {released:?} of {owner}"));
     store.finish();
+    if released.is_empty() {
+        s.detail(format_args!("{owner} held nothing"));
+    }
+    for ip in &released {
+        s.detail(format_args!("released {ip}"));
+    }
     Ok(())
 }
 
@@ -192,6 +216,7 @@ pub fn check_with(ipam: &IpamConf, a: &CmdArgs) -> Result<()> {
     let owner = Owner::new(&a.container_id, &a.ifname)?;
     let stamp = boot::stamp(&cfg.store.boot_id_file, false)?;
     let store = Store::open(&cfg.store, &stamp)?;
+    let mut s = trace::step("ipam.check");
     let held = store.owned_ips(&owner);
     store.finish();
     let held = held?;
@@ -206,6 +231,7 @@ pub fn check_with(ipam: &IpamConf, a: &CmdArgs) -> Result<()> {
             ));
         }
     }
+    s.detail(format_args!("{owner} holds {held:?}"));
     Ok(())
 }
 
@@ -229,9 +255,14 @@ pub fn gc_with(ipam: &IpamConf, a: &CmdArgs) -> Result<()> {
             return Err(e);
         }
     };
+    let mut s = trace::step("ipam.gc");
+    s.ok();
     for (owner, _) in entries.iter().filter(|(o, _)| !is_valid(o)) {
         match store.release(owner) {
-            Ok(ips) => cni::log::info(&format!("gc: released {ips:?} of {owner}")),
+            Ok(ips) => {
+                cni::log::info(&format!("gc: released {ips:?} of {owner}"));
+                s.detail(format_args!("released {ips:?} of {owner}"));
+            }
             Err(e) => failures.push(format!("{owner}: {}", e.msg)),
         }
     }

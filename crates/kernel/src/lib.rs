@@ -16,6 +16,7 @@ mod netlink;
 pub mod netns;
 pub mod nft;
 mod route;
+mod route_get;
 mod socket;
 pub mod sysctl;
 mod veth;
@@ -33,6 +34,7 @@ pub use neighbour::{FdbEntry, Neighbour};
 pub use netlink::Netlink;
 pub use netns::{Netns, NetnsGuard};
 pub use route::{Route, Scope, RTPROT_BOOT, TABLE_MAIN};
+pub use route_get::{route_type, RouteQuery};
 pub use veth::{VethPair, VethSpec};
 pub use vxlan::VxlanSpec;
 

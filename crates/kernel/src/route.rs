@@ -260,7 +260,7 @@ impl Route {
     }
 }
 
-fn route_addr(ip: IpAddr) -> RouteAddress {
+pub(crate) fn route_addr(ip: IpAddr) -> RouteAddress {
     match ip {
         IpAddr::V4(v) => RouteAddress::Inet(v),
         IpAddr::V6(v) => RouteAddress::Inet6(v),
@@ -327,21 +327,9 @@ impl Netlink {
 impl Netlink {
     /// The route the kernel would use to reach `dst` from this netns (RTM_GETROUTE, as
     /// `ip route get`): its gateway (none when `dst` is on-link), output link and source.
+    /// [`Netlink::route_lookup`] also takes a source and an input interface.
     pub fn route_get(&self, dst: IpAddr) -> Result<Route> {
-        let mut req = RouteMessage::default();
-        req.header.address_family = IpFamily::of(dst).af();
-        req.header.destination_prefix_length = if dst.is_ipv4() { 32 } else { 128 };
-        req.attributes
-            .push(RouteAttribute::Destination(route_addr(dst)));
-        let op = format!("get route to {dst}");
-        let replies = self.request_collect(RouteNetlinkMessage::GetRoute(req), 0, &op)?;
-        replies
-            .iter()
-            .find_map(|m| match m {
-                RouteNetlinkMessage::NewRoute(r) => Route::from_message(r),
-                _ => None,
-            })
-            .ok_or_else(|| crate::error::Error::protocol(op, "no route in reply"))
+        self.route_lookup(crate::RouteQuery::to(dst))
     }
 }
 

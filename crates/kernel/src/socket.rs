@@ -190,7 +190,14 @@ impl NlSocket {
     /// The kernel processes a send synchronously, so every answer is queued
     /// by the time `send` returns; reading non-blocking cannot hang even if
     /// the kernel stopped early. Returns the first error, after draining.
-    pub fn recv_batch_acks(&self, seqs: &[u32], op: &str) -> Result<()> {
+    /// Every other message (e.g. the echo of an object created with NLM_F_ECHO, which the
+    /// kernel sends before the acks) goes to `on_msg`.
+    pub fn recv_batch_answers(
+        &self,
+        seqs: &[u32],
+        op: &str,
+        mut on_msg: impl FnMut(&RawMsg<'_>),
+    ) -> Result<()> {
         let mut pending: Vec<u32> = seqs.to_vec();
         let mut first_err: Option<Error> = None;
         while !pending.is_empty() {
@@ -201,6 +208,7 @@ impl NlSocket {
             for msg in split_messages(&buf, op)? {
                 let seq = msg_seq(msg.bytes);
                 if msg.ty != NLMSG_ERROR {
+                    on_msg(&msg);
                     continue;
                 }
                 pending.retain(|s| *s != seq);

@@ -149,3 +149,41 @@ fn kernel_errors_carry_errno() {
         "{e}"
     );
 }
+
+/// The kernel echoes a new rule with its handle; deleting by tag names the handles it removed.
+#[test]
+fn handles_come_back_on_add_and_delete() {
+    let ns = TestNs::new();
+    let nft = Nftables::new_in(&ns.ns).unwrap();
+    let table = Table::new(Family::Inet, "podwire");
+    let mut made = Vec::new();
+    for (i, tag) in ["pw:a", "pw:b"].iter().enumerate() {
+        let src = format!("10.251.4.{}/32", i + 2).parse().unwrap();
+        let h = nft
+            .add_masquerade_handle(&table, src, Some("10.251.0.0/16".parse().unwrap()), tag)
+            .unwrap()
+            .expect("the kernel echoes the rule");
+        made.push(h);
+    }
+    let listed: Vec<(u64, String)> = rules_json(&ns)
+        .iter()
+        .map(|r| {
+            (
+                r["handle"].as_u64().unwrap(),
+                r["comment"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        listed,
+        vec![(made[0], "pw:a".to_string()), (made[1], "pw:b".to_string())]
+    );
+    assert_eq!(
+        nft.delete_by_tag_handles(&table, "pw:b").unwrap(),
+        vec![made[1]]
+    );
+    assert!(nft
+        .delete_by_tag_handles(&table, "pw:b")
+        .unwrap()
+        .is_empty());
+}

@@ -5,6 +5,7 @@
 
 mod ids;
 mod summary;
+mod views;
 
 use clap::{Args as ClapArgs, Parser, Subcommand};
 use runtime::{CniConfig, Exec, GcAttachment, NetworkConfigList, RuntimeConf};
@@ -119,6 +120,14 @@ enum Cmd {
         #[command(flatten)]
         plugins: Plugins,
     },
+    /// The last traced operations on a container: each step, when, how long, what it did.
+    #[command(after_help = "Example:\n  podwirectl trace 3f2a9c1b7d4e --last 2")]
+    Trace(views::TraceArgs),
+    /// The hops from a pod to an address or another pod, asked of the kernel.
+    #[command(after_help = "Examples:\n  \
+        podwirectl path 3f2a9c1b7d4e 10.244.1.7\n  \
+        podwirectl path 10.244.1.5 1.1.1.1   # no packet is sent")]
+    Path(views::PathArgs),
     /// Named network namespaces under /run/netns, without `ip`.
     #[command(subcommand, after_help = "Example:\n  podwirectl netns add pod1")]
     Netns(NetnsCmd),
@@ -147,6 +156,11 @@ enum NodeCmd {
         podwirectl node install-cni --from ./target/release --to /opt/cni/bin\n  \
         podwirectl node install-cni --remove")]
     InstallCni(node::cli::InstallArgs),
+    /// What podwire built on this node: bridges, pods, IPAM use, routes out, rules, problems.
+    #[command(after_help = "Examples:\n  \
+        podwirectl node show\n  \
+        podwirectl node show --network k8s-pod-network --svg node.svg")]
+    Show(views::ShowArgs),
 }
 
 #[derive(Subcommand)]
@@ -254,7 +268,9 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         Cmd::Add(t) => {
             let list = t.plugins.load(&t.network)?;
             let rt = t.runtime_conf()?;
-            let result = t.cni().add_network_list(&list, &rt)?;
+            let mut runs = Vec::new();
+            // A failure stays one line (it names the plugin); the timings are for success.
+            let result = t.cni().add_network_list_timed(&list, &rt, &mut runs)?;
             if as_json {
                 print_json(&runtime::result_json(&result));
             } else {
@@ -263,6 +279,7 @@ fn run(cli: &Cli) -> Result<(), Failure> {
                     list.name, rt.ifname, rt.netns, rt.container_id, result.cni_version
                 );
                 print!("{}", summary::result(&result));
+                print!("{}", summary::plugin_runs(&runs));
             }
         }
         Cmd::Check(t) => {
@@ -284,12 +301,14 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         Cmd::Del(t) => {
             let list = t.plugins.load(&t.network)?;
             let rt = t.runtime_conf()?;
-            t.cni().del_network_list(&list, &rt)?;
+            let mut runs = Vec::new();
+            t.cni().del_network_list_timed(&list, &rt, &mut runs)?;
             if !as_json {
                 println!(
                     "deleted network {:?} as {} from {} (container {})",
                     list.name, rt.ifname, rt.netns, rt.container_id
                 );
+                print!("{}", summary::plugin_runs(&runs));
             }
         }
         Cmd::Gc {
@@ -363,11 +382,15 @@ fn run(cli: &Cli) -> Result<(), Failure> {
             }
         }
         Cmd::Netns(cmd) => netns(cmd, as_json)?,
+        Cmd::Trace(a) => views::trace(a, as_json)?,
+        Cmd::Path(a) => views::path(a, as_json)?,
+        Cmd::Node(NodeCmd::Show(a)) => views::show(a, as_json)?,
         Cmd::Node(cmd) => {
             let summary = match cmd {
                 NodeCmd::Setup(a) => node::cli::run_setup(a),
                 NodeCmd::Teardown(a) => node::cli::run_teardown(a),
                 NodeCmd::InstallCni(a) => node::cli::run_install(a),
+                NodeCmd::Show(_) => unreachable!("handled above"),
             }
             .map_err(runtime::Error::new)?;
             if as_json {

@@ -80,6 +80,26 @@ pub fn one_line(msg: &str) -> String {
     msg.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// Each plugin of the chain with its exec time, in the order they ran.
+pub fn plugin_runs(runs: &[runtime::PluginRun]) -> String {
+    if runs.is_empty() {
+        return String::new();
+    }
+    let mut s = String::from("plugins:\n");
+    let width = runs.iter().map(|r| r.kind.len()).max().unwrap_or(0);
+    for r in runs {
+        let _ = writeln!(
+            s,
+            "  {:width$}  {:>8.3} ms  {}{}",
+            r.kind,
+            r.elapsed.as_secs_f64() * 1e3,
+            r.binary.display(),
+            if r.ok { "" } else { "  (failed)" }
+        );
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

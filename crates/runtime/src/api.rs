@@ -34,6 +34,15 @@ pub struct GcAttachment {
     pub ifname: String,
 }
 
+/// One plugin exec of a chain and how long it took (what `podwirectl add/del` reports).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginRun {
+    pub kind: String,
+    pub binary: PathBuf,
+    pub elapsed: std::time::Duration,
+    pub ok: bool,
+}
+
 /// Runs plugins found in `path`, caching results under `cache`.
 #[derive(Debug, Clone)]
 pub struct CniConfig {
@@ -194,11 +203,44 @@ impl CniConfig {
         })
     }
 
+    /// Runs one plugin and notes how long its exec took.
+    #[allow(clippy::too_many_arguments)]
+    fn run_timed(
+        &self,
+        list: &NetworkConfigList,
+        plugin: &PluginConfig,
+        binary: &std::path::Path,
+        op: Op,
+        stdin: &[u8],
+        rt: Option<&RuntimeConf>,
+        runs: &mut Vec<PluginRun>,
+    ) -> Result<Output> {
+        let started = std::time::Instant::now();
+        let out = self.run(list, plugin, binary, op, stdin, rt);
+        runs.push(PluginRun {
+            kind: plugin.kind.clone(),
+            binary: binary.to_path_buf(),
+            elapsed: started.elapsed(),
+            ok: out.is_ok(),
+        });
+        out
+    }
+
     /// ADD: runs the plugins in order, caches and returns the last one's result.
     pub fn add_network_list(
         &self,
         list: &NetworkConfigList,
         rt: &RuntimeConf,
+    ) -> Result<CniResult> {
+        self.add_network_list_timed(list, rt, &mut Vec::new())
+    }
+
+    /// ADD, noting each plugin's exec time in `runs` (failed ones too).
+    pub fn add_network_list_timed(
+        &self,
+        list: &NetworkConfigList,
+        rt: &RuntimeConf,
+        runs: &mut Vec<PluginRun>,
     ) -> Result<CniResult> {
         Self::validate(list, rt)?;
         let binaries = self.resolve(list, Op::Add)?;
@@ -206,7 +248,7 @@ impl CniConfig {
         for (plugin, binary) in list.plugins.iter().zip(&binaries) {
             let prev = result.as_ref().map(result_json);
             let stdin = build_plugin_config(list, plugin, prev.as_ref(), Some(rt));
-            let out = self.run(list, plugin, binary, Op::Add, &stdin, Some(rt))?;
+            let out = self.run_timed(list, plugin, binary, Op::Add, &stdin, Some(rt), runs)?;
             let r = parse_result(&out.stdout, &list.cni_version)
                 .map_err(|e| Error::new(e).for_plugin(&plugin.kind, &list.name, Op::Add))?;
             result = Some(r);
@@ -265,6 +307,16 @@ impl CniConfig {
     /// DEL: the plugins in reverse order with the cached result; then the cache entry goes.
     /// A cache entry that cannot be read is removed and DEL goes on without it.
     pub fn del_network_list(&self, list: &NetworkConfigList, rt: &RuntimeConf) -> Result<()> {
+        self.del_network_list_timed(list, rt, &mut Vec::new())
+    }
+
+    /// DEL, noting each plugin's exec time in `runs`.
+    pub fn del_network_list_timed(
+        &self,
+        list: &NetworkConfigList,
+        rt: &RuntimeConf,
+        runs: &mut Vec<PluginRun>,
+    ) -> Result<()> {
         Self::validate(list, rt)?;
         let mut cached = None;
         if Self::version_at_least(list, CACHED_DEL_SINCE)? {
@@ -283,7 +335,7 @@ impl CniConfig {
         let binaries = self.resolve(list, Op::Del)?;
         for (plugin, binary) in list.plugins.iter().zip(&binaries).rev() {
             let stdin = build_plugin_config(list, plugin, cached.as_ref(), Some(rt));
-            self.run(list, plugin, binary, Op::Del, &stdin, Some(rt))?;
+            self.run_timed(list, plugin, binary, Op::Del, &stdin, Some(rt), runs)?;
         }
         let _ = self.cache.remove(&list.name, &rt.container_id, &rt.ifname);
         Ok(())

@@ -183,6 +183,31 @@ pub enum Holder {
     Corrupt,
 }
 
+/// Every address of a network's state directory and who holds it (`None`: the file names no
+/// valid owner), read without the lock and without writing anything: for tools that show the
+/// state (`podwirectl node show`), never for allocating. A missing directory holds none.
+pub fn read_allocations(conf: &StoreConf) -> Result<Vec<(IpAddr, Option<Owner>)>> {
+    let dir = conf.data_dir.join(&conf.network);
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io_err(format!("cannot list {}", dir.display()), e)),
+    };
+    let mut out = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(ip) = name.to_str().and_then(parse_ip_name) else {
+            continue;
+        };
+        // Released between listing and reading: not held.
+        if let Ok(bytes) = std::fs::read(entry.path()) {
+            out.push((ip, Owner::parse_file(&bytes)));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
 /// One network's state, locked for as long as this lives.
 pub struct Store {
     dir: Dir,
@@ -208,6 +233,7 @@ impl Store {
     /// the index up to date when anything changed behind its back. `boot` stamps new entries.
     pub fn open(conf: &StoreConf, boot: &str) -> Result<Store> {
         cni::validate::network_name(&conf.network)?;
+        let mut s = cni::trace::step("ipam.lock");
         let root = Dir::open_root(&conf.data_dir).map_err(|e| {
             io_err(
                 format!("cannot open dataDir {}", conf.data_dir.display()),
@@ -239,8 +265,12 @@ impl Store {
             network: conf.network.clone(),
             _lock: lock,
         };
+        s.detail(format_args!("{}/{LOCK}", where_.display()));
+        s.end();
         if mtime != SYNCED_MTIME || made_own || made_index {
+            let mut s = cni::trace::step("ipam.scan");
             store.reconcile()?;
+            s.detail("index rebuilt from the address files");
         }
         Ok(store)
     }

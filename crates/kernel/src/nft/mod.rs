@@ -118,11 +118,26 @@ impl Nftables {
     }
 
     fn commit(&self, batch: Batch, op: &str) -> Result<()> {
+        self.commit_echo(batch, op).map(drop)
+    }
+
+    /// Commits, returning the handles of the rules the kernel echoed (those added with
+    /// NLM_F_ECHO), in order.
+    fn commit_echo(&self, batch: Batch, op: &str) -> Result<Vec<u64>> {
         let (bytes, acked, last) = batch.finish();
         // Keep our counter past the batch's sequence numbers.
         while self.sock.next_seq() != last {}
         self.sock.send(&bytes, op)?;
-        self.sock.recv_batch_acks(&acked, op)
+        let mut handles = Vec::new();
+        self.sock.recv_batch_answers(&acked, op, |m| {
+            if m.ty == nft_type(NFT_MSG_NEWRULE) {
+                let a = m.payload().get(4..).unwrap_or_default(); // skip nfgenmsg
+                if let Some(h) = attr::find(a, NFTA_RULE_HANDLE).and_then(attr::as_be64) {
+                    handles.push(h);
+                }
+            }
+        })?;
+        Ok(handles)
     }
 
     fn batch(&self) -> Batch {
@@ -212,6 +227,19 @@ impl Nftables {
         exclude: Option<IpNet>,
         tag: &str,
     ) -> Result<()> {
+        self.add_masquerade_handle(table, src, exclude, tag)
+            .map(drop)
+    }
+
+    /// As `add_masquerade`, returning the new rule's handle (the kernel echoes the rule in
+    /// the same exchange: no extra round trip). `None` if a kernel did not echo it.
+    pub fn add_masquerade_handle(
+        &self,
+        table: &Table,
+        src: IpNet,
+        exclude: Option<IpNet>,
+        tag: &str,
+    ) -> Result<Option<u64>> {
         let op = format!("add masquerade for {src} ({tag})");
         self.check_rule_args(table, src, exclude, tag, &op)?;
         let mut b = self.batch();
@@ -224,7 +252,7 @@ impl Nftables {
             NF_INET_POST_ROUTING,
             NF_IP_PRI_NAT_SRC,
         );
-        add_rule(&mut b, table, NAT_CHAIN, Some(tag), |e| {
+        add_rule(&mut b, table, NAT_CHAIN, Some(tag), NLM_F_ECHO, |e| {
             if table.family == Family::Inet {
                 e.nfproto(matches!(src, IpNet::V6(_)));
             }
@@ -234,7 +262,7 @@ impl Nftables {
             }
             e.masquerade();
         });
-        self.commit(b, &op)
+        Ok(self.commit_echo(b, &op)?.first().copied())
     }
 
     /// Accepts forwarded traffic from and to `cidr` (two rules with the
@@ -254,7 +282,7 @@ impl Nftables {
             NF_IP_PRI_FILTER,
         );
         for dir in [Dir::Src, Dir::Dst] {
-            add_rule(&mut b, table, FORWARD_CHAIN, Some(tag), |e| {
+            add_rule(&mut b, table, FORWARD_CHAIN, Some(tag), 0, |e| {
                 if table.family == Family::Inet {
                     e.nfproto(matches!(cidr, IpNet::V6(_)));
                 }
@@ -356,6 +384,11 @@ impl Nftables {
     /// Deletes every rule of the table tagged exactly `tag`. Idempotent:
     /// returns how many were deleted, 0 when none (or no table).
     pub fn delete_by_tag(&self, table: &Table, tag: &str) -> Result<usize> {
+        self.delete_by_tag_handles(table, tag).map(|h| h.len())
+    }
+
+    /// As `delete_by_tag`, returning the handles of the rules it deleted.
+    pub fn delete_by_tag_handles(&self, table: &Table, tag: &str) -> Result<Vec<u64>> {
         self.delete_where(table, &format!("delete rules tagged {tag}"), |t| t == tag)
     }
 
@@ -365,6 +398,7 @@ impl Nftables {
         self.delete_where(table, &format!("delete rules tagged {prefix}*"), |t| {
             t.starts_with(prefix)
         })
+        .map(|h| h.len())
     }
 
     fn delete_where(
@@ -372,7 +406,7 @@ impl Nftables {
         table: &Table,
         op: &str,
         matches: impl Fn(&str) -> bool,
-    ) -> Result<usize> {
+    ) -> Result<Vec<u64>> {
         // A rule deleted concurrently makes the batch fail with ENOENT as
         // a whole; list again and retry.
         let mut last_err = None;
@@ -383,7 +417,7 @@ impl Nftables {
                 .filter(|r| r.tag.as_deref().is_some_and(&matches))
                 .collect();
             if doomed.is_empty() {
-                return Ok(0);
+                return Ok(Vec::new());
             }
             let mut b = self.batch();
             for r in &doomed {
@@ -394,7 +428,7 @@ impl Nftables {
                 b.add(NFT_MSG_DELRULE, 0, table.family.proto(), &a);
             }
             match self.commit(b, op) {
-                Ok(()) => return Ok(doomed.len()),
+                Ok(()) => return Ok(doomed.iter().map(|r| r.handle).collect()),
                 Err(e) if e.is_not_found() => last_err = Some(e),
                 Err(e) => return Err(e),
             }
@@ -427,6 +461,7 @@ fn add_rule(
     table: &Table,
     chain: &str,
     tag: Option<&str>,
+    extra_flags: u16,
     exprs: impl FnOnce(&mut Exprs<'_>),
 ) {
     let mut a = AttrWriter::new();
@@ -438,7 +473,7 @@ fn add_rule(
     }
     b.add(
         NFT_MSG_NEWRULE,
-        NLM_F_CREATE | NLM_F_APPEND,
+        NLM_F_CREATE | NLM_F_APPEND | extra_flags,
         table.family.proto(),
         &a,
     );

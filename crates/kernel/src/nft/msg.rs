@@ -59,6 +59,8 @@ pub const NFTNL_UDATA_RULE_COMMENT: u8 = 0;
 
 pub const NLM_F_REQUEST: u16 = 0x1;
 pub const NLM_F_ACK: u16 = 0x4;
+/// Send the new object back to us (with the handle the kernel gave it).
+pub const NLM_F_ECHO: u16 = 0x8;
 pub const NLM_F_DUMP: u16 = 0x300;
 pub const NLM_F_EXCL: u16 = 0x200;
 pub const NLM_F_CREATE: u16 = 0x400;

@@ -140,7 +140,7 @@ impl<'a> Transaction<'a> {
         tag: Option<&str>,
         exprs: impl FnOnce(&mut Exprs<'_>),
     ) -> &mut Self {
-        super::add_rule(&mut self.batch, self.table, chain, tag, exprs);
+        super::add_rule(&mut self.batch, self.table, chain, tag, 0, exprs);
         self
     }
 

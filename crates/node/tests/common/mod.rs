@@ -151,33 +151,8 @@ pub fn files_under(dir: &Path) -> Vec<String> {
 /// another package, so cargo gives no CARGO_BIN_EXE_ for it here).
 pub fn podwire_binary() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let exe = std::env::current_exe().unwrap();
-        // <target>/<profile>/deps/<test>
-        let profile = exe.parent().unwrap().parent().unwrap().to_path_buf();
-        let target = profile.parent().unwrap().to_path_buf();
-        let release = profile.file_name().unwrap() == "release";
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.args([
-            "build",
-            "--quiet",
-            "-p",
-            "podwire-bridge",
-            "--bin",
-            "podwire",
-        ])
-        .env("CARGO_TARGET_DIR", &target);
-        if release {
-            cmd.arg("--release");
-        }
-        let status = cmd.status().expect("run cargo build");
-        assert!(status.success(), "building podwire failed");
-        let bin = profile.join("podwire");
-        assert!(bin.is_file(), "{} missing", bin.display());
-        bin
-    })
-    .clone()
+    BIN.get_or_init(|| testkit::workspace_binary("podwire-bridge", "podwire"))
+        .clone()
 }
 
 /// Runs a plugin in the node netns as a runtime would: CNI_* env, config on stdin.

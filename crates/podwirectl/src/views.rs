@@ -1,0 +1,152 @@
+//! The read-only views: `trace`, `node show` and `path`. The model is `inspect`'s; this only
+//! takes the arguments and prints.
+
+use crate::{print_json, usage_error, Cache, Failure};
+use clap::Args;
+use std::path::PathBuf;
+
+/// Where the network configs are.
+#[derive(Args)]
+pub struct Configs {
+    /// Directory of network configs.
+    #[arg(long, env = "NETCONFPATH", default_value = "/etc/cni/net.d")]
+    netconfpath: PathBuf,
+}
+
+#[derive(Args)]
+pub struct TraceArgs {
+    /// The container ID (or a unique prefix of it).
+    #[arg(value_name = "CONTAINER_ID")]
+    container: String,
+    /// Only this network's operations (and only its log file).
+    #[arg(long)]
+    network: Option<String>,
+    /// Read this log file instead of the networks' `logFile`s (repeatable).
+    #[arg(long = "log", value_name = "FILE")]
+    logs: Vec<PathBuf>,
+    /// How many of the latest operations to show.
+    #[arg(long, default_value_t = 10)]
+    last: usize,
+    #[command(flatten)]
+    configs: Configs,
+}
+
+#[derive(Args)]
+pub struct ShowArgs {
+    /// Only this network.
+    #[arg(long)]
+    network: Option<String>,
+    /// Also draw the node as an SVG picture into FILE.
+    #[arg(long, value_name = "FILE")]
+    svg: Option<PathBuf>,
+    #[command(flatten)]
+    configs: Configs,
+    #[command(flatten)]
+    cache: Cache,
+}
+
+#[derive(Args)]
+pub struct PathArgs {
+    /// Where the packet starts: a pod's IP address or container ID (or unique prefix).
+    src: String,
+    /// Where it goes: any IP address, or a pod's container ID.
+    dst: String,
+    /// Only pods of this network.
+    #[arg(long)]
+    network: Option<String>,
+    #[command(flatten)]
+    configs: Configs,
+    #[command(flatten)]
+    cache: Cache,
+}
+
+fn fail(msg: String) -> Failure {
+    runtime::Error::new(cni::Error::io(msg))
+}
+
+pub fn trace(a: &TraceArgs, as_json: bool) -> Result<(), Failure> {
+    let netconfpath = &a.configs.netconfpath;
+    let files = if a.logs.is_empty() {
+        let lists = match &a.network {
+            Some(n) => vec![runtime::load_network(netconfpath, n)?],
+            None => runtime::conf::list_networks(netconfpath)?
+                .into_iter()
+                .flatten()
+                .collect(),
+        };
+        let files = inspect::trace::log_files(&lists);
+        if files.is_empty() {
+            return Err(usage_error(format!(
+                "no network under {} has a \"logFile\": set one, or give --log FILE",
+                netconfpath.display()
+            )));
+        }
+        files
+    } else {
+        a.logs.clone()
+    };
+    let mut ops = inspect::trace::read(&files, &a.container, a.network.as_deref()).map_err(fail)?;
+    if ops.len() > a.last {
+        ops.drain(..ops.len() - a.last);
+    }
+    if as_json {
+        print_json(&serde_json::to_value(&ops).expect("serialises"));
+    } else if ops.is_empty() {
+        println!(
+            "no traced operation on container {:?} in {}",
+            a.container,
+            files
+                .iter()
+                .map(|f| f.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    } else {
+        print!("{}", inspect::trace::render(&ops));
+    }
+    Ok(())
+}
+
+fn node_view(
+    configs: &Configs,
+    cache: &Cache,
+    network: Option<&str>,
+) -> Result<inspect::node::NodeView, Failure> {
+    inspect::node::show(&inspect::node::Sources {
+        netconfpath: configs.netconfpath.clone(),
+        cache_dir: cache.cache_dir.clone(),
+        network: network.map(str::to_string),
+    })
+    .map_err(fail)
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "this node".into())
+}
+
+pub fn show(a: &ShowArgs, as_json: bool) -> Result<(), Failure> {
+    let view = node_view(&a.configs, &a.cache, a.network.as_deref())?;
+    if let Some(file) = &a.svg {
+        std::fs::write(file, inspect::svg::render(&view, &hostname()))
+            .map_err(|e| fail(format!("cannot write {}: {e}", file.display())))?;
+    }
+    if as_json {
+        print_json(&serde_json::to_value(&view).expect("serialises"));
+    } else {
+        print!("{}", inspect::node::render(&view));
+    }
+    Ok(())
+}
+
+pub fn path(a: &PathArgs, as_json: bool) -> Result<(), Failure> {
+    let view = node_view(&a.configs, &a.cache, a.network.as_deref())?;
+    let p = inspect::path::trace_path(&view, &a.src, &a.dst).map_err(usage_error)?;
+    if as_json {
+        print_json(&serde_json::to_value(&p).expect("serialises"));
+    } else {
+        print!("{}", inspect::path::render(&p));
+    }
+    Ok(())
+}
