@@ -39,6 +39,8 @@ pub struct NodeView {
     /// podwire's nftables tables: the plugin's `inet podwire`, node setup's `inet podwire-node`,
     /// podwire-portmap's `inet podwire-portmap` (its rules; the mappings are elements of its maps).
     pub nftables: Vec<NftTableView>,
+    /// podwire-portmap's host port mappings (the elements of its maps), with their owners.
+    pub port_mappings: Vec<PortMappingView>,
     /// Configs that could not be read (each one sentence).
     pub errors: Vec<String>,
 }
@@ -264,6 +266,77 @@ pub struct NftRuleView {
     pub comment: Option<String>,
 }
 
+/// One hostPort mapping: `host_ip:host_port/protocol -> pod_ip:container_port`, and its owner.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PortMappingView {
+    /// `None`: every address of the node.
+    pub host_ip: Option<IpAddr>,
+    pub protocol: String,
+    pub host_port: u16,
+    pub pod_ip: IpAddr,
+    pub container_port: u16,
+    pub network: Option<String>,
+    pub container_id: Option<String>,
+    pub ifname: Option<String>,
+}
+
+impl PortMappingView {
+    pub fn describe(&self) -> String {
+        let host = match self.host_ip {
+            Some(IpAddr::V6(a)) => format!("[{a}]"),
+            Some(a) => a.to_string(),
+            None => "*".into(),
+        };
+        let pod = match self.pod_ip {
+            IpAddr::V6(a) => format!("[{a}]"),
+            a => a.to_string(),
+        };
+        let owner = match (&self.container_id, &self.ifname) {
+            (Some(c), Some(i)) => format!("  ({}/{i})", crate::short_id(c)),
+            _ => String::new(),
+        };
+        format!(
+            "{host}:{}/{} -> {pod}:{}{owner}",
+            self.host_port, self.protocol, self.container_port
+        )
+    }
+}
+
+/// podwire-portmap's mappings, read from its maps (none when the table does not exist).
+fn port_mappings(nft: &Nftables) -> Vec<PortMappingView> {
+    let table = portmap::ruleset::table();
+    let mut out = Vec::new();
+    for map in portmap::ruleset::MapKind::ALL {
+        let Ok(elements) = nft.elements(&table, map.name()) else {
+            continue;
+        };
+        for el in &elements {
+            let Some(hp) = portmap::ruleset::decode(map, el) else {
+                continue;
+            };
+            let owner = hp.tag.as_deref().and_then(portmap::parse_tag);
+            out.push(PortMappingView {
+                host_ip: hp.host_ip,
+                protocol: match hp.protocol {
+                    6 => "tcp".into(),
+                    17 => "udp".into(),
+                    132 => "sctp".into(),
+                    n => n.to_string(),
+                },
+                host_port: hp.host_port,
+                pod_ip: hp.pod_ip,
+                container_port: hp.container_port,
+                network: owner.map(|o| o.0.to_string()),
+                container_id: owner.map(|o| o.1.to_string()),
+                ifname: owner.map(|o| o.2.to_string()),
+            });
+        }
+    }
+    out.sort_by_key(|m| (m.host_port, m.protocol.clone(), m.pod_ip));
+    out
+}
+
 /// podwire's nftables tables.
 pub fn nft_tables() -> [Table; 3] {
     [
@@ -344,7 +417,9 @@ pub fn show(src: &Sources) -> crate::Result<NodeView> {
     let bridges: BTreeSet<u32> = networks.iter().filter_map(|n| n.bridge.index).collect();
     let routes = routes(&host, &links, &bridges)?;
     let tunnels = tunnels(&host, &links);
-    let nftables = match Nftables::new() {
+    let nft = Nftables::new();
+    let port_mappings = nft.as_ref().map(port_mappings).unwrap_or_default();
+    let nftables = match nft {
         Ok(nft) => nft_tables()
             .iter()
             .filter_map(|t| {
@@ -374,6 +449,7 @@ pub fn show(src: &Sources) -> crate::Result<NodeView> {
         routes,
         tunnels,
         nftables,
+        port_mappings,
         errors,
     })
 }
@@ -939,6 +1015,12 @@ pub fn render(v: &NodeView) -> String {
                 r.handle,
                 r.comment.as_deref().unwrap_or("")
             );
+        }
+    }
+    if !v.port_mappings.is_empty() {
+        let _ = writeln!(s, "\nhost ports (podwire-portmap):");
+        for m in &v.port_mappings {
+            let _ = writeln!(s, "  {}", m.describe());
         }
     }
     for e in &v.errors {

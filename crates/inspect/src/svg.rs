@@ -510,6 +510,7 @@ mod tests {
             routes: vec![],
             tunnels: vec![],
             nftables: vec![],
+            port_mappings: vec![],
             errors: vec![],
         };
         let svg = render(&node, "n");
@@ -537,6 +538,7 @@ mod tests {
             routes: vec![],
             tunnels: vec![],
             nftables: vec![],
+            port_mappings: vec![],
             errors: vec![],
         };
         let svg = render(&node, "n<1>");

@@ -797,3 +797,87 @@ fn node_show_trace_and_path_read_the_kernel() {
         n.ctl_ok(&["del", "inspecthl", &f_ns.path(), "--container-id", "execd0"]);
     }
 }
+
+#[test]
+fn node_show_lists_host_port_mappings_with_their_pods() {
+    if !is_root() {
+        return;
+    }
+    let mut node = Node::new();
+    testkit::workspace_binary("podwire-portmap", "podwire-portmap");
+    // The same network with podwire-portmap chained, as node setup writes it.
+    let path = node.dir.0.join("net.d/10-inspect.conflist");
+    let mut conf: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let log = node.dir.0.join("podwire.log");
+    conf["plugins"].as_array_mut().unwrap().push(json!({
+        "type": "podwire-portmap", "capabilities": {"portMappings": true}, "logFile": log
+    }));
+    std::fs::write(&path, conf.to_string()).unwrap();
+    let pod = TestNs::new("pwip");
+    let cid = format!("{}hp", unique("c"));
+    let caps = r#"{"portMappings":[{"hostPort":18080,"containerPort":80,"protocol":"tcp"},
+                                   {"hostPort":18053,"containerPort":53,"protocol":"udp"}]}"#;
+    node.ctl_ok(&[
+        "add",
+        NET,
+        &pod.path(),
+        "--container-id",
+        &cid,
+        "--cap-args",
+        caps,
+    ]);
+    node.pods.push((cid.clone(), pod));
+    let view = node.json(&["node", "show"]);
+    let pod_ip = node.pod_of(&view, &cid)["ips"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let maps = view["portMappings"].as_array().unwrap();
+    assert_eq!(maps.len(), 2, "{maps:#?}");
+    for (m, (port, proto, cport)) in maps.iter().zip([(18053, "udp", 53), (18080, "tcp", 80)]) {
+        assert_eq!(m["hostPort"], port);
+        assert_eq!(m["protocol"], proto);
+        assert_eq!(m["containerPort"], cport);
+        assert_eq!(m["hostIp"], Value::Null);
+        assert_eq!(m["containerId"], cid.as_str());
+        assert_eq!(
+            m["podIp"].as_str().unwrap(),
+            pod_ip.split('/').next().unwrap()
+        );
+    }
+    let text = node.ctl_ok(&["node", "show"]);
+    assert!(text.contains("host ports (podwire-portmap):"), "{text}");
+    // podwire-portmap's own steps are in the trace.
+    let ops = node.json(&["trace", &cid]);
+    let pm = ops
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["plugin"] == "podwire-portmap" && o["command"] == "ADD")
+        .expect("podwire-portmap's ADD is traced");
+    assert_eq!(
+        step_names(pm),
+        [
+            "parse",
+            "mappings",
+            "nftables",
+            "sysctl",
+            "conntrack",
+            "result"
+        ]
+    );
+    assert_steps_fit(pm);
+    assert!(text.contains(":18080/tcp -> "), "{text}");
+    // DEL takes them away, and the view says so.
+    node.ctl_ok(&[
+        "del",
+        NET,
+        &node.pods[0].1.path(),
+        "--container-id",
+        &cid,
+        "--cap-args",
+        caps,
+    ]);
+    let view = node.json(&["node", "show"]);
+    assert_eq!(view["portMappings"].as_array().unwrap().len(), 0);
+}

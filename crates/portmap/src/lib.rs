@@ -15,7 +15,7 @@ pub mod mapping;
 pub mod ruleset;
 
 use cni::error::plugin_code;
-use cni::{CmdArgs, CniResult, Error, Plugin, Result};
+use cni::{trace, CmdArgs, CniResult, Error, Plugin, Result};
 use kernel::nft::{Element, Nftables};
 use mapping::{Mapping, Protocol};
 use ruleset::{Entry, MapKind};
@@ -77,25 +77,45 @@ fn prev_result(a: &CmdArgs) -> Result<CniResult> {
 }
 
 pub fn add(a: &CmdArgs) -> Result<CniResult> {
+    let mut s = trace::step("mappings");
     let prev = prev_result(a)?;
     let mappings = mapping::from_conf(&a.conf)?;
     if mappings.is_empty() {
+        s.detail("none: nothing to do");
         return Ok(prev);
     }
     refuse_duplicates(&mappings)?;
     let (v4, v6) = mapping::pod_addresses(&prev);
     let entries = ruleset::entries(&mappings, v4, v6);
+    s.detail(list(entries.iter().map(|e| &e.mapping)));
+    s.end();
     if entries.is_empty() {
         return Ok(prev);
     }
     let bridge = mapping::host_interface(&prev);
     let nft = Nftables::new().map_err(kernel_error)?;
-    add_entries(&nft, &entries, &tag_of(a), bridge)?;
+    let tag = tag_of(a);
+    let mut s = trace::step("nftables");
+    add_entries(&nft, &entries, &tag, bridge)?;
+    s.detail(format!(
+        "{} map element(s) in inet {} tagged {tag}",
+        entries.len(),
+        ruleset::TABLE
+    ));
+    s.end();
     if let Some(bridge) = bridge.filter(|_| entries.iter().any(|e| !e.map.v6)) {
+        let mut s = trace::step("sysctl");
         route_localnet(bridge);
+        s.detail(format!("net/ipv4/conf/{bridge}/route_localnet=1"));
     }
     flush_udp(&nft, entries.iter().map(|e| (&e.mapping, e.map.v6)))?;
     Ok(prev)
+}
+
+/// The mappings, one `8080/tcp -> 80` (with `host-ip:` when bound) each, for a trace.
+fn list<'m>(mappings: impl Iterator<Item = &'m Mapping>) -> String {
+    let all: Vec<String> = mappings.map(ToString::to_string).collect();
+    all.join(", ")
 }
 
 /// Two mappings of one pod on the same host port/protocol/host IP cannot both hold it.
@@ -217,8 +237,11 @@ fn flush_udp<'m>(
         if m.protocol != Protocol::Udp || !done.insert((m.host_port, v6)) {
             continue;
         }
+        let mut s = trace::step("conntrack");
         nft.conntrack_delete_by_dport(v6, m.protocol.number(), m.host_port)
             .map_err(kernel_error)?;
+        let fam = if v6 { "IPv6" } else { "IPv4" };
+        s.detail(format!("flushed {fam} UDP entries to port {}", m.host_port));
     }
     Ok(())
 }
@@ -232,6 +255,7 @@ pub fn del(a: &CmdArgs) -> Result<()> {
     let op = format!("delete port mappings of {tag}");
     let nft = Nftables::new().map_err(kernel_error)?;
     let table = ruleset::table();
+    let mut s = trace::step("nftables");
     for attempt in 0.. {
         // By key, and only when the element is ours: after a refused ADD the runtime calls DEL
         // with the same mappings, and the holder's elements must survive it.
@@ -248,6 +272,7 @@ pub fn del(a: &CmdArgs) -> Result<()> {
             }
         }
         if doomed.is_empty() {
+            s.detail("no element of this attachment left");
             return Ok(());
         }
         let mut tx = nft.transaction(&table);
@@ -260,7 +285,15 @@ pub fn del(a: &CmdArgs) -> Result<()> {
             tx.delete_elements(map.name(), &keys);
         }
         match tx.commit(&op) {
-            Ok(()) => return flush_udp(&nft, doomed.iter().map(|d| (d.0, d.1.v6))),
+            Ok(()) => {
+                s.detail(format!(
+                    "removed {} map element(s): {}",
+                    doomed.len(),
+                    list(doomed.iter().map(|d| d.0))
+                ));
+                s.end();
+                return flush_udp(&nft, doomed.iter().map(|d| (d.0, d.1.v6)));
+            }
             // Deleted meanwhile (a concurrent DEL or GC): look again.
             Err(e) if e.is_not_found() && attempt < 3 => {}
             Err(e) => return Err(kernel_error(e)),
@@ -279,7 +312,10 @@ pub fn check(a: &CmdArgs) -> Result<()> {
     let tag = tag_of(a);
     let nft = Nftables::new().map_err(kernel_error)?;
     let table = ruleset::table();
-    for e in ruleset::entries(&mappings, v4, v6) {
+    let mut s = trace::step("nftables");
+    let entries = ruleset::entries(&mappings, v4, v6);
+    s.detail(format!("{} map element(s) to verify", entries.len()));
+    for e in entries {
         let held = nft
             .element(&table, e.map.name(), &e.key)
             .map_err(kernel_error)?;
@@ -308,8 +344,10 @@ pub fn gc(a: &CmdArgs) -> Result<()> {
     let nft = Nftables::new().map_err(kernel_error)?;
     let table = ruleset::table();
     let op = format!("garbage-collect port mappings of network {}", a.conf.name);
+    let mut s = trace::step("nftables");
     for attempt in 0.. {
         let mut tx = nft.transaction(&table);
+        let mut removed = 0;
         for map in MapKind::ALL {
             let stale: Vec<Vec<u8>> = nft
                 .elements(&table, map.name())
@@ -323,11 +361,16 @@ pub fn gc(a: &CmdArgs) -> Result<()> {
                 })
                 .map(|el| el.key)
                 .collect();
+            removed += stale.len();
             tx.delete_elements(map.name(), &stale);
         }
         match tx.commit(&op) {
             Err(e) if e.is_not_found() && attempt < 3 => {}
-            other => return other.map_err(kernel_error),
+            Ok(()) => {
+                s.detail(format!("removed {removed} stale map element(s)"));
+                return Ok(());
+            }
+            Err(e) => return Err(kernel_error(e)),
         }
     }
     unreachable!("the loop returns")

@@ -185,6 +185,52 @@ pub fn entries(mappings: &[Mapping], v4: Option<IpAddr>, v6: Option<IpAddr>) -> 
     out
 }
 
+/// A map element read back: what `node show` prints of a host port mapping.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostPort {
+    /// `None`: every address of the node.
+    pub host_ip: Option<IpAddr>,
+    /// IP protocol number (6 tcp, 17 udp, 132 sctp).
+    pub protocol: u8,
+    pub host_port: u16,
+    pub pod_ip: IpAddr,
+    pub container_port: u16,
+    /// The owner tag, `podwire-portmap/<net>/<ctr>/<if>`.
+    pub tag: Option<String>,
+}
+
+fn ip_from(b: &[u8]) -> Option<IpAddr> {
+    match b.len() {
+        4 => Some(IpAddr::from(<[u8; 4]>::try_from(b).ok()?)),
+        16 => Some(IpAddr::from(<[u8; 16]>::try_from(b).ok()?)),
+        _ => None,
+    }
+}
+
+/// Decodes an element of `map` (the inverse of [`entries`] + [`element`]); `None` for bytes
+/// that are not one of ours.
+pub fn decode(map: MapKind, el: &Element) -> Option<HostPort> {
+    let alen = map.addr_len() as usize;
+    let key = &el.key[..];
+    let (host_ip, rest) = if map.host_ip {
+        (Some(ip_from(key.get(..alen)?)?), &key[alen..])
+    } else {
+        (None, key)
+    };
+    let data = el.data.as_deref()?;
+    if rest.len() != 8 || data.len() != alen + 4 {
+        return None;
+    }
+    Some(HostPort {
+        host_ip,
+        protocol: rest[0],
+        host_port: u16::from_be_bytes([rest[4], rest[5]]),
+        pod_ip: ip_from(&data[..alen])?,
+        container_port: u16::from_be_bytes([data[alen], data[alen + 1]]),
+        tag: el.tag.clone(),
+    })
+}
+
 /// An interface name as a key of the `bridges` set (IFNAMSIZ bytes, NUL-padded).
 pub fn ifname_key(name: &str) -> Vec<u8> {
     let mut k = name.as_bytes().to_vec();
@@ -348,5 +394,35 @@ mod tests {
             assert_eq!(k, map);
             assert_eq!(key.len() as u32, s.key_len, "{}", s.name);
         }
+    }
+
+    #[test]
+    fn elements_decode_back_to_their_mappings() {
+        let mappings = [
+            m(None, Protocol::Tcp),
+            m(Some("192.0.2.7"), Protocol::Udp),
+            m(Some("2001:db8::7"), Protocol::Tcp),
+        ];
+        let (v4, v6) = ("10.1.0.5".parse().unwrap(), "fd00::5".parse().unwrap());
+        let entries = entries(&mappings, Some(v4), Some(v6));
+        assert_eq!(
+            entries.len(),
+            4,
+            "any-IP TCP twice (both families), two bound"
+        );
+        for e in &entries {
+            let hp = decode(e.map, &element(e, "podwire-portmap/n/c/eth0")).expect("decodes");
+            assert_eq!(hp.host_ip, e.mapping.host_ip);
+            assert_eq!(hp.protocol, e.mapping.protocol.number());
+            assert_eq!((hp.host_port, hp.container_port), (8080, 80));
+            assert_eq!(hp.pod_ip, if e.map.v6 { v6 } else { v4 });
+            assert_eq!(hp.tag.as_deref(), Some("podwire-portmap/n/c/eth0"));
+        }
+        let junk = Element {
+            key: vec![1, 2, 3],
+            data: Some(vec![]),
+            tag: None,
+        };
+        assert_eq!(decode(MapKind::ALL[0], &junk), None);
     }
 }
