@@ -43,10 +43,13 @@ fn open_netns(path: &str) -> Result<Netns> {
 }
 
 pub fn add(a: &CmdArgs) -> Result<CniResult> {
-    let ns = open_netns(&a.netns)?;
+    let ns = cni::trace::timed("netns", || open_netns(&a.netns))?;
+    let mut s = cni::trace::step("link-up");
     let nl = Netlink::new_in(&ns).map_err(kernel_error)?;
     let lo = nl.link(LO).map_err(kernel_error)?;
     nl.link_set_up(lo.index, true).map_err(kernel_error)?;
+    s.detail(format!("lo #{} up", lo.index));
+    s.end();
     if let Some(prev) = &a.conf.prev_result {
         return CniResult::from_value(prev);
     }
@@ -99,10 +102,14 @@ pub fn del(a: &CmdArgs) -> Result<()> {
         Err(e) if e.is_not_found() || e.is_not_netns() => return Ok(()),
         Err(e) => return Err(kernel_error(e)),
     };
+    let mut s = cni::trace::step("link-down");
     let nl = Netlink::new_in(&ns).map_err(kernel_error)?;
     match nl.link_set_up(LO, false) {
         Err(e) if !e.is_not_found() => Err(kernel_error(e)),
-        _ => Ok(()),
+        _ => {
+            s.detail("lo down");
+            Ok(())
+        }
     }
 }
 
