@@ -72,5 +72,5 @@ fn main() {
 
     step("14. Removing the simulated cluster (agents, pods, nodes, router)");
     drop(c);
-    println!("done");
+    println!("the simulated cluster is gone");
 }
