@@ -25,7 +25,7 @@ use k8s_openapi::api::core::v1::Node;
 use kernel::{KernelEvent, Monitor, Netlink};
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
@@ -130,7 +130,8 @@ async fn run_async(a: &SetupArgs) -> Result<String> {
     let nl = Netlink::new().map_err(|e| Error::io(e.to_string()))?;
 
     let (kick_tx, mut kick_rx) = mpsc::unbounded_channel::<()>();
-    spawn_kernel_watch(kick_tx)?;
+    let watched = WatchedLinks::default();
+    spawn_kernel_watch(kick_tx, watched.clone())?;
 
     let wc = watcher::Config::default().timeout(a.watch_timeout);
     let mut events = watcher::watcher(api, wc).default_backoff().boxed();
@@ -207,7 +208,10 @@ async fn run_async(a: &SetupArgs) -> Result<String> {
         }
         let start = Instant::now();
         match reconcile(&nl, &name, &map.all(), &opts, &skip) {
-            Ok(r) => report(&r, map.len(), start.elapsed(), full),
+            Ok(r) => {
+                watched.set(&r.links);
+                report(&r, map.len(), start.elapsed(), full)
+            }
             Err(e) => log(&format!("reconcile: {}", e.msg)),
         }
     }
@@ -254,13 +258,14 @@ fn log(m: &str) {
 
 /// A thread reading rtnetlink notifications in this netns; anything that may undo the agent's
 /// work kicks the loop.
-fn spawn_kernel_watch(kick: mpsc::UnboundedSender<()>) -> Result<()> {
+fn spawn_kernel_watch(kick: mpsc::UnboundedSender<()>, watched: WatchedLinks) -> Result<()> {
     let mut mon = Monitor::new().map_err(|e| Error::io(e.to_string()))?;
     std::thread::Builder::new()
         .name("kernel-watch".into())
         .spawn(move || loop {
             let Ok(events) = mon.recv() else { return };
-            if events.iter().any(relevant) && kick.send(()).is_err() {
+            let links = watched.get();
+            if events.iter().any(|e| relevant(e, &links)) && kick.send(()).is_err() {
                 return;
             }
         })
@@ -268,15 +273,33 @@ fn spawn_kernel_watch(kick: mpsc::UnboundedSender<()>) -> Result<()> {
     Ok(())
 }
 
-fn relevant(e: &KernelEvent) -> bool {
+/// The links the last reconcile depended on (the underlay, podwire's VXLAN devices), shared
+/// with the kernel-watch thread.
+#[derive(Clone, Default)]
+struct WatchedLinks(std::sync::Arc<std::sync::Mutex<HashSet<u32>>>);
+
+impl WatchedLinks {
+    fn set(&self, links: &[u32]) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = links.iter().copied().collect();
+    }
+
+    fn get(&self) -> HashSet<u32> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// Whether a notification can mean the agent's work was undone. Pods starting and stopping
+/// (their veths, their neighbour entries on the bridge) never do, so they cost no reconcile.
+fn relevant(e: &KernelEvent, links: &HashSet<u32>) -> bool {
     match e {
         // A link that flapped loses its routes silently (IPv4 sends no RTM_DELROUTE for them).
-        // An address decides what is on-link and where VXLAN leaves from.
-        KernelEvent::Link { .. } | KernelEvent::Address { .. } | KernelEvent::Overflow => true,
+        KernelEvent::Link { index, .. } => links.contains(index),
+        // An address decides what is on-link and where VXLAN leaves from (a new uplink counts).
+        KernelEvent::Address { .. } | KernelEvent::Overflow => true,
         KernelEvent::Route {
             protocol, deleted, ..
         } => *deleted && *protocol == crate::peers::ROUTE_PROTOCOL,
-        KernelEvent::Neighbour { deleted, .. } => *deleted,
+        KernelEvent::Neighbour { ifindex, deleted } => *deleted && links.contains(ifindex),
     }
 }
 
@@ -309,6 +332,39 @@ mod tests {
                 ..Default::default()
             }),
         }
+    }
+
+    #[test]
+    fn pod_churn_is_not_a_reason_to_reconcile() {
+        let links: HashSet<u32> = [2, 10].into_iter().collect(); // eth0, podwire.vxlan
+        let link = |index, deleted| KernelEvent::Link { index, deleted };
+        assert!(relevant(&link(2, false), &links), "the underlay flapped");
+        assert!(!relevant(&link(57, false), &links), "a pod's veth came up");
+        assert!(!relevant(&link(57, true), &links), "a pod's veth went");
+        let neigh = |ifindex, deleted| KernelEvent::Neighbour { ifindex, deleted };
+        assert!(
+            relevant(&neigh(10, true), &links),
+            "a VXLAN peer's entry was removed"
+        );
+        assert!(
+            !relevant(&neigh(5, true), &links),
+            "an entry on the pod bridge aged out"
+        );
+        let route = |protocol, deleted| KernelEvent::Route {
+            dst: None,
+            protocol,
+            deleted,
+        };
+        assert!(relevant(&route(157, true), &links));
+        assert!(!relevant(&route(2, true), &links));
+        let addr = KernelEvent::Address {
+            index: 99,
+            deleted: false,
+        };
+        assert!(
+            relevant(&addr, &links),
+            "any address may change what is on-link"
+        );
     }
 
     #[test]

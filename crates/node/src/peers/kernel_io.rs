@@ -171,6 +171,9 @@ pub struct Report {
     pub failed: Vec<String>,
     /// The desired state it worked from.
     pub desired: Desired,
+    /// The links whose changes can undo this pass: those holding this node's addresses (the
+    /// underlay) and podwire's VXLAN devices. Changes to any other link (a pod's veth) cannot.
+    pub links: Vec<u32>,
 }
 
 /// One full pass: `nodes` (every Node, this one included) → this netns.
@@ -202,6 +205,12 @@ pub fn reconcile(
     if let Err(f) = apply(nl, &plan, &mut report.changes) {
         report.failed = f;
     }
+    report.links = local
+        .addresses
+        .iter()
+        .map(|a| a.ifindex)
+        .chain(observed.devices.iter().map(|l| l.index))
+        .collect();
     report.desired = d;
     Ok(report)
 }
