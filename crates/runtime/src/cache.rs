@@ -3,6 +3,9 @@
 //! object of kind `cniCacheV1` holding the list's config bytes (base64, as Go writes `[]byte`),
 //! the runtime arguments and the last plugin's result. Directory 0700, files 0600.
 //! Files are replaced atomically (temp file + rename), so a reader never sees half a file.
+//! They are not fsync'd (neither does libcni): an entry only describes an attachment inside a
+//! network namespace, and no namespace outlives the power loss that could lose the entry. DEL
+//! goes on without an entry it cannot read, so a torn file after a crash costs nothing.
 
 use crate::b64;
 use crate::error::{Error, Result};
@@ -243,7 +246,6 @@ impl Cache {
                 .custom_flags(libc::O_NOFOLLOW)
                 .open(&tmp)?;
             f.write_all(&entry.to_json())?;
-            f.sync_all()?;
             std::fs::rename(&tmp, &path)
         };
         write().map_err(|e| {

@@ -4,11 +4,11 @@
 //! carries the plugin's own code when it printed the spec's error JSON.
 
 use crate::error::{Error, Op, Result};
-use std::io::{Read, Write};
+use std::io::{ErrorKind, Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
-use std::sync::{mpsc, Arc, Mutex};
+use std::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 /// The `CNI_*` variables of one invocation.
@@ -87,34 +87,6 @@ pub fn find_in_path(plugin: &str, paths: &[PathBuf]) -> Result<PathBuf> {
     cni::invoke::find_in_path(plugin, paths).map_err(Error::new)
 }
 
-/// Reads a pipe to its end into a shared buffer, so that what arrived is usable even if the
-/// pipe never closes.
-fn drain(mut pipe: impl Read + Send + 'static) -> (Arc<Mutex<Vec<u8>>>, mpsc::Receiver<()>) {
-    let buf = Arc::new(Mutex::new(Vec::new()));
-    let (tx, rx) = mpsc::channel();
-    let sink = Arc::clone(&buf);
-    std::thread::spawn(move || {
-        let mut chunk = [0u8; 8192];
-        loop {
-            match pipe.read(&mut chunk) {
-                Ok(0) => break,
-                Ok(n) => sink
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .extend_from_slice(&chunk[..n]),
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(_) => break,
-            }
-        }
-        let _ = tx.send(());
-    });
-    (buf, rx)
-}
-
-fn take(buf: &Arc<Mutex<Vec<u8>>>) -> Vec<u8> {
-    std::mem::take(&mut *buf.lock().unwrap_or_else(|e| e.into_inner()))
-}
-
 fn describe(status: ExitStatus) -> String {
     match (status.code(), status.signal()) {
         (Some(c), _) => format!("exit status {c}"),
@@ -153,8 +125,212 @@ fn plugin_error(status: ExitStatus, out: &Output) -> Error {
     }
 }
 
+/// One running plugin, driven from the calling thread: its stdin fed, its stdout and stderr
+/// read and its exit noticed in one poll(2) loop. No helper threads: a runtime execs a plugin
+/// several times for every pod, and four thread spawns per exec cost as much as a small
+/// plugin's whole run.
+struct Session {
+    child: Child,
+    /// Readable when the child exits (Linux 5.3+); without it the loop polls on a short tick.
+    pidfd: Option<OwnedFd>,
+    stdin: Option<ChildStdin>,
+    input: Vec<u8>,
+    written: usize,
+    stdout: Option<ChildStdout>,
+    stderr: Option<ChildStderr>,
+    out: Output,
+}
+
+/// Without a pidfd, how often to look whether the child exited: while its pipes are open, and
+/// once both closed (it is exiting, so look often).
+const EXIT_TICK: Duration = Duration::from_millis(10);
+const EXITING_TICK: Duration = Duration::from_millis(1);
+
+fn set_nonblocking(fd: &impl AsRawFd) -> std::io::Result<()> {
+    let fd = fd.as_raw_fd();
+    // SAFETY: fcntl on a descriptor we own, with no pointers.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+fn pidfd_open(pid: u32) -> Option<OwnedFd> {
+    // SAFETY: the syscall takes two integers and returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    // SAFETY: a non-negative return is a descriptor nobody else owns.
+    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// Reads what a non-blocking pipe has now; `false` once it is closed (or broken).
+fn read_available(pipe: &mut impl Read, into: &mut Vec<u8>) -> bool {
+    let mut chunk = [0u8; 8192];
+    loop {
+        match pipe.read(&mut chunk) {
+            Ok(0) => return false,
+            Ok(n) => into.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return true,
+            Err(_) => return false,
+        }
+    }
+}
+
+fn poll_entry(fd: Option<RawFd>, events: libc::c_short) -> libc::pollfd {
+    libc::pollfd {
+        // poll(2) skips negative descriptors.
+        fd: fd.unwrap_or(-1),
+        events,
+        revents: 0,
+    }
+}
+
+impl Session {
+    fn new(mut child: Child, input: &[u8]) -> std::io::Result<Session> {
+        let stdin = child.stdin.take().expect("stdin is piped");
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        for fd in [stdin.as_raw_fd(), stdout.as_raw_fd(), stderr.as_raw_fd()] {
+            if let Err(e) = set_nonblocking(&fd) {
+                // Never leave the child running unwatched.
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(e);
+            }
+        }
+        Ok(Session {
+            pidfd: pidfd_open(child.id()),
+            child,
+            // Nothing to write: close stdin at once so the plugin sees EOF.
+            stdin: (!input.is_empty()).then_some(stdin),
+            input: input.to_vec(),
+            written: 0,
+            stdout: Some(stdout),
+            stderr: Some(stderr),
+            out: Output::default(),
+        })
+    }
+
+    /// Writes what the pipe takes now; closes stdin when all is written or the plugin stopped
+    /// reading (a plugin need not read its stdin: a broken pipe is not an error).
+    fn feed(&mut self) {
+        let Some(pipe) = self.stdin.as_mut() else {
+            return;
+        };
+        while self.written < self.input.len() {
+            match pipe.write(&self.input[self.written..]) {
+                Ok(n) => self.written += n,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(_) => break,
+            }
+        }
+        self.stdin = None;
+    }
+
+    /// Runs until the plugin exits and its pipes close, the timeout kills it, or its pipes stay
+    /// open `PIPE_GRACE` after it exited (a daemonised child of the plugin holding them).
+    /// Returns its status, what it printed and whether it timed out. The child is always reaped.
+    fn finish(
+        mut self,
+        started: Instant,
+        timeout: Option<Duration>,
+    ) -> std::io::Result<(ExitStatus, Output, bool)> {
+        let deadline = timeout.map(|t| started + t);
+        let mut status: Option<ExitStatus> = None;
+        let mut grace_until = None;
+        let mut timed_out = false;
+        loop {
+            if status.is_none() {
+                status = self.child.try_wait()?;
+                if status.is_some() {
+                    grace_until = Some(Instant::now() + PIPE_GRACE);
+                    self.stdin = None;
+                }
+            }
+            if status.is_some() && self.stdout.is_none() && self.stderr.is_none() {
+                break;
+            }
+            let now = Instant::now();
+            let limit = match (status, deadline, grace_until) {
+                (None, Some(d), _) if now >= d => {
+                    timed_out = true;
+                    // SAFETY: kill(2) with a negative pid signals the plugin's process group.
+                    unsafe {
+                        libc::kill(-(self.child.id() as libc::pid_t), libc::SIGKILL);
+                    }
+                    status = Some(self.child.wait()?);
+                    grace_until = Some(Instant::now() + PIPE_GRACE);
+                    self.stdin = None;
+                    continue;
+                }
+                (None, d, _) => d,
+                (Some(_), _, Some(g)) if now >= g => break,
+                (Some(_), _, g) => g,
+            };
+            let mut wait = limit.map(|l| l.saturating_duration_since(now));
+            if status.is_none() && self.pidfd.is_none() {
+                let tick = if self.stdout.is_none() && self.stderr.is_none() {
+                    EXITING_TICK
+                } else {
+                    EXIT_TICK
+                };
+                wait = Some(wait.map_or(tick, |w| w.min(tick)));
+            }
+            let mut fds = [
+                poll_entry(self.stdin.as_ref().map(|p| p.as_raw_fd()), libc::POLLOUT),
+                poll_entry(self.stdout.as_ref().map(|p| p.as_raw_fd()), libc::POLLIN),
+                poll_entry(self.stderr.as_ref().map(|p| p.as_raw_fd()), libc::POLLIN),
+                poll_entry(
+                    self.pidfd
+                        .as_ref()
+                        .filter(|_| status.is_none())
+                        .map(|p| p.as_raw_fd()),
+                    libc::POLLIN,
+                ),
+            ];
+            // Round up, so the loop never spins on a sub-millisecond remainder.
+            let ms = wait.map_or(-1, |w| {
+                w.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32
+            });
+            // SAFETY: `fds` is a valid array of pollfd for the duration of the call.
+            let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+            if n < 0 {
+                let e = std::io::Error::last_os_error();
+                if e.kind() == ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            if fds[0].revents != 0 {
+                self.feed();
+            }
+            if fds[1].revents != 0 {
+                if let Some(p) = self.stdout.as_mut() {
+                    if !read_available(p, &mut self.out.stdout) {
+                        self.stdout = None;
+                    }
+                }
+            }
+            if fds[2].revents != 0 {
+                if let Some(p) = self.stderr.as_mut() {
+                    if !read_available(p, &mut self.out.stderr) {
+                        self.stderr = None;
+                    }
+                }
+            }
+        }
+        let status = match status {
+            Some(s) => s,
+            None => self.child.wait()?,
+        };
+        Ok((status, self.out, timed_out))
+    }
+}
+
 impl Exec {
-    fn spawn(&self, plugin: &Path, args: &Args) -> Result<std::process::Child> {
+    fn spawn(&self, plugin: &Path, args: &Args) -> Result<Child> {
         let mut attempt = 0;
         loop {
             let mut cmd = Command::new(plugin);
@@ -181,45 +357,10 @@ impl Exec {
     /// (with `reported` set when the plugin printed error JSON).
     pub fn run(&self, plugin: &Path, stdin: &[u8], args: &Args) -> Result<Output> {
         let started = Instant::now();
-        let mut child = self.spawn(plugin, args)?;
-        let pid = child.id() as libc::pid_t;
-        let input = stdin.to_vec();
-        let mut pipe_in = child.stdin.take().expect("stdin is piped");
-        // A plugin need not read its stdin: a broken pipe here is not an error.
-        std::thread::spawn(move || {
-            let _ = pipe_in.write_all(&input);
-        });
-        let (out_buf, out_done) = drain(child.stdout.take().expect("stdout is piped"));
-        let (err_buf, err_done) = drain(child.stderr.take().expect("stderr is piped"));
-
-        // Wait in a thread so the timeout needs no polling; the thread reaps the child either
-        // way, so a killed plugin never stays a zombie.
-        let (tx, exited) = mpsc::channel();
-        let waiter = std::thread::spawn(move || {
-            let status = child.wait();
-            let _ = tx.send(());
-            status
-        });
-        let timed_out = match self.timeout {
-            Some(limit) => exited.recv_timeout(limit).is_err(),
-            None => exited.recv().is_err(),
-        };
-        if timed_out {
-            // SAFETY: kill(2) with a negative pid signals the plugin's own process group.
-            unsafe {
-                libc::kill(-pid, libc::SIGKILL);
-            }
-        }
-        let status = waiter
-            .join()
-            .map_err(|_| io_err("plugin wait thread panicked".into()))?
-            .map_err(|e| io_err(format!("cannot wait for {}: {e}", plugin.display())))?;
-        let _ = out_done.recv_timeout(PIPE_GRACE);
-        let _ = err_done.recv_timeout(PIPE_GRACE);
-        let out = Output {
-            stdout: take(&out_buf),
-            stderr: take(&err_buf),
-        };
+        let child = self.spawn(plugin, args)?;
+        let (status, out, timed_out) = Session::new(child, stdin)
+            .and_then(|s| s.finish(started, self.timeout))
+            .map_err(|e| io_err(format!("cannot run {}: {e}", plugin.display())))?;
         if timed_out {
             return Err(io_err(format!(
                 "timed out after {:.1?} and was killed{}",

@@ -204,3 +204,45 @@ fn version_info_reads_supported_versions() {
     );
     assert_eq!(quiet().version_info(&p).unwrap(), vec!["0.4.0", "1.0.0"]);
 }
+
+/// A plugin that leaves a child holding its stdout open: the run returns soon after the plugin
+/// itself exits, with what it printed, instead of waiting for the child.
+#[test]
+fn a_daemonised_child_holding_stdout_does_not_hold_the_run() {
+    let d = TempDir::new("daemon");
+    let p = d.join("forker");
+    let pids = d.join("pids");
+    script(
+        &p,
+        &format!(
+            "sleep 30 & echo $! > {}; echo '{{\"ok\":true}}'",
+            pids.display()
+        ),
+    );
+    let start = Instant::now();
+    let out = quiet().run(&p, b"{}", &args("ADD")).unwrap();
+    let took = start.elapsed();
+    let sleeper = std::fs::read_to_string(&pids).unwrap();
+    // SAFETY: kill(2) on the sleep this test started.
+    unsafe {
+        libc::kill(sleeper.trim().parse().unwrap(), libc::SIGKILL);
+    }
+    assert_eq!(out.stdout, b"{\"ok\":true}\n");
+    assert!(
+        took < Duration::from_secs(10),
+        "waited {took:?} for the child"
+    );
+}
+
+/// Output larger than a pipe's buffer on both stdout and stderr, with a large stdin the plugin
+/// reads: nothing is lost and nothing deadlocks.
+#[test]
+fn large_stdin_stdout_and_stderr_all_flow() {
+    let d = TempDir::new("big");
+    let p = d.join("copier");
+    script(&p, "tee /dev/stderr");
+    let big: Vec<u8> = (0..(1 << 20)).map(|i| b'a' + (i % 26) as u8).collect();
+    let out = quiet().run(&p, &big, &args("ADD")).unwrap();
+    assert_eq!(out.stdout, big);
+    assert_eq!(out.stderr, big);
+}
