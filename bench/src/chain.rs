@@ -17,10 +17,11 @@ use std::time::{Duration, Instant};
 use runtime::{CniConfig, NetworkConfigList, RuntimeConf};
 use serde_json::{json, Value};
 
+use crate::floor::KernelFloor;
 use crate::scene::{settle, Pod, Scene};
 use crate::spawn;
 use crate::stats::median;
-use crate::subjects::{netconf, Flavor, IFNAME};
+use crate::subjects::{netconf, Flavor, Subject, IFNAME};
 use crate::table::Table;
 
 /// Pods at each end compared in the portmap growth figure (1–10 vs 91–100).
@@ -38,6 +39,8 @@ struct Side {
     portmap: PathBuf,
     portmap_conf: Value,
     plugin_dir: PathBuf,
+    /// The floor's kernel work: the pod's kernel objects made in-process after the no-op chain.
+    kernel: Option<KernelFloor>,
 }
 
 fn list(name: &str, plugins: Vec<Value>) -> NetworkConfigList {
@@ -80,6 +83,7 @@ impl Side {
             portmap: dir.join(portmap),
             portmap_conf: json!({"cniVersion": "1.0.0", "name": name, "type": portmap}),
             plugin_dir: dir.to_path_buf(),
+            kernel: None,
         }
     }
 
@@ -88,8 +92,10 @@ impl Side {
     }
 
     /// The floor: the same runtime calls and plugin execs, each plugin `cni-noop-plugin` (built
-    /// beside podwire), which does nothing. What neither side's plugins can go below.
-    fn floor(dir: &Path, state: &Path) -> Side {
+    /// beside podwire, static like the plugins), which does nothing; then the pod's kernel
+    /// objects (item 1's kernel floor: veth pair on a bridge, address, default route) made
+    /// in-process. What no chain of exec'd plugins can go below.
+    fn floor(dir: &Path, state: &Path, bridge: &str, subnet: &str) -> Side {
         let noop = || json!({"type": "cni-noop-plugin"});
         Side {
             label: "floor",
@@ -100,6 +106,7 @@ impl Side {
             portmap: dir.join("cni-noop-plugin"),
             portmap_conf: json!({}),
             plugin_dir: dir.to_path_buf(),
+            kernel: Some(KernelFloor::new(bridge, subnet)),
         }
     }
 }
@@ -168,7 +175,12 @@ pub fn measure(scene: &Scene, podwire_dir: &Path, reference_dir: &Path, n: usize
                 &format!("bchr{case}"),
                 &format!("10.246.{}.0/24", 2 * case + 1),
             ),
-            Side::floor(podwire_dir, &state),
+            Side::floor(
+                podwire_dir,
+                &state,
+                &format!("bchf{case}"),
+                &format!("10.246.{}.0/24", 6 + case),
+            ),
         ];
         let base = 20000 + 1000 * case as u16;
         let pods: Vec<Vec<Pod>> = (0..3)
@@ -285,9 +297,15 @@ fn add_chain(side: &Side, pod: &Pod, ports: Option<Value>) {
     side.cni
         .add_network_list(&side.chain, &rt(pod, IFNAME, ports))
         .unwrap_or_else(|e| panic!("{} chain ADD {}: {e}", side.label(), pod.name));
+    if let Some(k) = &side.kernel {
+        k.add(pod);
+    }
 }
 
 fn del_chain(side: &Side, pod: &Pod, ports: Option<Value>) {
+    if let Some(k) = &side.kernel {
+        k.del(pod);
+    }
     side.cni
         .del_network_list(&side.chain, &rt(pod, IFNAME, ports))
         .unwrap_or_else(|e| panic!("{} chain DEL {}: {e}", side.label(), pod.name));
@@ -349,6 +367,7 @@ impl ChainFigures {
             "ratio",
             "target",
             "floor",
+            "floor / reference",
             "ratio above floor",
         ]);
         for (case, what) in [(0, "no mapping"), (1, "2 mappings")] {
@@ -364,6 +383,7 @@ impl ChainFigures {
                     r2(a, b),
                     target.into(),
                     format!("{fl:.2}"),
+                    r2(fl, b),
                     r2(a - fl, b - fl),
                 ]);
             }
@@ -409,9 +429,11 @@ impl ChainFigures {
              `host-local` and `portmap`. \"2 mappings\": a TCP and a UDP host port per pod. The \
              portmap rows exec the portmap plugin alone with the main plugin's result, pods \
              accumulating on one node (`podwire-bench --only chain`). \"floor\": the same runtime \
-             calls with every plugin `cni-noop-plugin` (execs, result cache and its fsyncs): \
-             what no plugin can go below; \"ratio above floor\" compares what the plugins \
-             themselves add.\n\n{}",
+             calls with every plugin a static `cni-noop-plugin` (three execs and two result-cache \
+             writes), plus the pod's kernel objects made in-process (item 1's kernel floor): \
+             what no chain of exec'd plugins can go below, so floor / reference is the best \
+             ratio any such chain could show on this machine. \"ratio above floor\" compares \
+             what the plugins themselves add.\n\n{}",
             self.pods,
             self.table().markdown()
         )
