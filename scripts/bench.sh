@@ -27,7 +27,7 @@ cargo build --release --quiet -p podwire-bridge -p podwire-ipam -p podwire-portm
 link_plugins_static
 # Item 8's floor plugin static too, like the plugins it stands in for: the floor is then what a
 # do-nothing plugin exec costs, not a dynamic loader's work.
-cargo rustc --release --quiet -p podwire-cni --bin cni-noop-plugin -- -C target-feature=+crt-static
+link_static podwire-cni:cni-noop-plugin
 
 ipam_args=()
 if [ "${SKIP_IPAM_BENCH:-0}" != 1 ]; then

@@ -296,7 +296,7 @@ impl Dir {
                 tv_nsec: libc::UTIME_OMIT,
             },
             libc::timespec {
-                tv_sec: secs as libc::time_t,
+                tv_sec: secs as _,
                 tv_nsec: nsecs as _,
             },
         ];
