@@ -229,6 +229,15 @@ impl Session {
         self.stdin = None;
     }
 
+    /// Kills the plugin and everything it started (its own process group), and reaps it.
+    fn kill_and_reap(&mut self) -> std::io::Result<ExitStatus> {
+        // SAFETY: kill(2) with a negative pid signals the plugin's process group.
+        unsafe {
+            libc::kill(-(self.child.id() as libc::pid_t), libc::SIGKILL);
+        }
+        self.child.wait()
+    }
+
     /// Runs until the plugin exits and its pipes close, the timeout kills it, or its pipes stay
     /// open `PIPE_GRACE` after it exited (a daemonised child of the plugin holding them).
     /// Returns its status, what it printed and whether it timed out. The child is always reaped.
@@ -256,11 +265,7 @@ impl Session {
             let limit = match (status, deadline, grace_until) {
                 (None, Some(d), _) if now >= d => {
                     timed_out = true;
-                    // SAFETY: kill(2) with a negative pid signals the plugin's process group.
-                    unsafe {
-                        libc::kill(-(self.child.id() as libc::pid_t), libc::SIGKILL);
-                    }
-                    status = Some(self.child.wait()?);
+                    status = Some(self.kill_and_reap()?);
                     grace_until = Some(Instant::now() + PIPE_GRACE);
                     self.stdin = None;
                     continue;
@@ -300,6 +305,10 @@ impl Session {
                 let e = std::io::Error::last_os_error();
                 if e.kind() == ErrorKind::Interrupted {
                     continue;
+                }
+                if status.is_none() {
+                    // Never leave the plugin running unwatched, nor unreaped.
+                    let _ = self.kill_and_reap();
                 }
                 return Err(e);
             }
