@@ -145,6 +145,9 @@ pub fn dispatch(
         parsing.end();
         if log::has_file() {
             *called.borrow_mut() = Some(Box::new(args.clone()));
+        } else {
+            // Nowhere to write the trace: stop recording, so no step formats its details.
+            let _ = trace::finish();
         }
         log::debug(&format!(
             "{} container={} netns={} ifname={}",

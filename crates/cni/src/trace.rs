@@ -69,26 +69,33 @@ pub struct Span {
     start: Instant,
     detail: String,
     ok: bool,
+    /// A recorder was running when the step began: only then are details formatted.
+    recording: bool,
 }
 
-/// Starts a step. Without a recorder (`begin` not called) it costs one `Instant::now`.
+/// Starts a step. Without a recorder (`begin` not called, or the operation has no log file to
+/// write its trace to) it costs one `Instant::now`, and its details are never formatted.
 pub fn step(name: &'static str) -> Span {
     Span {
         name,
         start: Instant::now(),
         detail: String::new(),
         ok: false,
+        recording: CURRENT.with(|c| c.borrow().is_some()),
     }
 }
 
 impl Span {
     /// Says what the step did (appended, `; `-separated) and marks it successful.
     pub fn detail(&mut self, what: impl Display) {
+        self.ok = true;
+        if !self.recording {
+            return;
+        }
         if !self.detail.is_empty() {
             self.detail.push_str("; ");
         }
         let _ = write!(self.detail, "{what}");
-        self.ok = true;
     }
 
     /// Marks the step successful with nothing to say.
@@ -102,6 +109,9 @@ impl Span {
 
 impl Drop for Span {
     fn drop(&mut self) {
+        if !self.recording {
+            return;
+        }
         let end = Instant::now();
         CURRENT.with(|c| {
             if let Some(t) = c.borrow_mut().as_mut() {
