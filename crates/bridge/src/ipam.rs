@@ -28,7 +28,8 @@ fn delegate(a: &CmdArgs, config: &Config, command: &str) -> Result<Vec<u8>> {
     };
     let out = invoke::exec(&plugin, &call, &a.stdin)?;
     s.detail(format_args!("exec {} {command}", plugin.display()));
-    if command == "ADD" {
+    // Parsed here only to name the addresses in the trace; the caller parses it for real.
+    if command == "ADD" && s.recording() {
         if let Ok(r) = CniResult::parse(&out) {
             for ip in &r.ips {
                 s.detail(format_args!("got {}", ip.address));

@@ -98,6 +98,11 @@ impl Span {
         let _ = write!(self.detail, "{what}");
     }
 
+    /// Whether details will be kept: worth asking before work done only to describe the step.
+    pub fn recording(&self) -> bool {
+        self.recording
+    }
+
     /// Marks the step successful with nothing to say.
     pub fn ok(&mut self) {
         self.ok = true;

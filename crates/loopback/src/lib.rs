@@ -48,7 +48,7 @@ pub fn add(a: &CmdArgs) -> Result<CniResult> {
     let nl = Netlink::new_in(&ns).map_err(kernel_error)?;
     let lo = nl.link(LO).map_err(kernel_error)?;
     nl.link_set_up(lo.index, true).map_err(kernel_error)?;
-    s.detail(format!("lo #{} up", lo.index));
+    s.detail(format_args!("lo #{} up", lo.index));
     s.end();
     if let Some(prev) = &a.conf.prev_result {
         return CniResult::from_value(prev);

@@ -97,7 +97,7 @@ pub fn add(a: &CmdArgs) -> Result<CniResult> {
     let tag = tag_of(a);
     let mut s = trace::step("nftables");
     add_entries(&nft, &entries, &tag, bridge)?;
-    s.detail(format!(
+    s.detail(format_args!(
         "{} map element(s) in inet {} tagged {tag}",
         entries.len(),
         ruleset::TABLE
@@ -106,7 +106,7 @@ pub fn add(a: &CmdArgs) -> Result<CniResult> {
     if let Some(bridge) = bridge.filter(|_| entries.iter().any(|e| !e.map.v6)) {
         let mut s = trace::step("sysctl");
         route_localnet(bridge);
-        s.detail(format!("net/ipv4/conf/{bridge}/route_localnet=1"));
+        s.detail(format_args!("net/ipv4/conf/{bridge}/route_localnet=1"));
     }
     flush_udp(&nft, entries.iter().map(|e| (&e.mapping, e.map.v6)))?;
     Ok(prev)
@@ -241,7 +241,10 @@ fn flush_udp<'m>(
         nft.conntrack_delete_by_dport(v6, m.protocol.number(), m.host_port)
             .map_err(kernel_error)?;
         let fam = if v6 { "IPv6" } else { "IPv4" };
-        s.detail(format!("flushed {fam} UDP entries to port {}", m.host_port));
+        s.detail(format_args!(
+            "flushed {fam} UDP entries to port {}",
+            m.host_port
+        ));
     }
     Ok(())
 }
@@ -286,7 +289,7 @@ pub fn del(a: &CmdArgs) -> Result<()> {
         }
         match tx.commit(&op) {
             Ok(()) => {
-                s.detail(format!(
+                s.detail(format_args!(
                     "removed {} map element(s): {}",
                     doomed.len(),
                     list(doomed.iter().map(|d| d.0))
@@ -314,7 +317,7 @@ pub fn check(a: &CmdArgs) -> Result<()> {
     let table = ruleset::table();
     let mut s = trace::step("nftables");
     let entries = ruleset::entries(&mappings, v4, v6);
-    s.detail(format!("{} map element(s) to verify", entries.len()));
+    s.detail(format_args!("{} map element(s) to verify", entries.len()));
     for e in entries {
         let held = nft
             .element(&table, e.map.name(), &e.key)
@@ -367,7 +370,7 @@ pub fn gc(a: &CmdArgs) -> Result<()> {
         match tx.commit(&op) {
             Err(e) if e.is_not_found() && attempt < 3 => {}
             Ok(()) => {
-                s.detail(format!("removed {removed} stale map element(s)"));
+                s.detail(format_args!("removed {removed} stale map element(s)"));
                 return Ok(());
             }
             Err(e) => return Err(kernel_error(e)),
