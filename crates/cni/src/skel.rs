@@ -12,6 +12,14 @@ use std::io::{Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 
+/// The allocator every plugin binary installs (`#[global_allocator] static ALLOC:
+/// cni::skel::PluginAllocator = cni::skel::PluginAllocator;`). musl's own malloc (the plugins
+/// are built for musl) maps and unmaps pages for short-lived buffers: 80 mmap/munmap calls in
+/// one bridge ADD, each a page fault and a TLB flush. dlmalloc keeps freed memory for reuse:
+/// 12 calls, and the ADD 0.23–0.26 ms (12–14%) faster, A/B in one run on this VM. A plugin lives
+/// for one operation, so holding on to freed memory costs nothing.
+pub use dlmalloc::GlobalDlmalloc as PluginAllocator;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Command {
     Add,

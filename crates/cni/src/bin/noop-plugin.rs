@@ -24,6 +24,9 @@ impl Plugin for Noop {
     }
 }
 
+#[global_allocator]
+static ALLOC: cni::skel::PluginAllocator = cni::skel::PluginAllocator;
+
 fn main() -> std::process::ExitCode {
     cni::skel::run(&Noop)
 }
