@@ -56,4 +56,7 @@ if [ "${SKIP_SCALE_BENCH:-0}" != 1 ]; then
     # its own section of the same page.
     echo "== cargo bench -p podwire-cluster-tests --bench scale"
     cargo bench --quiet -p podwire-cluster-tests --bench scale -- --write "$(realpath "$out_dir")/benchmarks.md"
+    # That build leaves target/release's plugins dynamically linked: put back the static ones
+    # measured above, so a later `podwire-bench --only ...` times what ships.
+    link_plugins_static
 fi
