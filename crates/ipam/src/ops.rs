@@ -159,7 +159,13 @@ pub fn add_with(ipam: &IpamConf, a: &CmdArgs) -> Result<CniResult> {
         boot: store.boot().to_string(),
         ips,
     };
-    if let Err(e) = store.put_entry(&owner, &entry) {
+    // With nothing held before, every address is one this ADD created.
+    let written = if held.is_empty() {
+        store.put_new_entry(&owner, &entry)
+    } else {
+        store.put_entry(&owner, &entry)
+    };
+    if let Err(e) = written {
         undo(&store, &reserver.made);
         // No finish: the next call rebuilds the index from the files.
         return Err(e);

@@ -18,6 +18,9 @@ use ipnet::IpNet;
 use kernel::{Netlink, Netns};
 
 pub const LO: &str = "lo";
+/// The kernel gives every netns's loopback device index 1 (`LOOPBACK_IFINDEX`, asserted when
+/// it registers the device).
+const LO_INDEX: u32 = 1;
 
 pub struct LoopbackPlugin;
 
@@ -46,14 +49,14 @@ pub fn add(a: &CmdArgs) -> Result<CniResult> {
     let ns = cni::trace::timed("netns", || open_netns(&a.netns))?;
     let mut s = cni::trace::step("link-up");
     let nl = Netlink::new_in(&ns).map_err(kernel_error)?;
-    let lo = nl.link(LO).map_err(kernel_error)?;
-    nl.link_set_up(lo.index, true).map_err(kernel_error)?;
-    s.detail(format_args!("lo #{} up", lo.index));
+    // By name, in one request: no lookup first.
+    nl.link_set_up(LO, true).map_err(kernel_error)?;
+    s.detail(format_args!("lo #{LO_INDEX} up"));
     s.end();
     if let Some(prev) = &a.conf.prev_result {
         return CniResult::from_value(prev);
     }
-    let addrs = nl.addresses(Some(lo.index), None).map_err(kernel_error)?;
+    let addrs = nl.addresses(Some(LO_INDEX), None).map_err(kernel_error)?;
     if let Some(odd) = addrs.iter().find(|x| !x.net.addr().is_loopback()) {
         return Err(Error::plugin(
             plugin_code::KERNEL,

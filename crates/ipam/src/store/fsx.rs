@@ -14,6 +14,13 @@ pub struct Dir {
     fd: OwnedFd,
 }
 
+/// A regular file's content and, when asked for, one of its extended attributes.
+#[derive(Debug, PartialEq, Eq)]
+pub struct FileData {
+    pub content: Vec<u8>,
+    pub attr: Option<Vec<u8>>,
+}
+
 fn cstr(name: &str) -> io::Result<CString> {
     if name.is_empty() || name.contains('/') || name == "." || name == ".." {
         return Err(io::Error::new(
@@ -125,9 +132,9 @@ impl Dir {
         }
     }
 
-    /// Reads a regular file; `None` if it does not exist. A symlink or anything other than a
-    /// regular file is an error, never silently skipped.
-    pub fn read(&self, name: &str) -> io::Result<Option<Vec<u8>>> {
+    /// Opens a regular file for reading; `None` if it does not exist. A symlink or anything
+    /// other than a regular file is an error, never silently skipped.
+    fn open_regular(&self, name: &str) -> io::Result<Option<File>> {
         let fd = match self.openat(name, libc::O_RDONLY | libc::O_NONBLOCK, 0) {
             Ok(fd) => fd,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -136,13 +143,71 @@ impl Dir {
             }
             Err(e) => return Err(e),
         };
-        let mut f = File::from(fd);
+        let f = File::from(fd);
         if !f.metadata()?.is_file() {
             return Err(io::Error::other("is not a regular file"));
         }
-        let mut buf = Vec::new();
-        f.read_to_end(&mut buf)?;
-        Ok(Some(buf))
+        Ok(Some(f))
+    }
+
+    /// Reads a regular file; `None` if it does not exist. A symlink or anything other than a
+    /// regular file is an error, never silently skipped.
+    pub fn read(&self, name: &str) -> io::Result<Option<Vec<u8>>> {
+        Ok(self.read_with_attr(name, None)?.map(|d| d.content))
+    }
+
+    /// Reads a regular file as [`Dir::read`] does, and its extended attribute `attr` when asked
+    /// for (`None` when the file has none, or the file system keeps none).
+    pub fn read_with_attr(&self, name: &str, attr: Option<&CStr>) -> io::Result<Option<FileData>> {
+        let Some(mut f) = self.open_regular(name)? else {
+            return Ok(None);
+        };
+        let mut content = Vec::new();
+        f.read_to_end(&mut content)?;
+        let attr = match attr {
+            Some(attr) => get_attr(&f, attr)?,
+            None => None,
+        };
+        Ok(Some(FileData { content, attr }))
+    }
+
+    /// Sets the extended attribute `attr` of the regular file `name` (never through a link).
+    pub fn set_attr(&self, name: &str, attr: &CStr, value: &[u8]) -> io::Result<()> {
+        let f = self
+            .open_regular(name)?
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
+        // SAFETY: valid fd, NUL-terminated name, and a buffer of value.len() bytes.
+        check(unsafe {
+            libc::fsetxattr(
+                f.as_raw_fd(),
+                attr.as_ptr(),
+                value.as_ptr().cast(),
+                value.len(),
+                0,
+            )
+        })
+        .map(|_| ())
+    }
+
+    /// Makes `to` in `into` a second name of this directory's file `name` (link(2), which never
+    /// replaces, and a symlink is linked as itself): `Ok(false)` if `to` exists.
+    pub fn link_into(&self, name: &str, into: &Dir, to: &str) -> io::Result<bool> {
+        let (from, to) = (cstr(name)?, cstr(to)?);
+        // SAFETY: valid dirfds and names; flags 0: links are not followed.
+        let r = unsafe {
+            libc::linkat(
+                self.fd.as_raw_fd(),
+                from.as_ptr(),
+                into.fd.as_raw_fd(),
+                to.as_ptr(),
+                0,
+            )
+        };
+        match check(r) {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// Whether an entry of that name exists (of any type, links not followed).
@@ -305,6 +370,34 @@ impl Dir {
     }
 }
 
+/// The extended attribute `attr` of an open file; `None` if it has none or the file system
+/// keeps none.
+fn get_attr(f: &File, attr: &CStr) -> io::Result<Option<Vec<u8>>> {
+    // Ours are well under this; a larger one (someone else's) is read at its size.
+    let mut buf = vec![0u8; 256];
+    loop {
+        // SAFETY: valid fd, NUL-terminated name, and a writable buffer of buf.len() bytes.
+        let n = unsafe {
+            libc::fgetxattr(
+                f.as_raw_fd(),
+                attr.as_ptr(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+            )
+        };
+        if n >= 0 {
+            buf.truncate(n as usize);
+            return Ok(Some(buf));
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::ENODATA) | Some(libc::ENOTSUP) => return Ok(None),
+            Some(libc::ERANGE) if buf.len() < 65536 => buf.resize(buf.len() * 16, 0),
+            _ => return Err(e),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -343,6 +436,39 @@ mod tests {
         assert!(root.subdir("dirlink", true).is_err());
         assert!(root.subdir("dirlink", false).is_err());
         assert!(sub.read("../x").is_err());
+    }
+
+    #[test]
+    fn links_and_attributes() {
+        let t = tmp("attr");
+        let d = Dir::open_root(&t.0).unwrap();
+        let (sub, _) = d.subdir("idx", true).unwrap();
+        assert!(d.create_new("a", b"owner").unwrap());
+        d.set_attr("a", c"user.podwire-test", b"v1").unwrap();
+        assert!(d.link_into("a", &sub, "k").unwrap());
+        assert!(!d.link_into("a", &sub, "k").unwrap(), "link never replaces");
+        let file = |content: &[u8], attr: Option<&[u8]>| FileData {
+            content: content.to_vec(),
+            attr: attr.map(<[u8]>::to_vec),
+        };
+        assert_eq!(
+            sub.read_with_attr("k", Some(c"user.podwire-test")).unwrap(),
+            Some(file(b"owner", Some(b"v1")))
+        );
+        assert_eq!(
+            d.read_with_attr("a", Some(c"user.podwire-other")).unwrap(),
+            Some(file(b"owner", None))
+        );
+        assert_eq!(d.read_with_attr("gone", Some(c"user.x")).unwrap(), None);
+        assert!(d.set_attr("gone", c"user.x", b"1").is_err());
+        // Removing one name leaves the other, content and attribute.
+        assert!(d.remove("a").unwrap());
+        assert_eq!(sub.read("k").unwrap().unwrap(), b"owner");
+        std::os::unix::fs::symlink("/etc/hostname", t.0.join("ln")).unwrap();
+        assert!(
+            d.set_attr("ln", c"user.x", b"1").is_err(),
+            "never through a symlink"
+        );
     }
 
     #[test]
