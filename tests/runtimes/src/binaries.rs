@@ -121,8 +121,10 @@ pub fn dynamic_linking(path: &Path) -> Option<String> {
 
 /// The node image's binaries in `<target>/release`, each built from the current sources and
 /// static (a distroless image has no libc): `cargo rustc ... -C target-feature=+crt-static`, as
-/// scripts/setup-host.sh's `link_plugins_static`/`link_podwirectl_static` do (a no-op when they
-/// ran since the last change), then checked.
+/// scripts/setup-host.sh's `link_podwirectl_static` does (a no-op when it ran since the last
+/// change), then checked. For the plugins this replaces the musl builds that
+/// `link_plugins_static` put there with glibc-static ones (the real image's are musl, built by
+/// deploy/Dockerfile); scripts/test.sh puts the musl ones back after the suites.
 pub fn static_image_binaries() -> Vec<PathBuf> {
     let release = target_dir().join("release");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
