@@ -23,7 +23,3 @@ link_podwirectl_static
 require_static "${CARGO_TARGET_DIR:-target}/release/podwirectl"
 echo "== cargo test"
 cargo test --workspace --quiet 2>&1 | tee /tmp/podwire-test.log
-# The DaemonSet test links the image's binaries glibc-static into target/release
-# (tests/runtimes/src/binaries.rs): put back the shipped musl plugins, so that a benchmark run
-# after the tests times what ships.
-link_plugins_static

@@ -120,30 +120,46 @@ pub fn dynamic_linking(path: &Path) -> Option<String> {
 }
 
 /// The node image's binaries in `<target>/release`, each built from the current sources and
-/// static (a distroless image has no libc): `cargo rustc ... -C target-feature=+crt-static`, as
-/// scripts/setup-host.sh's `link_podwirectl_static` does (a no-op when it ran since the last
-/// change), then checked. For the plugins this replaces the musl builds that
-/// `link_plugins_static` put there with glibc-static ones (the real image's are musl, built by
-/// deploy/Dockerfile); scripts/test.sh puts the musl ones back after the suites.
+/// static (a distroless image has no libc) by scripts/setup-host.sh's own `link_static` (musl
+/// where the target is installed, as deploy/Dockerfile builds them, else glibc static) and
+/// `link_podwirectl_static`: the same builds the suites, the install and the benchmarks use,
+/// so this never swaps them for others. Then checked.
 pub fn static_image_binaries() -> Vec<PathBuf> {
-    let release = target_dir().join("release");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let target = target_dir();
+    let release = target.join("release");
+    let plugins: Vec<String> = IMAGE_BINARIES
+        .iter()
+        .filter(|(_, bin)| *bin != "podwirectl")
+        .map(|(package, bin)| format!("{package}:{bin}"))
+        .collect();
+    let script = format!(
+        "source scripts/setup-host.sh && link_static {} && link_podwirectl_static",
+        plugins.join(" ")
+    );
+    // The cargo that runs the tests, first on PATH for the script's own `cargo` calls.
+    let cargo = PathBuf::from(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    let mut path = std::env::var_os("PATH").unwrap_or_default();
+    if let Some(dir) = cargo.parent().filter(|d| !d.as_os_str().is_empty()) {
+        let mut dirs = vec![dir.to_path_buf()];
+        dirs.extend(std::env::split_paths(&path));
+        path = std::env::join_paths(dirs).expect("PATH entries");
+    }
+    let status = Command::new("bash")
+        .current_dir(workspace_dir())
+        .args(["-c", &script])
+        .env("CARGO_TARGET_DIR", &target)
+        .env("PATH", path)
+        .status();
+    assert!(
+        matches!(status, Ok(s) if s.success()),
+        "linking the image's binaries statically failed ({status:?}): run `bash -c '{script}'` \
+         in {}",
+        workspace_dir().display()
+    );
     IMAGE_BINARIES
         .iter()
-        .map(|(package, bin)| {
+        .map(|(_, bin)| {
             let path = release.join(bin);
-            let status = Command::new(&cargo)
-                .current_dir(workspace_dir())
-                .args(["rustc", "--release", "--quiet", "-p", package, "--bin", bin])
-                .arg("--target-dir")
-                .arg(target_dir())
-                .args(["--", "-C", "target-feature=+crt-static"])
-                .status();
-            assert!(
-                matches!(status, Ok(s) if s.success()),
-                "linking {bin} statically failed ({status:?}): run \
-                 `cargo rustc --release -p {package} --bin {bin} -- -C target-feature=+crt-static`"
-            );
             if let Some(why) = dynamic_linking(&path) {
                 panic!("{} is not static: {why}", path.display());
             }

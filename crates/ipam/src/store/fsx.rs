@@ -370,31 +370,30 @@ impl Dir {
     }
 }
 
-/// The extended attribute `attr` of an open file; `None` if it has none or the file system
-/// keeps none.
+/// The most of an attribute read: ours are under 100 bytes.
+const MAX_ATTR: usize = 256;
+
+/// The extended attribute `attr` of an open file; `None` if it has none, the file system keeps
+/// none, or it is longer than any we write (then it is not ours).
 fn get_attr(f: &File, attr: &CStr) -> io::Result<Option<Vec<u8>>> {
-    // Ours are well under this; a larger one (someone else's) is read at its size.
-    let mut buf = vec![0u8; 256];
-    loop {
-        // SAFETY: valid fd, NUL-terminated name, and a writable buffer of buf.len() bytes.
-        let n = unsafe {
-            libc::fgetxattr(
-                f.as_raw_fd(),
-                attr.as_ptr(),
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-            )
-        };
-        if n >= 0 {
-            buf.truncate(n as usize);
-            return Ok(Some(buf));
-        }
-        let e = io::Error::last_os_error();
-        match e.raw_os_error() {
-            Some(libc::ENODATA) | Some(libc::ENOTSUP) => return Ok(None),
-            Some(libc::ERANGE) if buf.len() < 65536 => buf.resize(buf.len() * 16, 0),
-            _ => return Err(e),
-        }
+    let mut buf = vec![0u8; MAX_ATTR];
+    // SAFETY: valid fd, NUL-terminated name, and a writable buffer of buf.len() bytes.
+    let n = unsafe {
+        libc::fgetxattr(
+            f.as_raw_fd(),
+            attr.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    if n >= 0 {
+        buf.truncate(n as usize);
+        return Ok(Some(buf));
+    }
+    let e = io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::ENODATA | libc::ENOTSUP | libc::ERANGE) => Ok(None),
+        _ => Err(e),
     }
 }
 

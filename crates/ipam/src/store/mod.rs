@@ -200,6 +200,14 @@ impl Entry {
     }
 }
 
+/// What the index holds under a key.
+enum Stored {
+    Missing,
+    /// A name that decodes as no entry.
+    Damaged,
+    Entry(Entry),
+}
+
 /// What an `<ip>` file says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Holder {
@@ -404,29 +412,39 @@ impl Store {
     /// An index entry; `Ok(None)` if there is none or it does not decode (reconcile then
     /// rebuilds it from the files, which are the truth).
     fn read_entry(&self, key: &str) -> Result<Option<Entry>> {
+        Ok(match self.stored_entry(key)? {
+            Stored::Entry(e) => Some(e),
+            Stored::Missing | Stored::Damaged => None,
+        })
+    }
+
+    fn stored_entry(&self, key: &str) -> Result<Stored> {
         let found = self
             .index
             .read_with_attr(key, Some(ENTRY_ATTR))
             .map_err(|e| io_err(format!("cannot read index entry {key}"), e))?;
         let Some(data) = found else {
-            return Ok(None);
+            return Ok(Stored::Missing);
         };
         // An entry file, or a second name of an `<ip>` file (its content is the owner) with
         // the entry in its attribute: see put_new_entry.
         Ok(Entry::decode(&data.content)
-            .or_else(|| data.attr.as_deref().and_then(Entry::decode_attr)))
+            .or_else(|| data.attr.as_deref().and_then(Entry::decode_attr))
+            .map_or(Stored::Damaged, Stored::Entry))
     }
 
     /// The entry for an attachment, straight from the index.
     pub fn entry(&self, owner: &Owner) -> Result<Option<Entry>> {
         let key = owner.key();
-        let found = self.read_entry(&key)?;
-        if found.is_none() && self.index.exists(&key).unwrap_or(false) {
-            // A damaged entry: rebuild from the files and read again.
-            self.reconcile()?;
-            return self.read_entry(&key);
+        match self.stored_entry(&key)? {
+            Stored::Entry(e) => Ok(Some(e)),
+            Stored::Missing => Ok(None),
+            Stored::Damaged => {
+                // Rebuild from the files and read again.
+                self.reconcile()?;
+                self.read_entry(&key)
+            }
         }
-        Ok(found)
     }
 
     /// The entry of an attachment that had none, made without creating a file: a second name
