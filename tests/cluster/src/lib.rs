@@ -562,13 +562,11 @@ impl Pod {
             .unwrap()
     }
 
-    /// A TCP listener inside this pod on `port` (any address of the family of `v6`).
-    pub fn listen(&self, v6: bool, port: u16) -> TcpListener {
-        let addr = if v6 {
-            format!("[::]:{port}")
-        } else {
-            format!("0.0.0.0:{port}")
-        };
+    /// A TCP listener inside this pod on a port the kernel picks (any address of the family of
+    /// `v6`); the caller reads it from `local_addr`. A fixed port could still be held by the
+    /// previous check's closing sockets (CI saw EADDRINUSE).
+    pub fn listen(&self, v6: bool) -> TcpListener {
+        let addr = if v6 { "[::]:0" } else { "0.0.0.0:0" };
         self.ns.ns.run(|| TcpListener::bind(addr)).unwrap().unwrap()
     }
 }

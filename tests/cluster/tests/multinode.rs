@@ -40,8 +40,9 @@ fn all_pairs_ping(c: &Cluster) {
 /// The source address a TCP server in `b` sees for a connection from `a`.
 fn seen_source(c: &Cluster, a: usize, b: usize, v6: bool) -> IpAddr {
     let (pa, pb) = (&c.pods[a], &c.pods[b]);
-    let listener = pb.listen(v6, 7000);
-    let to = SocketAddr::new(if v6 { pb.v6 } else { pb.v4 }, 7000);
+    let listener = pb.listen(v6);
+    let port = listener.local_addr().unwrap().port();
+    let to = SocketAddr::new(if v6 { pb.v6 } else { pb.v4 }, port);
     let _client = pa.connect(to).expect("connect across nodes");
     listener.accept().unwrap().1.ip()
 }
@@ -289,8 +290,8 @@ fn tcp_throughput_direct_and_vxlan_is_measured() {
         c.add_pod(i);
     }
     for (label, a, b) in [("direct", 0, 1), ("vxlan", 0, 2)] {
-        let listener = c.pods[b].listen(false, 7100);
-        let to = SocketAddr::new(c.pods[b].v4, 7100);
+        let listener = c.pods[b].listen(false);
+        let to = SocketAddr::new(c.pods[b].v4, listener.local_addr().unwrap().port());
         let total: usize = 200 << 20;
         let reader = std::thread::spawn(move || {
             let (mut s, _) = listener.accept().unwrap();
