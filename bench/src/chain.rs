@@ -56,6 +56,7 @@ impl Side {
         tag: &str,
         bridge: &str,
         subnet: &str,
+        log_file: Option<&Path>,
     ) -> Side {
         let (who, portmap) = match flavor {
             Flavor::Podwire => ("pw", "podwire-portmap"),
@@ -66,6 +67,10 @@ impl Side {
             serde_json::from_str(&netconf(flavor, &name, bridge, subnet, &state.join(who)))
                 .expect("netconf is JSON");
         let mut plugin = main.clone();
+        if let (Flavor::Podwire, Some(f)) = (flavor, log_file) {
+            // Each ADD's timed steps (`--log-file`): where the chain's time goes.
+            plugin["logFile"] = f.display().to_string().into();
+        }
         for k in ["cniVersion", "name"] {
             plugin.as_object_mut().unwrap().remove(k);
         }
@@ -142,6 +147,9 @@ pub struct ChainFigures {
     pub portmap_add: [Vec<f64>; 2],
     /// The same ADDs' CPU time.
     pub portmap_cpu: [Vec<f64>; 2],
+    /// With `--log-file`: podwire's own ADD in the no-mapping case, step by step, from its
+    /// trace lines: (step, median µs, 90th percentile µs), the whole operation first.
+    pub steps: Vec<(String, f64, f64)>,
 }
 
 fn timed<T>(f: impl FnOnce() -> T) -> (T, f64) {
@@ -151,7 +159,14 @@ fn timed<T>(f: impl FnOnce() -> T) -> (T, f64) {
 }
 
 /// Runs item 8 inside the scene's node netns with `n` pods per side and case.
-pub fn measure(scene: &Scene, podwire_dir: &Path, reference_dir: &Path, n: usize) -> ChainFigures {
+/// With `log_file`, podwire's main plugin logs each operation's timed steps there.
+pub fn measure(
+    scene: &Scene,
+    podwire_dir: &Path,
+    reference_dir: &Path,
+    n: usize,
+    log_file: Option<&Path>,
+) -> ChainFigures {
     let state = scene.root().join("chain");
     let mut f = ChainFigures {
         pods: n,
@@ -166,6 +181,7 @@ pub fn measure(scene: &Scene, podwire_dir: &Path, reference_dir: &Path, n: usize
                 &format!("ch{case}"),
                 &format!("bchp{case}"),
                 &format!("10.246.{}.0/24", 2 * case),
+                log_file,
             ),
             Side::new(
                 Flavor::Reference,
@@ -174,6 +190,7 @@ pub fn measure(scene: &Scene, podwire_dir: &Path, reference_dir: &Path, n: usize
                 &format!("ch{case}"),
                 &format!("bchr{case}"),
                 &format!("10.246.{}.0/24", 2 * case + 1),
+                log_file,
             ),
             Side::floor(
                 podwire_dir,
@@ -215,6 +232,7 @@ pub fn measure(scene: &Scene, podwire_dir: &Path, reference_dir: &Path, n: usize
             "chpm",
             "bchp2",
             "10.246.4.0/24",
+            log_file,
         ),
         Side::new(
             Flavor::Reference,
@@ -223,6 +241,7 @@ pub fn measure(scene: &Scene, podwire_dir: &Path, reference_dir: &Path, n: usize
             "chpm",
             "bchr2",
             "10.246.5.0/24",
+            log_file,
         ),
     ];
     let base = 23000;
@@ -268,7 +287,51 @@ pub fn measure(scene: &Scene, podwire_dir: &Path, reference_dir: &Path, n: usize
         scene.drop_pods(p);
     }
     settle(Duration::from_secs(20));
+    if let Some(log) = log_file {
+        f.steps = step_times(log, "-ch0s0-");
+    }
     f
+}
+
+/// Median and 90th percentile of each step of the ADDs traced in `log` whose container ID
+/// contains `id_part`, in the order the steps run; "whole ADD" first.
+fn step_times(log: &Path, id_part: &str) -> Vec<(String, f64, f64)> {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let mut steps: Vec<(String, Vec<f64>)> = vec![("whole ADD".into(), Vec::new())];
+    let ops = text
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["command"] == "ADD")
+        .filter(|v| {
+            v["containerID"]
+                .as_str()
+                .is_some_and(|c| c.contains(id_part))
+        });
+    for op in ops {
+        steps[0]
+            .1
+            .push(op["durationUs"].as_f64().unwrap_or(f64::NAN));
+        for s in op["steps"].as_array().into_iter().flatten() {
+            let (Some(name), Some(us)) = (s["step"].as_str(), s["durationUs"].as_f64()) else {
+                continue;
+            };
+            match steps.iter_mut().find(|(n, _)| n == name) {
+                Some((_, v)) => v.push(us),
+                None => steps.push((name.to_string(), vec![us])),
+            }
+        }
+    }
+    steps
+        .into_iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(n, v)| {
+            let mut sorted = v.clone();
+            sorted.sort_by(f64::total_cmp);
+            let p90 = sorted[(sorted.len() * 9 / 10).min(sorted.len() - 1)];
+            (n, median(&v), p90)
+        })
+        .collect()
 }
 
 /// (pod, side) pairs, every side once per pod, the first one rotating.
@@ -436,6 +499,62 @@ impl ChainFigures {
              what the plugins themselves add.\n\n{}",
             self.pods,
             self.table().markdown()
+        ) + &self.steps_markdown()
+    }
+
+    fn steps_markdown(&self) -> String {
+        if self.steps.is_empty() {
+            return String::new();
+        }
+        let mut t = Table::new(&["podwire ADD step", "median µs", "p90 µs"]);
+        for (step, med, p90) in &self.steps {
+            t.row(vec![step.clone(), format!("{med:.0}"), format!("{p90:.0}")]);
+        }
+        format!(
+            "\nWhere podwire's own ADD spends its time in the no-mapping case, from its trace \
+             lines (`--log-file`; the steps run in this order, the whole operation first):\n\n{}",
+            t.markdown()
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn step_times_take_the_timed_pods_adds_only() {
+        let log = std::env::temp_dir().join(format!("podwire-chain-steps-{}", std::process::id()));
+        let op = |cmd: &str, id: &str, total: u32, veth: u32| {
+            json!({"command": cmd, "containerID": id, "durationUs": total,
+                   "steps": [{"step": "parse", "durationUs": 10}, {"step": "veth", "durationUs": veth}]})
+            .to_string()
+        };
+        let lines = [
+            "2026-12-02T05:00:00Z info podwire ADD x/eth0: added".to_string(),
+            op("ADD", "p-ch0s0-1", 1000, 300),
+            op("ADD", "p-ch0s0-2", 1200, 500),
+            op("ADD", "p-ch0s0-3", 1100, 400),
+            op("ADD", "p-ch0w0-1", 9000, 9000), // warm-up
+            op("DEL", "p-ch0s0-1", 9000, 9000),
+            op("ADD", "p-ch1s0-1", 9000, 9000), // the 2-mapping case
+        ];
+        std::fs::write(&log, lines.join("\n")).unwrap();
+        let got = step_times(&log, "-ch0s0-");
+        std::fs::remove_file(&log).unwrap();
+        assert_eq!(
+            got,
+            vec![
+                ("whole ADD".to_string(), 1100.0, 1200.0),
+                ("parse".to_string(), 10.0, 10.0),
+                ("veth".to_string(), 400.0, 500.0),
+            ]
+        );
+    }
+
+    #[test]
+    fn no_log_no_steps_section() {
+        assert!(ChainFigures::default().steps_markdown().is_empty());
+        assert!(step_times(Path::new("/nonexistent/podwire.log"), "-ch0s0-").is_empty());
     }
 }

@@ -26,7 +26,8 @@ usage: podwire-bench [options]   (as root)
                         noisy machine
   --version-label TEXT  what podwire build this is, for the report (e.g. a git commit)
   --log-file FILE       podwire's networks (and the baseline's) log to FILE: what logging and
-                        the per-operation trace lines cost
+                        the per-operation trace lines cost, and (item 8) where podwire's
+                        share of the chain goes, step by step
   --pods N              sequential pods per plugin (default 100)
   --growth N            pods on one bridge for the growth run (default 250)
   --burst N             ADDs started at once (default 50)
@@ -358,7 +359,7 @@ fn run(o: &Options, bridge: &Path, ipam: Option<IpamAlloc>, started: Instant) ->
             &format!("8. the whole node chain, {} pods per case", o.pods),
         );
         let dir = o.podwire.parent().unwrap_or(Path::new("."));
-        bench::chain::measure(&scene, dir, &o.reference_dir, o.pods)
+        bench::chain::measure(&scene, dir, &o.reference_dir, o.pods, o.log_file.as_deref())
     });
 
     // The thread leaves the node netns here: containerd runs in the host's, as on a node.
