@@ -1,12 +1,13 @@
 //! The library driving Debian's reference plugins (containernetworking-plugins 1.1.1 in
 //! /usr/lib/cni: bridge, host-local, portmap, loopback) in throwaway network namespaces.
 //! Needs root, `ip` and `iptables`; skipped (with a message) when they are not there.
-//! Subnets 10.252.16x.0/24 only inside namespaces these tests create; every netns, bridge
-//! and directory is removed by a Drop guard.
+//! Subnets 10.252.16x.0/24 only inside namespaces these tests create; each test's plugins run
+//! from a node netns of its own (the bridge and portmap's iptables chains live there); every
+//! netns, bridge and directory is removed by a Drop guard.
 
 mod common;
 
-use common::{is_root, link_exists, run, unique, Link, Netns, TempDir};
+use common::{is_root, link_exists, run, unique, Link, Netns, NodeNetns, TempDir};
 use runtime::{load_network, CniConfig, Exec, GcAttachment, RuntimeConf};
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -33,11 +34,14 @@ struct Setup {
     dir: TempDir,
     bridge: Link,
     cni: CniConfig,
+    /// Dropped last: the bridge is deleted from inside it.
+    _node: NodeNetns,
 }
 
 impl Setup {
     /// Writes a conflist named `net` with the given plugins after a bridge on a fresh bridge name.
     fn new(net: &str, subnet: &str, after_bridge: serde_json::Value) -> Setup {
+        let node = NodeNetns::enter();
         let dir = TempDir::new("ref");
         let bridge = unique("pwrb");
         let mut plugins = vec![json!({
@@ -59,6 +63,7 @@ impl Setup {
             dir,
             bridge: Link(bridge),
             cni,
+            _node: node,
         }
     }
 

@@ -2,6 +2,7 @@
 //! network namespaces and links a test makes. Names are unique per process and call.
 #![allow(dead_code)]
 
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -85,6 +86,36 @@ impl Drop for Netns {
         let _ = Command::new("ip")
             .args(["netns", "del", &self.name])
             .status();
+    }
+}
+
+/// A throwaway "node" netns the calling thread works in until dropped: the plugins it execs
+/// inherit it, so their bridge and firewall rules (the reference portmap never removes its
+/// top-level CNI-HOSTPORT-* chains) go with it instead of staying on the host.
+pub struct NodeNetns {
+    home: std::fs::File,
+    _ns: Netns,
+}
+
+impl NodeNetns {
+    pub fn enter() -> NodeNetns {
+        let ns = Netns::new();
+        let home = std::fs::File::open("/proc/thread-self/ns/net").unwrap();
+        let node = std::fs::File::open(ns.path()).unwrap();
+        // SAFETY: valid namespace fds; only this thread changes netns.
+        assert_eq!(
+            unsafe { libc::setns(node.as_raw_fd(), libc::CLONE_NEWNET) },
+            0
+        );
+        NodeNetns { home, _ns: ns }
+    }
+}
+
+impl Drop for NodeNetns {
+    fn drop(&mut self) {
+        // Back home first: the netns is then deleted by `_ns`.
+        // SAFETY: a valid namespace fd.
+        unsafe { libc::setns(self.home.as_raw_fd(), libc::CLONE_NEWNET) };
     }
 }
 
