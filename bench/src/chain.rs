@@ -20,7 +20,7 @@ use serde_json::{json, Value};
 use crate::floor::KernelFloor;
 use crate::scene::{settle, Pod, Scene};
 use crate::spawn;
-use crate::stats::median;
+use crate::stats::{median, p90};
 use crate::subjects::{netconf, Flavor, Subject, IFNAME};
 use crate::table::Table;
 
@@ -325,12 +325,7 @@ fn step_times(log: &Path, id_part: &str) -> Vec<(String, f64, f64)> {
     steps
         .into_iter()
         .filter(|(_, v)| !v.is_empty())
-        .map(|(n, v)| {
-            let mut sorted = v.clone();
-            sorted.sort_by(f64::total_cmp);
-            let p90 = sorted[(sorted.len() * 9 / 10).min(sorted.len() - 1)];
-            (n, median(&v), p90)
-        })
+        .map(|(n, v)| (n, median(&v), p90(&v)))
         .collect()
 }
 

@@ -120,22 +120,14 @@ pub fn dynamic_linking(path: &Path) -> Option<String> {
 }
 
 /// The node image's binaries in `<target>/release`, each built from the current sources and
-/// static (a distroless image has no libc) by scripts/setup-host.sh's own `link_static` (musl
-/// where the target is installed, as deploy/Dockerfile builds them, else glibc static) and
+/// static (a distroless image has no libc) by scripts/setup-host.sh's own `link_plugins_static`
+/// (musl where the target is installed, as deploy/Dockerfile builds them, else glibc static) and
 /// `link_podwirectl_static`: the same builds the suites, the install and the benchmarks use,
 /// so this never swaps them for others. Then checked.
 pub fn static_image_binaries() -> Vec<PathBuf> {
     let target = target_dir();
     let release = target.join("release");
-    let plugins: Vec<String> = IMAGE_BINARIES
-        .iter()
-        .filter(|(_, bin)| *bin != "podwirectl")
-        .map(|(package, bin)| format!("{package}:{bin}"))
-        .collect();
-    let script = format!(
-        "source scripts/setup-host.sh && link_static {} && link_podwirectl_static",
-        plugins.join(" ")
-    );
+    let script = "source scripts/setup-host.sh && link_plugins_static && link_podwirectl_static";
     // The cargo that runs the tests, first on PATH for the script's own `cargo` calls.
     let cargo = PathBuf::from(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     let mut path = std::env::var_os("PATH").unwrap_or_default();
@@ -146,7 +138,7 @@ pub fn static_image_binaries() -> Vec<PathBuf> {
     }
     let status = Command::new("bash")
         .current_dir(workspace_dir())
-        .args(["-c", &script])
+        .args(["-c", script])
         .env("CARGO_TARGET_DIR", &target)
         .env("PATH", path)
         .status();

@@ -27,6 +27,7 @@ use crate::config::StoreConf;
 use cni::{Error, Result};
 use fsx::Dir;
 use std::collections::{HashMap, HashSet};
+use std::fmt::Write as _;
 use std::fs::File;
 use std::net::IpAddr;
 
@@ -178,7 +179,7 @@ impl Entry {
     fn encode_attr(&self) -> String {
         let mut s = format!("{ATTR_VERSION} {}", self.boot);
         for ip in &self.ips {
-            s.push_str(&format!(" {ip}"));
+            let _ = write!(s, " {ip}");
         }
         s
     }
