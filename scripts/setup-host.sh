@@ -74,24 +74,30 @@ plugin_target_installed() {
     command -v rustup >/dev/null 2>&1 && rustup target list --installed 2>/dev/null | grep -qx "$PLUGIN_TARGET"
 }
 
-# Builds static binaries, each given as PACKAGE:BIN, and leaves them in $CARGO_TARGET_DIR/release
-# (default target/release), where the scripts and test suites look for them. With the musl
-# target: built for it and copied there. Without it (no rustup, offline): glibc static-pie through
-# `cargo rustc`, which applies the flag to the final link only, so dependencies and proc macros
-# build as usual (the flag in RUSTFLAGS would reach the proc macros, which cannot be static).
-# A later `cargo build --release` of these packages links them dynamically again.
+# Builds static binaries, each given as PACKAGE:BIN, with the workspace's `plugin` profile (fat
+# LTO, one codegen unit, opt-level "s": what ships and what the benchmarks measure) and leaves
+# them in $CARGO_TARGET_DIR/release (default target/release), where the scripts and test suites
+# look for them. With the musl target: built for it and copied there. Without it (no rustup,
+# offline): glibc static-pie through `cargo rustc`, which applies the flag to the final link only,
+# so dependencies and proc macros build as usual (the flag in RUSTFLAGS would reach the proc
+# macros, which cannot be static). A later `cargo build --release` of these packages puts a
+# dynamically linked, release-profile build there again.
 link_static() {
     local release="${CARGO_TARGET_DIR:-target}/release" spec args=()
     if plugin_target_installed; then
         for spec in "$@"; do args+=(-p "${spec%%:*}" --bin "${spec##*:}"); done
-        cargo build --release --quiet --target "$PLUGIN_TARGET" "${args[@]}"
+        cargo build --profile plugin --quiet --target "$PLUGIN_TARGET" "${args[@]}"
         mkdir -p "$release"
         for spec in "$@"; do
-            install -m 0755 "${CARGO_TARGET_DIR:-target}/$PLUGIN_TARGET/release/${spec##*:}" "$release/"
+            install -m 0755 "${CARGO_TARGET_DIR:-target}/$PLUGIN_TARGET/plugin/${spec##*:}" "$release/"
         done
     else
         for spec in "$@"; do
-            cargo rustc --release --quiet -p "${spec%%:*}" --bin "${spec##*:}" -- -C target-feature=+crt-static
+            cargo rustc --profile plugin --quiet -p "${spec%%:*}" --bin "${spec##*:}" -- -C target-feature=+crt-static
+        done
+        mkdir -p "$release"
+        for spec in "$@"; do
+            install -m 0755 "${CARGO_TARGET_DIR:-target}/plugin/${spec##*:}" "$release/"
         done
     fi
 }
