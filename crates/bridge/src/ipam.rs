@@ -4,29 +4,25 @@
 //! becomes one) explicitly, so nothing of the call is copied.
 
 use crate::config::Config;
-use cni::invoke::{self, Call};
+use cni::args::CniArgs;
+use cni::invoke::{self, Vars};
 use cni::{CmdArgs, CniResult, Result};
 
 /// Exec'd IPAM is one step here (the IPAM plugin traces its own steps if it can).
 fn delegate(a: &CmdArgs, config: &Config, command: &str) -> Result<Vec<u8>> {
     let mut s = cni::trace::step("ipam");
     let plugin = invoke::find_in_path(&config.ipam.kind, &a.path)?;
-    let args = a
-        .args
-        .pairs
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(";");
-    let call = Call {
+    let args = CniArgs::join(&a.args.pairs);
+    let path = invoke::join_path(&a.path)?;
+    let vars = Vars {
         command,
         container_id: &a.container_id,
         netns: &a.netns,
         ifname: &a.ifname,
         args: &args,
-        path: &a.path,
+        path: &path,
     };
-    let out = invoke::exec(&plugin, &call, &a.stdin)?;
+    let out = invoke::exec(&plugin, &vars, &a.stdin)?;
     s.detail(format_args!("exec {} {command}", plugin.display()));
     // Parsed here only to name the addresses in the trace; the caller parses it for real.
     if command == "ADD" && s.recording() {

@@ -25,6 +25,15 @@ impl CniArgs {
         Ok(CniArgs { pairs })
     }
 
+    /// The pairs as `CNI_ARGS` carries them: `K=V;K=V`.
+    pub fn join(pairs: &[(String, String)]) -> String {
+        pairs
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(";")
+    }
+
     pub fn get(&self, key: &str) -> Option<&str> {
         self.pairs
             .iter()
@@ -61,6 +70,14 @@ impl CniArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn joined_pairs_parse_back_to_themselves() {
+        let text = "IgnoreUnknown=1;K8S_POD_NAME=web;MAC=";
+        let a = CniArgs::parse(text).unwrap();
+        assert_eq!(CniArgs::join(&a.pairs), text);
+        assert_eq!(CniArgs::join(&[]), "");
+    }
 
     #[test]
     fn parses_pairs() {

@@ -2,7 +2,6 @@
 //! which runtimes capture; with `"logFile"` in the config every line at or above `"logLevel"`
 //! (`debug`, `info`, `warn`, `error`; default `info`) is appended there too.
 
-use crate::skel::CmdArgs;
 use std::io::Write;
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -42,39 +41,32 @@ struct Sink {
 
 static SINK: Mutex<Option<Sink>> = Mutex::new(None);
 
-/// Opens the log file named by the config, if any. Failing to open it is not fatal.
-pub fn init(args: &CmdArgs) {
-    let get = |k: &str| {
-        args.conf
-            .extra
-            .get(k)
-            .and_then(|v| v.as_str())
-            .unwrap_or("")
-            .to_string()
-    };
-    let path = get("logFile");
+/// Where a plugin logs: the config's `"logFile"` and `"logLevel"` (unset: stderr only, `info`),
+/// and the prefix of every line (who the operation is for).
+pub struct Target<'a> {
+    pub file: &'a str,
+    pub level: &'a str,
+    pub prefix: String,
+}
+
+/// Opens the log file, if any. Failing to open it is not fatal.
+pub fn init(t: Target) {
+    let path = t.file;
     let file = (!path.is_empty())
         .then(|| {
             std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
-                .open(&path)
+                .open(path)
         })
         .and_then(|r| {
             r.map_err(|e| eprintln!("podwire: cannot open log file {path}: {e}"))
                 .ok()
         });
-    let prefix = format!(
-        "{} {} {}/{}",
-        args.conf.kind,
-        args.command.as_str(),
-        args.container_id,
-        args.ifname
-    );
     *SINK.lock().unwrap_or_else(|e| e.into_inner()) = Some(Sink {
         file,
-        level: Level::parse(&get("logLevel")),
-        prefix,
+        level: Level::parse(t.level),
+        prefix: t.prefix,
     });
 }
 

@@ -144,7 +144,7 @@ pub fn dispatch(
             Request::Version(answer) => return Ok(Some(answer)),
             Request::Call(args) => *args,
         };
-        log::init(&args);
+        log::init(log_target(&args));
         parsing.detail(format_args!(
             "{} bytes, cniVersion {}",
             stdin.len(),
@@ -190,6 +190,28 @@ pub fn dispatch(
 }
 
 /// The JSON line of the operation, appended to the log file.
+/// The config's log settings, and the prefix naming the operation on every line.
+fn log_target(args: &CmdArgs) -> log::Target<'_> {
+    let get = |k: &str| {
+        args.conf
+            .extra
+            .get(k)
+            .and_then(|v| v.as_str())
+            .unwrap_or("")
+    };
+    log::Target {
+        file: get("logFile"),
+        level: get("logLevel"),
+        prefix: format!(
+            "{} {} {}/{}",
+            args.conf.kind,
+            args.command.as_str(),
+            args.container_id,
+            args.ifname
+        ),
+    }
+}
+
 fn write_trace(t: &trace::Trace, a: &CmdArgs, outcome: &(Outcome, Option<Error>)) {
     let total = t.started.elapsed();
     let record = trace::Record {

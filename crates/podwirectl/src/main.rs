@@ -332,7 +332,9 @@ fn run(cli: &Cli) -> Result<(), Failure> {
                         .any(|v| v.container_id == a.container_id && v.ifname == a.ifname)
                 })
                 .collect();
-            let res = cni.gc_network_list(&list, (!valid.is_empty()).then_some(&valid[..]));
+            let res = cni
+                .gc_network_list(&list, (!valid.is_empty()).then_some(&valid[..]))
+                .result;
             let removed: Vec<_> = candidates
                 .iter()
                 .filter(|a| {

@@ -34,6 +34,15 @@ pub struct GcAttachment {
     pub ifname: String,
 }
 
+/// What a GC did: the stale attachments it deleted (each DEL succeeded, its cache entry gone),
+/// and the errors met on the way, joined (the GC goes on past each).
+#[derive(Debug)]
+#[must_use]
+pub struct GcOutcome {
+    pub removed: Vec<GcAttachment>,
+    pub result: Result<()>,
+}
+
 /// One plugin exec of a chain and how long it took (what `podwirectl add/del` reports).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PluginRun {
@@ -348,6 +357,17 @@ impl CniConfig {
         &self,
         list: &NetworkConfigList,
         valid: Option<&[GcAttachment]>,
+    ) -> GcOutcome {
+        let mut removed = Vec::new();
+        let result = self.gc_into(list, valid, &mut removed);
+        GcOutcome { removed, result }
+    }
+
+    fn gc_into(
+        &self,
+        list: &NetworkConfigList,
+        valid: Option<&[GcAttachment]>,
+        removed: &mut Vec<GcAttachment>,
     ) -> Result<()> {
         if list.disable_gc {
             return Ok(());
@@ -373,12 +393,15 @@ impl CniConfig {
                 args: cached.cni_args,
                 capability_args: cached.capability_args,
             };
-            if let Err(mut e) = self.del_network_list(list, &rt) {
-                e.cni.msg = format!(
-                    "failed to delete stale attachment {} {}: {}",
-                    rt.container_id, rt.ifname, e.cni.msg
-                );
-                errs.push(e);
+            match self.del_network_list(list, &rt) {
+                Ok(()) => removed.push(id),
+                Err(mut e) => {
+                    e.cni.msg = format!(
+                        "failed to delete stale attachment {} {}: {}",
+                        rt.container_id, rt.ifname, e.cni.msg
+                    );
+                    errs.push(e);
+                }
             }
         }
         if Self::version_at_least(list, GC_STATUS_SINCE)? {

@@ -24,22 +24,9 @@ pub struct Args {
 }
 
 impl Args {
-    /// The variables, set on top of the caller's own environment (later values win, as in libcni).
-    pub fn env(&self) -> Vec<(&'static str, String)> {
-        let args = self
-            .plugin_args
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join(";");
-        vec![
-            ("CNI_COMMAND", self.command.clone()),
-            ("CNI_CONTAINERID", self.container_id.clone()),
-            ("CNI_NETNS", self.netns.clone()),
-            ("CNI_ARGS", args),
-            ("CNI_IFNAME", self.ifname.clone()),
-            ("CNI_PATH", self.path.clone()),
-        ]
+    /// `CNI_ARGS`: the pairs joined as `K=V;K=V`.
+    fn cni_args(&self) -> String {
+        cni::args::CniArgs::join(&self.plugin_args)
     }
 }
 
@@ -340,26 +327,31 @@ impl Session {
 
 impl Exec {
     fn spawn(&self, plugin: &Path, args: &Args) -> Result<Child> {
-        let mut attempt = 0;
-        loop {
+        let cni_args = args.cni_args();
+        let vars = cni::invoke::Vars {
+            command: &args.command,
+            container_id: &args.container_id,
+            netns: &args.netns,
+            ifname: &args.ifname,
+            args: &cni_args,
+            path: args.path.as_ref(),
+        };
+        let busy = cni::invoke::BusyRetry {
+            retries: self.busy_retries,
+            wait: self.busy_wait,
+        };
+        let command = || {
             let mut cmd = Command::new(plugin);
-            cmd.envs(args.env())
-                .stdin(Stdio::piped())
+            vars.set_on(&mut cmd);
+            cmd.stdin(Stdio::piped())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
                 // Its own process group, so a timeout kills what the plugin started too.
                 .process_group(0);
-            match cmd.spawn() {
-                Ok(child) => return Ok(child),
-                Err(e)
-                    if e.raw_os_error() == Some(libc::ETXTBSY) && attempt < self.busy_retries =>
-                {
-                    attempt += 1;
-                    std::thread::sleep(self.busy_wait);
-                }
-                Err(e) => return Err(io_err(format!("cannot execute {}: {e}", plugin.display()))),
-            }
-        }
+            cmd
+        };
+        cni::invoke::spawn(command, busy)
+            .map_err(|e| io_err(format!("cannot execute {}: {e}", plugin.display())))
     }
 
     /// Runs the plugin to completion. On success returns what it printed; on failure an error

@@ -15,7 +15,9 @@ pub mod conf;
 pub mod error;
 pub mod exec;
 
-pub use api::{build_plugin_config, result_json, CniConfig, GcAttachment, PluginRun, RuntimeConf};
+pub use api::{
+    build_plugin_config, result_json, CniConfig, GcAttachment, GcOutcome, PluginRun, RuntimeConf,
+};
 pub use cache::{Cache, CacheEntry};
 pub use conf::{load_network, NetworkConfigList, PluginConfig};
 pub use error::{Error, Op, PluginRef, Result};

@@ -312,8 +312,17 @@ fn gc_deletes_stale_attachments_then_gcs_every_plugin() {
         container_id: "keep".into(),
         ifname: "eth0".into(),
     }];
-    cni.gc_network_list(&l, Some(&valid)).unwrap();
+    let gc = cni.gc_network_list(&l, Some(&valid));
+    gc.result.unwrap();
     assert_eq!(e.calls(), ["b DEL", "a DEL", "a GC", "b GC"]);
+    assert_eq!(
+        gc.removed,
+        [GcAttachment {
+            container_id: "stale".into(),
+            ifname: "eth0".into(),
+        }],
+        "GC says what it removed"
+    );
     // The stale DEL used what the cache remembered.
     let del = e.env("b", "DEL");
     assert!(del.contains("CNI_CONTAINERID=stale") && del.contains("CNI_NETNS=/run/netns/fake"));
@@ -338,7 +347,7 @@ fn gc_deletes_stale_attachments_then_gcs_every_plugin() {
         "a",
         r#"[ "$CNI_COMMAND" = GC ] && { echo '{"code":5,"msg":"disk"}'; exit 1; }; true"#,
     );
-    let err = cni.gc_network_list(&l, Some(&valid)).unwrap_err();
+    let err = cni.gc_network_list(&l, Some(&valid)).result.unwrap_err();
     assert_eq!(err.code().number(), 5);
     assert!(e
         .calls()
@@ -347,13 +356,13 @@ fn gc_deletes_stale_attachments_then_gcs_every_plugin() {
     let off = list(
         json!({"cniVersion": "1.1.0", "name": "gcnet", "disableGC": true, "plugins": [{"type": "a"}]}),
     );
-    cni.gc_network_list(&off, None).unwrap();
+    cni.gc_network_list(&off, None).result.unwrap();
     assert!(
         e.cache_file("gcnet", "keep").exists(),
         "disableGC touches nothing"
     );
     // With no valid set (cnitool's gc), every attachment of the network goes.
-    cni.gc_network_list(&l, None).unwrap_err();
+    cni.gc_network_list(&l, None).result.unwrap_err();
     assert!(!e.cache_file("gcnet", "keep").exists());
     assert_eq!(
         e.stdin("b", "GC")["cni.dev/valid-attachments"],

@@ -208,7 +208,7 @@ fn gc_removes_a_stale_attachment_and_keeps_the_valid_one() {
         container_id: cid1.clone(),
         ifname: "eth0".into(),
     }];
-    s.cni.gc_network_list(&list, Some(&valid)).unwrap();
+    s.cni.gc_network_list(&list, Some(&valid)).result.unwrap();
     assert!(!ns2.ip(&["-o", "link"]).contains("eth0"), "stale eth0 left");
     assert!(!lease2.exists(), "stale address not released");
     assert!(!s.cache_file(&net, &cid2).exists());

@@ -80,6 +80,7 @@ impl Suite {
         let _in_node = self.node.enter();
         self.cni
             .gc_network_list(&self.list, Some(&valid))
+            .result
             .map_err(|e| e.to_string())
     }
 
