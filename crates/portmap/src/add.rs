@@ -62,7 +62,6 @@ fn refuse_duplicates(mappings: &[Mapping]) -> Result<()> {
 
 fn add_entries(nft: &Nftables, entries: &[Entry], tag: &str, bridge: Option<&str>) -> Result<()> {
     let op = format!("add port mappings for {tag}");
-    let table = ruleset::table();
     // The elements to delete first: ours from an earlier ADD of this attachment, now different.
     let mut replace: Vec<&Entry> = Vec::new();
     retry(&op, || {
@@ -98,11 +97,10 @@ fn add_entries(nft: &Nftables, entries: &[Entry], tag: &str, bridge: Option<&str
         // A key is taken (or one we meant to replace went away): by whom?
         replace.clear();
         let mut already_ours = 0;
-        for e in entries {
-            let Some(held) = nft
-                .element(&table, e.map.name(), &e.key)
-                .map_err(kernel_error)?
-            else {
+        let keys: Vec<(MapKind, &[u8])> = entries.iter().map(|e| (e.map, &e.key[..])).collect();
+        let held = ruleset::held(nft, &keys).map_err(kernel_error)?;
+        for (e, held) in entries.iter().zip(held) {
+            let Some(held) = held else {
                 continue;
             };
             if held.tag.as_deref() != Some(tag) {

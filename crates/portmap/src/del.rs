@@ -20,18 +20,22 @@ pub fn del(a: &CmdArgs) -> Result<()> {
     let doomed = retry(&op, || {
         // By key, and only when the element is ours: after a refused ADD the runtime calls DEL
         // with the same mappings, and the holder's elements must survive it.
-        let mut doomed: Vec<(&Mapping, MapKind, Vec<u8>)> = Vec::new();
-        for m in &mappings {
-            for &v6 in ruleset::families(m) {
+        let mut doomed: Vec<(&Mapping, MapKind, Vec<u8>)> = mappings
+            .iter()
+            .flat_map(|m| ruleset::families(m).iter().map(move |&v6| (m, v6)))
+            .map(|(m, v6)| {
                 let (map, key) = ruleset::key(m, v6);
-                let held = nft
-                    .element(&table, map.name(), &key)
-                    .map_err(kernel_error)?;
-                if held.is_some_and(|h| h.tag.as_deref() == Some(tag.as_str())) {
-                    doomed.push((m, map, key));
-                }
-            }
-        }
+                (m, map, key)
+            })
+            .collect();
+        let keys: Vec<(MapKind, &[u8])> = doomed.iter().map(|d| (d.1, &d.2[..])).collect();
+        let held = ruleset::held(&nft, &keys).map_err(kernel_error)?;
+        let mut held = held.into_iter();
+        doomed.retain(|_| {
+            held.next()
+                .flatten()
+                .is_some_and(|h| h.tag.as_deref() == Some(tag.as_str()))
+        });
         let mut tx = nft.transaction(&table);
         for map in MapKind::ALL {
             let keys: Vec<Vec<u8>> = doomed

@@ -76,10 +76,24 @@ fn prev_result(a: &CmdArgs) -> Result<CniResult> {
     CniResult::from_value(prev)
 }
 
+/// How many mappings a trace line names before it only counts the rest (a port range).
+const LISTED: usize = 8;
+
 /// The mappings, one `8080/tcp -> 80` (with `host-ip:` when bound) each, for a trace.
 fn list<'m>(mappings: impl Iterator<Item = &'m Mapping>) -> String {
-    let all: Vec<String> = mappings.map(ToString::to_string).collect();
-    all.join(", ")
+    let mut shown: Vec<String> = Vec::new();
+    let mut more = 0;
+    for m in mappings {
+        if shown.len() < LISTED {
+            shown.push(m.to_string());
+        } else {
+            more += 1;
+        }
+    }
+    if more > 0 {
+        shown.push(format!("and {more} more"));
+    }
+    shown.join(", ")
 }
 
 fn conflict(m: &Mapping, holder: Option<&str>) -> Error {

@@ -26,6 +26,7 @@
 
 use crate::mapping::{Mapping, Protocol};
 use kernel::nft::{datatype, BaseChain, Element, Nftables, SetSpec, Table, REG32_00, REG_1};
+use std::collections::HashMap;
 use std::net::IpAddr;
 
 pub const TABLE: &str = "podwire-portmap";
@@ -229,6 +230,33 @@ pub fn decode(map: MapKind, el: &Element) -> Option<HostPort> {
         container_port: u16::from_be_bytes([data[alen], data[alen + 1]]),
         tag: el.tag.clone(),
     })
+}
+
+/// Above this many keys, one dump of each map costs less than a request per key.
+const DUMP_ABOVE: usize = 16;
+
+/// The elements held under `keys` (`None`: free), in their order: a get by key each when they
+/// are few, one dump per map when they are many (a port range).
+pub fn held(nft: &Nftables, keys: &[(MapKind, &[u8])]) -> kernel::Result<Vec<Option<Element>>> {
+    let table = table();
+    if keys.len() <= DUMP_ABOVE {
+        return keys
+            .iter()
+            .map(|(map, key)| nft.element(&table, map.name(), key))
+            .collect();
+    }
+    let mut all: HashMap<(MapKind, Vec<u8>), Element> = HashMap::new();
+    for map in MapKind::ALL {
+        if keys.iter().any(|(m, _)| *m == map) {
+            for el in nft.elements(&table, map.name())? {
+                all.insert((map, el.key.clone()), el);
+            }
+        }
+    }
+    Ok(keys
+        .iter()
+        .map(|(map, key)| all.remove(&(*map, key.to_vec())))
+        .collect())
 }
 
 /// An interface name as a key of the `bridges` set (IFNAMSIZ bytes, NUL-padded).

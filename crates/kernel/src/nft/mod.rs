@@ -127,6 +127,7 @@ impl Nftables {
         let (bytes, acked, last) = batch.finish();
         // Keep our counter past the batch's sequence numbers.
         while self.sock.next_seq() != last {}
+        self.sock.fit_send_buffer(bytes.len(), op)?;
         self.sock.send(&bytes, op)?;
         let mut handles = Vec::new();
         self.sock.recv_batch_answers(&acked, op, |m| {
@@ -147,7 +148,19 @@ impl Nftables {
     /// Deletes the conntrack entries of `proto` to destination port `dport` through this same
     /// socket (see [`crate::Conntrack::delete_by_dport`]).
     pub fn conntrack_delete_by_dport(&self, v6: bool, proto: u8, dport: u16) -> Result<usize> {
-        crate::conntrack::delete_by_dport(&self.sock, v6, proto, dport)
+        crate::conntrack::delete_where(&self.sock, v6, proto, Some(dport), |_| true)
+    }
+
+    /// Deletes the conntrack entries of `proto` (to `dport` only, when given) for which
+    /// `doomed` holds, read in one dump, through this same socket.
+    pub fn conntrack_delete_where(
+        &self,
+        v6: bool,
+        proto: u8,
+        dport: Option<u16>,
+        doomed: impl Fn(&crate::conntrack::Flow) -> bool,
+    ) -> Result<usize> {
+        crate::conntrack::delete_where(&self.sock, v6, proto, dport, doomed)
     }
 
     /// A batch of changes to `table`, applied atomically by `commit`.
