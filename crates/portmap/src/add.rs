@@ -4,10 +4,11 @@
 
 use crate::mapping::{self, Mapping};
 use crate::ruleset::{self, Entry, MapKind};
+use crate::structure::{self, Structure};
 use crate::{conflict, conntrack, kernel_error, list, prev_result, retry, tag_of, Attempt};
 use cni::{trace, CmdArgs, CniResult, Error, Result};
-use kernel::nft::{Element, Nftables};
-use std::collections::HashSet;
+use kernel::nft::{Element, Nftables, Transaction};
+use std::collections::{HashMap, HashSet};
 
 pub fn add(a: &CmdArgs) -> Result<CniResult> {
     let mut s = trace::step("mappings");
@@ -60,19 +61,19 @@ fn refuse_duplicates(mappings: &[Mapping]) -> Result<()> {
     Ok(())
 }
 
-fn add_entries(nft: &Nftables, entries: &[Entry], tag: &str, bridge: Option<&str>) -> Result<()> {
+pub(crate) fn add_entries(
+    nft: &Nftables,
+    entries: &[Entry],
+    tag: &str,
+    bridge: Option<&str>,
+) -> Result<()> {
     let op = format!("add port mappings for {tag}");
+    let table = ruleset::table();
     // The elements to delete first: ours from an earlier ADD of this attachment, now different.
     let mut replace: Vec<&Entry> = Vec::new();
     retry(&op, || {
-        let build = |tx: &mut kernel::nft::Transaction<'_>| {
+        let add = |tx: &mut Transaction<'_>| {
             for map in MapKind::ALL {
-                let old: Vec<Vec<u8>> = replace
-                    .iter()
-                    .filter(|e| e.map == map)
-                    .map(|e| e.key.clone())
-                    .collect();
-                tx.delete_elements(map.name(), &old);
                 let new: Vec<Element> = entries
                     .iter()
                     .filter(|e| e.map == map)
@@ -89,8 +90,31 @@ fn add_entries(nft: &Nftables, entries: &[Entry], tag: &str, bridge: Option<&str
                 tx.add_elements(ruleset::BRIDGES, &[b], false);
             }
         };
-        match ruleset::commit_with_setup(nft, &op, build) {
+        let committed = match structure::structure(nft).map_err(kernel_error)? {
+            Structure::Intact => {
+                let mut tx = nft.transaction(&table);
+                for map in MapKind::ALL {
+                    let old: Vec<Vec<u8>> = replace
+                        .iter()
+                        .filter(|e| e.map == map)
+                        .map(|e| e.key.clone())
+                        .collect();
+                    tx.delete_elements(map.name(), &old);
+                }
+                add(&mut tx);
+                tx.commit(&op)
+            }
+            Structure::Absent => {
+                let mut tx = nft.transaction(&table);
+                structure::setup(&mut tx);
+                add(&mut tx);
+                tx.commit(&op)
+            }
+            Structure::Broken(why) => rebuild(nft, &op, entries, tag, &why, add)?,
+        };
+        match committed {
             Ok(()) => return Ok(Attempt::Done(())),
+            Err(e) if e.is_generation_changed() => return Ok(Attempt::Changed),
             Err(e) if e.is_exists() || e.is_not_found() => {}
             Err(e) => return Err(kernel_error(e)),
         }
@@ -118,8 +142,48 @@ fn add_entries(nft: &Nftables, entries: &[Entry], tag: &str, bridge: Option<&str
     })
 }
 
+/// The table is there but its rules are not this version's whole set (flushed by a firewall
+/// reload, or set up by another release): every mapping in it is dead. Rebuilds it with every
+/// element it holds, this ADD's included, in one batch (see [`structure::rebuild`]). A key held
+/// by another attachment is refused as always, before anything changes.
+fn rebuild(
+    nft: &Nftables,
+    op: &str,
+    entries: &[Entry],
+    tag: &str,
+    why: &str,
+    add: impl Fn(&mut Transaction<'_>),
+) -> Result<kernel::Result<()>> {
+    let mut s = trace::step("restore");
+    let generation = nft.generation().map_err(kernel_error)?;
+    let mut keep = structure::all_elements(nft).map_err(kernel_error)?;
+    let ours: HashMap<(&str, &[u8]), &Entry> = entries
+        .iter()
+        .map(|e| ((e.map.name(), &e.key[..]), e))
+        .collect();
+    let mut kept = 0;
+    for (set, elements) in &mut keep {
+        for el in elements.iter() {
+            if let Some(e) = ours.get(&(*set, &el.key[..])) {
+                if el.tag.as_deref() != Some(tag) {
+                    return Err(conflict(&e.mapping, el.tag.as_deref()));
+                }
+            }
+        }
+        // This ADD's own keys go in as it makes them.
+        elements.retain(|el| !ours.contains_key(&(*set, &el.key[..])));
+        kept += elements.len();
+    }
+    cni::log::warn(&format!(
+        "table inet {}: {why}; rebuilding it with its {kept} element(s)",
+        ruleset::TABLE
+    ));
+    s.detail(format_args!("{why}: rebuilt, {kept} element(s) kept"));
+    Ok(structure::rebuild(nft, generation, op, &keep, add))
+}
+
 /// 127.0.0.1 traffic DNAT'ed to a pod must be routable out of the pod's host interface.
-fn route_localnet(ifname: &str) {
+pub(crate) fn route_localnet(ifname: &str) {
     let key = kernel::sysctl::ipv4_conf(ifname, "route_localnet");
     if kernel::sysctl::read(&key).is_ok_and(|v| v.trim() == "1") {
         return;

@@ -1,6 +1,7 @@
 //! CHECK: every element of the attachment is there, ours, and points at the pod.
 
 use crate::ruleset;
+use crate::structure::{self, Structure};
 use crate::{conflict, kernel_error, mapping, prev_result, tag_of};
 use cni::error::plugin_code;
 use cni::{trace, CmdArgs, Error, Result};
@@ -17,6 +18,21 @@ pub fn check(a: &CmdArgs) -> Result<()> {
     let nft = Nftables::new().map_err(kernel_error)?;
     let table = ruleset::table();
     let mut s = trace::step("nftables");
+    let broken = |why: &str| {
+        Err(Error::plugin(
+            plugin_code::CHECK_MISMATCH,
+            format!(
+                "table inet {}: {why}: no host port of the node works until the next ADD (or \
+                 the node agent) restores it",
+                ruleset::TABLE
+            ),
+        ))
+    };
+    match structure::structure(&nft).map_err(kernel_error)? {
+        Structure::Intact => {}
+        Structure::Absent => return broken("missing (flushed?)"),
+        Structure::Broken(why) => return broken(&why),
+    }
     let entries = ruleset::entries(&mappings, v4, v6);
     s.detail(format_args!("{} map element(s) to verify", entries.len()));
     for e in entries {

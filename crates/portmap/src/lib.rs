@@ -11,6 +11,8 @@
 //! - [`check`]: each element is there, ours, and points at the pod. [`gc`]: elements of this
 //!   network's attachments missing from `cni.dev/valid-attachments` go. STATUS: nf_tables
 //!   answers.
+//! - [`structure`]: the table's chains and rules, versioned, checked by ADD and CHECK, rebuilt
+//!   by ADD; [`restore`]: the same for the node agent, from libcni's result cache.
 
 pub mod add;
 pub mod check;
@@ -18,7 +20,9 @@ mod conntrack;
 pub mod del;
 pub mod gc;
 pub mod mapping;
+pub mod restore;
 pub mod ruleset;
+pub mod structure;
 
 use cni::error::plugin_code;
 use cni::{CmdArgs, CniResult, Error, Plugin, Result};

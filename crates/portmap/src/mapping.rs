@@ -78,9 +78,14 @@ struct Raw {
 
 /// The mappings in the config's `runtimeConfig.portMappings` (none when absent or empty).
 pub fn from_conf(conf: &cni::NetConf) -> Result<Vec<Mapping>> {
-    let Some(list) = conf.runtime("portMappings") else {
-        return Ok(Vec::new());
-    };
+    match conf.runtime("portMappings") {
+        Some(list) => from_value(list),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// The mappings in a `portMappings` value (as libcni caches a runtime's capability args).
+pub fn from_value(list: &Value) -> Result<Vec<Mapping>> {
     if list.is_null() {
         return Ok(Vec::new());
     }

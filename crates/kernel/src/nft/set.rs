@@ -87,6 +87,14 @@ impl<'a> Transaction<'a> {
         }
     }
 
+    pub(super) fn at_generation(nft: &'a Nftables, table: &'a Table, genid: u32) -> Self {
+        Transaction {
+            nft,
+            table,
+            batch: Batch::at_generation(nft.sock.next_seq(), genid),
+        }
+    }
+
     fn family(&self) -> u8 {
         self.table.family.proto()
     }
@@ -94,6 +102,25 @@ impl<'a> Transaction<'a> {
     /// Creates the table unless it exists.
     pub fn add_table(&mut self) -> &mut Self {
         super::add_table(&mut self.batch, self.table);
+        self
+    }
+
+    /// Creates the table with a comment (`nft list` shows it) unless it exists; an existing
+    /// table keeps its own.
+    pub fn add_table_commented(&mut self, comment: &str) -> &mut Self {
+        let mut a = AttrWriter::new();
+        a.str(NFTA_TABLE_NAME, &self.table.name)
+            .bytes(NFTA_TABLE_USERDATA, &comment_userdata(comment));
+        self.batch
+            .add(NFT_MSG_NEWTABLE, NLM_F_CREATE, self.family(), &a);
+        self
+    }
+
+    /// Deletes the table and everything in it (fails the batch if it does not exist).
+    pub fn delete_table(&mut self) -> &mut Self {
+        let mut a = AttrWriter::new();
+        a.str(NFTA_TABLE_NAME, &self.table.name);
+        self.batch.add(NFT_MSG_DELTABLE, 0, self.family(), &a);
         self
     }
 
