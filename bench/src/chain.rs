@@ -28,7 +28,7 @@ use crate::table::Table;
 pub const WINDOW: usize = 10;
 
 /// One side of the comparison: its plugin dir, conflists and portmap binary.
-struct Side {
+pub(crate) struct Side {
     label: &'static str,
     cni: CniConfig,
     loopback: NetworkConfigList,
@@ -49,7 +49,7 @@ fn list(name: &str, plugins: Vec<Value>) -> NetworkConfigList {
 }
 
 impl Side {
-    fn new(
+    pub(crate) fn new(
         flavor: Flavor,
         dir: &Path,
         state: &Path,
@@ -94,6 +94,21 @@ impl Side {
 
     fn label(&self) -> &'static str {
         self.label
+    }
+
+    /// The main plugin's ADD for `pod`; its result, as a portmap call's prevResult.
+    pub(crate) fn add_main(&self, pod: &Pod) -> Value {
+        let r = self
+            .cni
+            .add_network_list(&self.main, &rt(pod, IFNAME, None))
+            .unwrap_or_else(|e| panic!("{} ADD {}: {e}", self.label(), pod.name));
+        r.to_value(&r.cni_version).expect("result serialises")
+    }
+
+    pub(crate) fn del_main(&self, pod: &Pod) {
+        self.cni
+            .del_network_list(&self.main, &rt(pod, IFNAME, None))
+            .unwrap_or_else(|e| panic!("{} DEL: {e}", self.label()));
     }
 
     /// The floor: the same runtime calls and plugin execs, each plugin `cni-noop-plugin` (built
@@ -251,11 +266,7 @@ pub fn measure(
     let mut prev: [Vec<Value>; 2] = Default::default();
     for (s, side) in sides.iter().enumerate() {
         for p in &pods[s] {
-            let r = side
-                .cni
-                .add_network_list(&side.main, &rt(p, IFNAME, None))
-                .unwrap_or_else(|e| panic!("{} ADD {}: {e}", side.label(), p.name));
-            prev[s].push(r.to_value(&r.cni_version).expect("result serialises"));
+            prev[s].push(side.add_main(p));
         }
     }
     settle(Duration::from_secs(20));
@@ -278,10 +289,7 @@ pub fn measure(
             &prev[s][i],
             mappings(base, i),
         );
-        sides[s]
-            .cni
-            .del_network_list(&sides[s].main, &rt(&pods[s][i], IFNAME, None))
-            .unwrap_or_else(|e| panic!("{} DEL: {e}", sides[s].label()));
+        sides[s].del_main(&pods[s][i]);
     }
     for p in &pods {
         scene.drop_pods(p);
@@ -373,7 +381,7 @@ fn del_chain(side: &Side, pod: &Pod, ports: Option<Value>) {
 }
 
 /// One exec of the portmap plugin as a runtime chains it: prevResult and runtimeConfig in.
-fn portmap_call(
+pub(crate) fn portmap_call(
     side: &Side,
     command: &str,
     pod: &Pod,

@@ -11,6 +11,7 @@
 //! - [`cri`]: the hook for measuring under containerd's CRI
 //! - [`chain`]: the whole node chain (loopback, main plugin, IPAM, portmap) through the runtime
 //!   library, and the portmap plugin alone
+//! - [`range`]: the portmap plugin alone with a 5,000-port range
 //! - [`report`], [`table`], [`svg`], [`machine`], [`stats`]: the output
 
 pub mod chain;
@@ -19,6 +20,7 @@ pub mod floor;
 pub mod ipam_alloc;
 pub mod machine;
 pub mod phases;
+pub mod range;
 pub mod report;
 pub mod scene;
 pub mod spawn;

@@ -32,15 +32,20 @@ usage: podwire-bench [options]   (as root)
   --growth N            pods on one bridge for the growth run (default 250)
   --burst N             ADDs started at once (default 50)
   --rounds N            rounds of the concurrent burst (default 3)
-  --only LIST           run only these of seq,growth,burst,cri,chain (e.g. --only seq for a
-                        quick before/after check with --baseline; --only chain for item 8, the
-                        whole node chain with loopback and portmap)
+  --only LIST           run only these of seq,growth,burst,cri,chain,range (e.g. --only seq
+                        for a quick before/after check with --baseline; --only chain for item 8,
+                        the whole node chain with loopback and portmap; --only range for item
+                        9, podwire-portmap with a 5,000-port range)
+  --range-rounds N      ADD + DEL rounds of the 5,000-port range (default 7)
   --cri-cli PATH        tests/runtimes' podwire-cri, for item 7 (default: beside this binary)
   --cri-cycles N        pod lifecycles per conflist under containerd (default 10)
   --growth-rounds N     how many times the growth run is repeated (default 2: 20 ADDs per window)
   --quick               a small run to try the setup (20 pods, growth 40, burst 10, 1 round)";
 
+const PHASES: [&str; 6] = ["seq", "growth", "burst", "chain", "range", "cri"];
+
 struct Options {
+    range_rounds: usize,
     podwire: PathBuf,
     reference_dir: PathBuf,
     out_dir: Option<PathBuf>,
@@ -74,9 +79,8 @@ fn parse_args() -> Result<Options, String> {
         ipam_bench: None,
         baseline: None,
         log_file: None,
-        only: ["seq", "growth", "burst", "chain", "cri"]
-            .map(String::from)
-            .to_vec(),
+        only: PHASES.map(String::from).to_vec(),
+        range_rounds: bench::range::ROUNDS,
         growth_rounds: 2,
         cri_cli: beside("podwire-cri"),
         cri_cycles: 10,
@@ -110,17 +114,15 @@ fn parse_args() -> Result<Options, String> {
             "--rounds" => o.rounds = number(value()?)?,
             "--only" => {
                 o.only = value()?.split(',').map(str::to_string).collect();
-                if let Some(bad) = o
-                    .only
-                    .iter()
-                    .find(|p| !["seq", "growth", "burst", "chain", "cri"].contains(&p.as_str()))
-                {
+                if let Some(bad) = o.only.iter().find(|p| !PHASES.contains(&p.as_str())) {
                     return Err(format!(
-                        "--only: unknown phase {bad:?} (seq, growth, burst, chain, cri)"
+                        "--only: unknown phase {bad:?} ({})",
+                        PHASES.join(", ")
                     ));
                 }
             }
             "--growth-rounds" => o.growth_rounds = number(value()?)?,
+            "--range-rounds" => o.range_rounds = number(value()?)?,
             "--cri-cli" => o.cri_cli = value()?.into(),
             "--cri-cycles" => o.cri_cycles = number(value()?)?,
             "--quick" => {
@@ -130,6 +132,7 @@ fn parse_args() -> Result<Options, String> {
                 o.rounds = 1;
                 o.growth_rounds = 1;
                 o.cri_cycles = 3;
+                o.range_rounds = 2;
             }
             "-h" | "--help" => {
                 println!("{USAGE}");
@@ -362,6 +365,20 @@ fn run(o: &Options, bridge: &Path, ipam: Option<IpamAlloc>, started: Instant) ->
         bench::chain::measure(&scene, dir, &o.reference_dir, o.pods, o.log_file.as_deref())
     });
 
+    // 9: podwire-portmap alone with a 5,000-port range.
+    let range = wants("range").then(|| {
+        log(
+            started,
+            &format!(
+                "9. a {}-port range, {} ADD + DEL rounds",
+                bench::range::PORTS,
+                o.range_rounds
+            ),
+        );
+        let dir = o.podwire.parent().unwrap_or(Path::new("."));
+        bench::range::measure(&scene, dir, o.range_rounds)
+    });
+
     // The thread leaves the node netns here: containerd runs in the host's, as on a node.
     drop(scene);
 
@@ -420,6 +437,7 @@ fn run(o: &Options, bridge: &Path, ipam: Option<IpamAlloc>, started: Instant) ->
         ipam,
         cri,
         chain,
+        range,
         elapsed: started.elapsed(),
     }
 }

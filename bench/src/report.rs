@@ -52,6 +52,8 @@ pub struct Report {
     pub cri: Result<CriFigures, String>,
     /// Item 8, when measured.
     pub chain: Option<crate::chain::ChainFigures>,
+    /// Item 9, when measured.
+    pub range: Option<crate::range::RangeFigures>,
     pub elapsed: Duration,
 }
 
@@ -569,6 +571,10 @@ impl Report {
             ));
             s.push_str(&c.table().text());
         }
+        if let Some(r) = &self.range {
+            s.push_str("\n9. a 5,000-port range\n");
+            s.push_str(&r.table().text());
+        }
         s.push_str(&format!(
             "\n(run took {:.0} s)\n",
             self.elapsed.as_secs_f64()
@@ -611,6 +617,9 @@ impl Report {
         s.push_str(&self.growth_context());
         if let Some(c) = &self.chain {
             s.push_str(&c.markdown());
+        }
+        if let Some(r) = &self.range {
+            s.push_str(&r.markdown());
         }
         s.push_str("\n![ADD and DEL latency distributions, and ADD latency as the bridge fills up](benchmarks.svg)\n");
         s.push_str(&format!("\n## {} ADDs at once, per round\n\n", p.burst));

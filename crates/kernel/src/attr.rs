@@ -92,7 +92,6 @@ pub(crate) fn as_str(v: &[u8]) -> String {
     String::from_utf8_lossy(s).into_owned()
 }
 
-#[cfg(test)]
 pub(crate) fn as_be32(v: &[u8]) -> Option<u32> {
     Some(u32::from_be_bytes(v.get(..4)?.try_into().ok()?))
 }

@@ -105,6 +105,12 @@ impl Error {
     }
 
     /// The object already exists (EEXIST).
+    /// An nftables batch bound to a generation ([`crate::nft::Nftables::transaction_at`])
+    /// found the ruleset changed since (ERESTART): read again and retry.
+    pub fn is_generation_changed(&self) -> bool {
+        self.errno() == Some(libc::ERESTART)
+    }
+
     pub fn is_exists(&self) -> bool {
         self.errno() == Some(libc::EEXIST)
     }

@@ -74,6 +74,36 @@ impl NlSocket {
         s
     }
 
+    /// Lets one datagram of `len` bytes through: netlink refuses a send larger than the socket's
+    /// send buffer (EMSGSIZE), and an nfnetlink batch must be one datagram (the kernel applies
+    /// what one send carries, from BATCH_BEGIN to BATCH_END, or none of it). As root the buffer
+    /// may exceed `net.core.wmem_max` (SO_SNDBUFFORCE).
+    pub fn fit_send_buffer(&self, len: usize, op: &str) -> Result<()> {
+        // The kernel doubles the value it is given and keeps a little for itself.
+        const DEFAULT_FITS: usize = 160 * 1024;
+        if len <= DEFAULT_FITS {
+            return Ok(());
+        }
+        let want = libc::c_int::try_from(len + 4096)
+            .map_err(|_| Error::protocol(op, "netlink batch larger than 2 GiB"))?;
+        for opt in [libc::SO_SNDBUFFORCE, libc::SO_SNDBUF] {
+            // SAFETY: a valid socket and a c_int option value of the right size.
+            let r = unsafe {
+                libc::setsockopt(
+                    self.sock.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    opt,
+                    (&want as *const libc::c_int).cast(),
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                )
+            };
+            if r == 0 {
+                return Ok(());
+            }
+        }
+        Err(Error::io(op, std::io::Error::last_os_error()))
+    }
+
     pub fn send(&self, bytes: &[u8], op: &str) -> Result<()> {
         let n = self.sock.send(bytes, 0).map_err(|e| Error::io(op, e))?;
         if n != bytes.len() {

@@ -2,45 +2,49 @@
 //! [`ruleset`] for the table), chained after the main plugin with
 //! `"capabilities": {"portMappings": true}`.
 //!
-//! - ADD: one map element per mapping and family, in one batch, refused as a whole when a key is
-//!   held by another attachment (the error names it). UDP conntrack entries of the new ports are
-//!   then flushed, so a client that was talking to the port before is not stuck.
-//! - DEL: deletes the elements of this attachment's mappings (looked up by key, checked against
-//!   the owner tag, so a DEL after a refused ADD never removes the holder's), then flushes their
-//!   UDP conntrack entries. No mappings: nothing to do, no netlink.
-//! - CHECK: each element is there, ours, and points at the pod. GC: elements of this network's
-//!   attachments missing from `cni.dev/valid-attachments` go. STATUS: nf_tables answers.
+//! - [`add`]: one map element per mapping and family, in one batch, refused as a whole when a key
+//!   is held by another attachment (the error names it). UDP conntrack entries of the new ports
+//!   are then flushed, so a client that was talking to the port before is not stuck.
+//! - [`del`]: deletes the elements of this attachment's mappings (looked up by key, checked
+//!   against the owner tag, so a DEL after a refused ADD never removes the holder's), then
+//!   flushes their UDP conntrack entries. No mappings: nothing to do, no netlink.
+//! - [`check`]: each element is there, ours, and points at the pod. [`gc`]: elements of this
+//!   network's attachments missing from `cni.dev/valid-attachments` go. STATUS: nf_tables
+//!   answers.
+//! - [`structure`]: the table's chains and rules, versioned, checked by ADD and CHECK, rebuilt
+//!   by ADD; [`restore`]: the same for the node agent, from libcni's result cache.
 
+pub mod add;
+pub mod check;
+mod conntrack;
+pub mod del;
+pub mod gc;
 pub mod mapping;
+pub mod restore;
 pub mod ruleset;
+pub mod structure;
 
 use cni::error::plugin_code;
-use cni::{trace, CmdArgs, CniResult, Error, Plugin, Result};
-use kernel::nft::{Element, Nftables};
-use mapping::{Mapping, Protocol};
-use ruleset::{Entry, MapKind};
-use std::collections::HashSet;
+use cni::{CmdArgs, CniResult, Error, Plugin, Result};
+use mapping::Mapping;
 
 pub struct PortmapPlugin;
 
 impl Plugin for PortmapPlugin {
     fn add(&self, a: &CmdArgs) -> Result<CniResult> {
-        add(a)
+        add::add(a)
     }
     fn del(&self, a: &CmdArgs) -> Result<()> {
-        del(a)
+        del::del(a)
     }
     fn check(&self, a: &CmdArgs) -> Result<()> {
-        check(a)
+        check::check(a)
     }
     fn gc(&self, a: &CmdArgs) -> Result<()> {
-        gc(a)
+        gc::gc(a)
     }
     fn status(&self, _a: &CmdArgs) -> Result<()> {
-        let nft = Nftables::new().map_err(kernel_error)?;
-        nft.elements(&ruleset::table(), MapKind::ALL[0].name())
-            .map(drop)
-            .map_err(kernel_error)
+        gc::status()
     }
 }
 
@@ -76,123 +80,24 @@ fn prev_result(a: &CmdArgs) -> Result<CniResult> {
     CniResult::from_value(prev)
 }
 
-pub fn add(a: &CmdArgs) -> Result<CniResult> {
-    let mut s = trace::step("mappings");
-    let prev = prev_result(a)?;
-    let mappings = mapping::from_conf(&a.conf)?;
-    if mappings.is_empty() {
-        s.detail("none: nothing to do");
-        return Ok(prev);
-    }
-    refuse_duplicates(&mappings)?;
-    let (v4, v6) = mapping::pod_addresses(&prev);
-    let entries = ruleset::entries(&mappings, v4, v6);
-    s.detail(list(entries.iter().map(|e| &e.mapping)));
-    s.end();
-    if entries.is_empty() {
-        return Ok(prev);
-    }
-    let bridge = mapping::host_interface(&prev);
-    let nft = Nftables::new().map_err(kernel_error)?;
-    let tag = tag_of(a);
-    let mut s = trace::step("nftables");
-    add_entries(&nft, &entries, &tag, bridge)?;
-    s.detail(format_args!(
-        "{} map element(s) in inet {} tagged {tag}",
-        entries.len(),
-        ruleset::TABLE
-    ));
-    s.end();
-    if let Some(bridge) = bridge.filter(|_| entries.iter().any(|e| !e.map.v6)) {
-        let mut s = trace::step("sysctl");
-        route_localnet(bridge);
-        s.detail(format_args!("net/ipv4/conf/{bridge}/route_localnet=1"));
-    }
-    flush_udp(&nft, entries.iter().map(|e| (&e.mapping, e.map.v6)))?;
-    Ok(prev)
-}
+/// How many mappings a trace line names before it only counts the rest (a port range).
+const LISTED: usize = 8;
 
 /// The mappings, one `8080/tcp -> 80` (with `host-ip:` when bound) each, for a trace.
 fn list<'m>(mappings: impl Iterator<Item = &'m Mapping>) -> String {
-    let all: Vec<String> = mappings.map(ToString::to_string).collect();
-    all.join(", ")
-}
-
-/// Two mappings of one pod on the same host port/protocol/host IP cannot both hold it.
-fn refuse_duplicates(mappings: &[Mapping]) -> Result<()> {
-    let mut seen = HashSet::new();
+    let mut shown: Vec<String> = Vec::new();
+    let mut more = 0;
     for m in mappings {
-        if !seen.insert((m.host_port, m.protocol, m.host_ip)) {
-            return Err(Error::invalid_config(format!(
-                "host port {}/{} is mapped twice in runtimeConfig.portMappings",
-                m.host_port,
-                m.protocol.name()
-            )));
+        if shown.len() < LISTED {
+            shown.push(m.to_string());
+        } else {
+            more += 1;
         }
     }
-    Ok(())
-}
-
-fn add_entries(nft: &Nftables, entries: &[Entry], tag: &str, bridge: Option<&str>) -> Result<()> {
-    let op = format!("add port mappings for {tag}");
-    let table = ruleset::table();
-    // The elements to delete first: ours from an earlier ADD of this attachment, now different.
-    let mut replace: Vec<&Entry> = Vec::new();
-    for _ in 0..3 {
-        let build = |tx: &mut kernel::nft::Transaction<'_>| {
-            for map in MapKind::ALL {
-                let old: Vec<Vec<u8>> = replace
-                    .iter()
-                    .filter(|e| e.map == map)
-                    .map(|e| e.key.clone())
-                    .collect();
-                tx.delete_elements(map.name(), &old);
-                let new: Vec<Element> = entries
-                    .iter()
-                    .filter(|e| e.map == map)
-                    .map(|e| ruleset::element(e, tag))
-                    .collect();
-                tx.add_elements(map.name(), &new, true);
-            }
-            if let Some(bridge) = bridge {
-                let b = Element {
-                    key: ruleset::ifname_key(bridge),
-                    data: None,
-                    tag: None,
-                };
-                tx.add_elements(ruleset::BRIDGES, &[b], false);
-            }
-        };
-        match ruleset::commit_with_setup(nft, &op, build) {
-            Ok(()) => return Ok(()),
-            Err(e) if e.is_exists() || e.is_not_found() => {}
-            Err(e) => return Err(kernel_error(e)),
-        }
-        // A key is taken (or one we meant to replace went away): by whom?
-        replace.clear();
-        let mut already_ours = 0;
-        for e in entries {
-            let Some(held) = nft
-                .element(&table, e.map.name(), &e.key)
-                .map_err(kernel_error)?
-            else {
-                continue;
-            };
-            if held.tag.as_deref() != Some(tag) {
-                return Err(conflict(&e.mapping, held.tag.as_deref()));
-            }
-            if held.data.as_deref() == Some(&e.data[..]) {
-                already_ours += 1;
-            }
-            replace.push(e);
-        }
-        if already_ours == entries.len() {
-            return Ok(()); // a repeated ADD: everything is in place
-        }
+    if more > 0 {
+        shown.push(format!("and {more} more"));
     }
-    Err(Error::try_again_later(format!(
-        "{op}: the node's port mappings kept changing; try again"
-    )))
+    shown.join(", ")
 }
 
 fn conflict(m: &Mapping, holder: Option<&str>) -> Error {
@@ -212,176 +117,34 @@ fn conflict(m: &Mapping, holder: Option<&str>) -> Error {
     )
 }
 
-/// 127.0.0.1 traffic DNAT'ed to a pod must be routable out of the pod's host interface.
-fn route_localnet(ifname: &str) {
-    let key = kernel::sysctl::ipv4_conf(ifname, "route_localnet");
-    if kernel::sysctl::read(&key).is_ok_and(|v| v.trim() == "1") {
-        return;
-    }
-    if let Err(e) = kernel::sysctl::write(&key, "1") {
-        cni::log::warn(&format!(
-            "cannot enable route_localnet on {ifname} (127.0.0.1 will not reach host ports): {e}"
-        ));
-    }
+/// What one attempt of a read-then-commit operation found.
+enum Attempt<T> {
+    Done(T),
+    /// The batch failed because the node's mappings changed between the read and the commit
+    /// (a concurrent ADD, DEL or GC): read again.
+    Changed,
 }
 
-/// Forgets the UDP conntrack entries of these host ports (TCP and SCTP connections end on
-/// their own; a UDP "connection" lives as long as the client keeps sending). Through the
-/// nftables socket: nfnetlink serves conntrack on it too.
-fn flush_udp<'m>(
-    nft: &Nftables,
-    mappings: impl Iterator<Item = (&'m Mapping, bool)>,
-) -> Result<()> {
-    let mut done = HashSet::new();
-    for (m, v6) in mappings {
-        if m.protocol != Protocol::Udp || !done.insert((m.host_port, v6)) {
-            continue;
-        }
-        let mut s = trace::step("conntrack");
-        nft.conntrack_delete_by_dport(v6, m.protocol.number(), m.host_port)
-            .map_err(kernel_error)?;
-        let fam = if v6 { "IPv6" } else { "IPv4" };
-        s.detail(format_args!(
-            "flushed {fam} UDP entries to port {}",
-            m.host_port
-        ));
-    }
-    Ok(())
-}
+/// How many times an operation reads and commits before it gives up on a node whose
+/// mappings keep changing under it.
+const ATTEMPTS: usize = 3;
 
-pub fn del(a: &CmdArgs) -> Result<()> {
-    let mappings = mapping::from_conf(&a.conf)?;
-    if mappings.is_empty() {
-        return Ok(());
-    }
-    let tag = tag_of(a);
-    let op = format!("delete port mappings of {tag}");
-    let nft = Nftables::new().map_err(kernel_error)?;
-    let table = ruleset::table();
-    let mut s = trace::step("nftables");
-    for attempt in 0.. {
-        // By key, and only when the element is ours: after a refused ADD the runtime calls DEL
-        // with the same mappings, and the holder's elements must survive it.
-        let mut doomed: Vec<(&Mapping, MapKind, Vec<u8>)> = Vec::new();
-        for m in &mappings {
-            for &v6 in ruleset::families(m) {
-                let (map, key) = ruleset::key(m, v6);
-                let held = nft
-                    .element(&table, map.name(), &key)
-                    .map_err(kernel_error)?;
-                if held.is_some_and(|h| h.tag.as_deref() == Some(tag.as_str())) {
-                    doomed.push((m, map, key));
-                }
-            }
-        }
-        if doomed.is_empty() {
-            s.detail("no element of this attachment left");
-            return Ok(());
-        }
-        let mut tx = nft.transaction(&table);
-        for map in MapKind::ALL {
-            let keys: Vec<Vec<u8>> = doomed
-                .iter()
-                .filter(|d| d.1 == map)
-                .map(|d| d.2.clone())
-                .collect();
-            tx.delete_elements(map.name(), &keys);
-        }
-        match tx.commit(&op) {
-            Ok(()) => {
-                s.detail(format_args!(
-                    "removed {} map element(s): {}",
-                    doomed.len(),
-                    list(doomed.iter().map(|d| d.0))
-                ));
-                s.end();
-                return flush_udp(&nft, doomed.iter().map(|d| (d.0, d.1.v6)));
-            }
-            // Deleted meanwhile (a concurrent DEL or GC): look again.
-            Err(e) if e.is_not_found() && attempt < 3 => {}
-            Err(e) => return Err(kernel_error(e)),
+/// Runs `attempt` until it is done, at most [`ATTEMPTS`] times; then a try-again-later error.
+fn retry<T>(op: &str, mut attempt: impl FnMut() -> Result<Attempt<T>>) -> Result<T> {
+    for _ in 0..ATTEMPTS {
+        if let Attempt::Done(t) = attempt()? {
+            return Ok(t);
         }
     }
-    unreachable!("the loop returns")
-}
-
-pub fn check(a: &CmdArgs) -> Result<()> {
-    let prev = prev_result(a)?;
-    let mappings = mapping::from_conf(&a.conf)?;
-    if mappings.is_empty() {
-        return Ok(());
-    }
-    let (v4, v6) = mapping::pod_addresses(&prev);
-    let tag = tag_of(a);
-    let nft = Nftables::new().map_err(kernel_error)?;
-    let table = ruleset::table();
-    let mut s = trace::step("nftables");
-    let entries = ruleset::entries(&mappings, v4, v6);
-    s.detail(format_args!("{} map element(s) to verify", entries.len()));
-    for e in entries {
-        let held = nft
-            .element(&table, e.map.name(), &e.key)
-            .map_err(kernel_error)?;
-        let fail = |what: &str| {
-            Err(Error::plugin(
-                plugin_code::CHECK_MISMATCH,
-                format!("port mapping {} ({}): {what}", e.mapping, e.map.name()),
-            ))
-        };
-        match held {
-            None => return fail("missing"),
-            Some(h) if h.tag.as_deref() != Some(tag.as_str()) => {
-                return Err(conflict(&e.mapping, h.tag.as_deref()))
-            }
-            Some(h) if h.data.as_deref() != Some(&e.data[..]) => {
-                return fail("points somewhere else than the pod")
-            }
-            Some(_) => {}
-        }
-    }
-    Ok(())
-}
-
-pub fn gc(a: &CmdArgs) -> Result<()> {
-    let valid = a.conf.valid_attachments()?;
-    let nft = Nftables::new().map_err(kernel_error)?;
-    let table = ruleset::table();
-    let op = format!("garbage-collect port mappings of network {}", a.conf.name);
-    let mut s = trace::step("nftables");
-    for attempt in 0.. {
-        let mut tx = nft.transaction(&table);
-        let mut removed = 0;
-        for map in MapKind::ALL {
-            let stale: Vec<Vec<u8>> = nft
-                .elements(&table, map.name())
-                .map_err(kernel_error)?
-                .into_iter()
-                .filter(|el| match el.tag.as_deref().and_then(parse_tag) {
-                    Some((n, c, i)) => {
-                        n == a.conf.name && !valid.contains(&(c.to_string(), i.to_string()))
-                    }
-                    None => false,
-                })
-                .map(|el| el.key)
-                .collect();
-            removed += stale.len();
-            tx.delete_elements(map.name(), &stale);
-        }
-        match tx.commit(&op) {
-            Err(e) if e.is_not_found() && attempt < 3 => {}
-            Ok(()) => {
-                s.detail(format_args!("removed {removed} stale map element(s)"));
-                return Ok(());
-            }
-            Err(e) => return Err(kernel_error(e)),
-        }
-    }
-    unreachable!("the loop returns")
+    Err(Error::try_again_later(format!(
+        "{op}: the node's port mappings kept changing; try again"
+    )))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mapping::Protocol;
 
     #[test]
     fn tags_split_back() {
@@ -403,5 +166,27 @@ mod tests {
         assert_eq!(e.code.number(), plugin_code::PORT_CONFLICT);
         assert!(e.msg.contains("host port 8080/tcp"), "{}", e.msg);
         assert!(e.msg.contains("container c0ffee"), "{}", e.msg);
+    }
+
+    #[test]
+    fn retry_gives_up_with_try_again_later() {
+        let mut n = 0;
+        let e = retry::<()>("op", || {
+            n += 1;
+            Ok(Attempt::Changed)
+        })
+        .unwrap_err();
+        assert_eq!(n, ATTEMPTS);
+        assert_eq!(e.code, cni::Code::TryAgainLater);
+        let mut n = 0;
+        let got = retry("op", || {
+            n += 1;
+            Ok(if n == 2 {
+                Attempt::Done(n)
+            } else {
+                Attempt::Changed
+            })
+        });
+        assert_eq!(got.unwrap(), 2);
     }
 }

@@ -6,6 +6,7 @@
 //! are read; an unspecified host IP (`""`, `0.0.0.0`, `::`) means every address of the node.
 
 use cni::{CniResult, Error, Result};
+use serde::Deserialize;
 use serde_json::Value;
 use std::net::IpAddr;
 
@@ -61,11 +62,30 @@ impl std::fmt::Display for Mapping {
     }
 }
 
+/// One mapping as a runtime sends it, in either spelling (null = absent).
+#[derive(Deserialize)]
+#[serde(expecting = "a port mapping object")]
+struct Raw {
+    #[serde(rename = "hostPort", alias = "HostPort")]
+    host_port: Option<u64>,
+    #[serde(rename = "containerPort", alias = "ContainerPort")]
+    container_port: Option<u64>,
+    #[serde(alias = "Protocol")]
+    protocol: Option<String>,
+    #[serde(rename = "hostIP", alias = "HostIP", alias = "hostIp")]
+    host_ip: Option<String>,
+}
+
 /// The mappings in the config's `runtimeConfig.portMappings` (none when absent or empty).
 pub fn from_conf(conf: &cni::NetConf) -> Result<Vec<Mapping>> {
-    let Some(list) = conf.runtime("portMappings") else {
-        return Ok(Vec::new());
-    };
+    match conf.runtime("portMappings") {
+        Some(list) => from_value(list),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// The mappings in a `portMappings` value (as libcni caches a runtime's capability args).
+pub fn from_value(list: &Value) -> Result<Vec<Mapping>> {
     if list.is_null() {
         return Ok(Vec::new());
     }
@@ -77,52 +97,39 @@ pub fn from_conf(conf: &cni::NetConf) -> Result<Vec<Mapping>> {
     list.iter().map(parse_one).collect()
 }
 
-/// A key in either spelling (`hostPort` or `HostPort`).
-fn field<'a>(m: &'a Value, lower: &str) -> Option<&'a Value> {
-    let mut upper = lower.to_string();
-    upper[..1].make_ascii_uppercase();
-    m.get(lower)
-        .or_else(|| m.get(&upper))
-        .filter(|v| !v.is_null())
-}
-
 fn parse_one(m: &Value) -> Result<Mapping> {
     let bad = |what: String| Error::invalid_config(format!("port mapping {m}: {what}"));
-    if !m.is_object() {
-        return Err(bad("want an object".into()));
-    }
-    let port = |key: &str| -> Result<u16> {
-        let v = field(m, key).ok_or_else(|| bad(format!("{key} is missing")))?;
-        v.as_u64()
-            .filter(|p| (1..=65535).contains(p))
-            .map(|p| p as u16)
+    let raw = Raw::deserialize(m).map_err(|e| bad(e.to_string()))?;
+    let port = |key: &str, v: Option<u64>| -> Result<u16> {
+        let v = v.ok_or_else(|| bad(format!("{key} is missing")))?;
+        u16::try_from(v)
+            .ok()
+            .filter(|p| *p != 0)
             .ok_or_else(|| bad(format!("{key} {v} is not a port number (1-65535)")))
     };
-    let protocol = match field(m, "protocol") {
-        None => Protocol::Tcp,
-        Some(v) => match v.as_str().map(str::to_ascii_lowercase).as_deref() {
-            Some("tcp") | Some("") => Protocol::Tcp,
-            Some("udp") => Protocol::Udp,
-            Some("sctp") => Protocol::Sctp,
-            _ => return Err(bad(format!("protocol {v}: want tcp, udp or sctp"))),
-        },
+    let protocol = match raw
+        .protocol
+        .as_deref()
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        None | Some("tcp") | Some("") => Protocol::Tcp,
+        Some("udp") => Protocol::Udp,
+        Some("sctp") => Protocol::Sctp,
+        Some(other) => return Err(bad(format!("protocol {other:?}: want tcp, udp or sctp"))),
     };
-    let host_ip = match field(m, "hostIP").or_else(|| field(m, "hostIp")) {
-        None => None,
-        Some(v) => match v.as_str() {
-            Some("") => None,
-            Some(s) => {
-                let ip: IpAddr = s
-                    .parse()
-                    .map_err(|_| bad(format!("hostIP {s:?} is not an IP address")))?;
-                (!ip.is_unspecified()).then_some(ip)
-            }
-            None => return Err(bad(format!("hostIP {v}: want a string"))),
-        },
+    let host_ip = match raw.host_ip.as_deref() {
+        None | Some("") => None,
+        Some(s) => {
+            let ip: IpAddr = s
+                .parse()
+                .map_err(|_| bad(format!("hostIP {s:?} is not an IP address")))?;
+            (!ip.is_unspecified()).then_some(ip)
+        }
     };
     Ok(Mapping {
-        host_port: port("hostPort")?,
-        container_port: port("containerPort")?,
+        host_port: port("hostPort", raw.host_port)?,
+        container_port: port("containerPort", raw.container_port)?,
         protocol,
         host_ip,
     })
@@ -210,6 +217,9 @@ mod tests {
             json!([{"hostPort": 80, "containerPort": 80, "protocol": "icmp"}]),
             json!([{"hostPort": 80, "containerPort": 80, "hostIP": "nope"}]),
             json!({"hostPort": 80}),
+            json!([8080]),
+            json!([{"hostPort": "80", "containerPort": 80}]),
+            json!([{"hostPort": 80, "containerPort": 80, "hostIP": 1}]),
         ] {
             let e = from_conf(&conf(bad.clone())).unwrap_err();
             assert_eq!(e.code, cni::Code::InvalidConfig, "{bad}: {e}");

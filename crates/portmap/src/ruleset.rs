@@ -1,38 +1,23 @@
-//! podwire-portmap's nftables table, `inet podwire-portmap`, set up once per node (netns) and
-//! shared by every pod; a mapping is one map element, keyed by what a packet carries, tagged with
-//! its attachment:
+//! podwire-portmap's nftables table, `inet podwire-portmap`, shared by every pod of the node
+//! (netns): a mapping is one map element, keyed by what a packet carries, tagged with its
+//! attachment. This module makes the elements; [`crate::structure`] the table's chains and
+//! rules around them.
 //!
 //! ```text
 //! map hostport4 { type inet_proto . inet_service : ipv4_addr . inet_service }  # any host IP
 //! map hostip4   { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service }
 //! map hostport6, hostip6 (the same for IPv6);  set bridges { type ifname }
-//! chain prerouting  (nat, dstnat): fib daddr type local iifname @bridges meta mark set mark or 0x2000
-//!                                  fib daddr type local jump hostports
-//! chain output      (nat, dstnat): fib daddr type local ip saddr 127.0.0.0/8 meta mark set mark or 0x2000
-//!                                  fib daddr type local jump hostports
-//! chain hostports: dnat ip to ip daddr . meta l4proto . th dport map @hostip4
-//!                  dnat ip to meta l4proto . th dport map @hostport4   (and the ip6 pair)
-//! chain postrouting (nat, srcnat): meta mark & 0x2000 == 0x2000 ct status dnat masquerade
 //! ```
 //!
-//! - Only traffic addressed to the node itself is translated (`fib daddr type local`), never
-//!   traffic routed through it (the reference's GHSA-jv3w-x3r3-g6rm).
-//! - A lookup is one hash probe whatever the number of pods, and ADD, DEL and CHECK touch only
-//!   their own keys: no rule list is ever read on those paths.
-//! - Hairpin and pod-to-pod-via-node traffic (in from a pod bridge) and 127.0.0.1 traffic are
-//!   masqueraded once translated, so replies come back through the node's conntrack.
-//! - Map lookups come before the generic ones: a mapping bound to a host IP wins over one for
-//!   every address of the node.
+//! A lookup is one hash probe whatever the number of pods, and ADD, DEL and CHECK touch only
+//! their own keys (a get by key each; one dump per map for a port range).
 
 use crate::mapping::{Mapping, Protocol};
-use kernel::nft::{datatype, BaseChain, Element, Nftables, SetSpec, Table, REG32_00, REG_1};
+use kernel::nft::{datatype, Element, Nftables, SetSpec, Table};
+use std::collections::HashMap;
 use std::net::IpAddr;
 
 pub const TABLE: &str = "podwire-portmap";
-/// The mark bit asking for masquerade (the reference's default `markMasqBit` 13).
-pub const MASQ_MARK: u32 = 1 << 13;
-const IPS_DST_NAT: u32 = 1 << 5;
-const HOSTPORTS: &str = "hostports";
 pub const BRIDGES: &str = "bridges";
 
 pub fn table() -> Table {
@@ -75,11 +60,11 @@ impl MapKind {
         }
     }
 
-    fn id(self) -> u32 {
+    pub(crate) fn id(self) -> u32 {
         1 + self.v6 as u32 * 2 + self.host_ip as u32
     }
 
-    fn addr_len(self) -> u32 {
+    pub(crate) fn addr_len(self) -> u32 {
         if self.v6 {
             16
         } else {
@@ -87,7 +72,7 @@ impl MapKind {
         }
     }
 
-    fn spec(self) -> SetSpec<'static> {
+    pub(crate) fn spec(self) -> SetSpec<'static> {
         let addr = if self.v6 {
             datatype::IP6ADDR
         } else {
@@ -109,7 +94,7 @@ impl MapKind {
     }
 }
 
-const BRIDGES_ID: u32 = 5;
+pub(crate) const BRIDGES_ID: u32 = 5;
 
 /// One map element to be: which map, its key and value.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -231,6 +216,33 @@ pub fn decode(map: MapKind, el: &Element) -> Option<HostPort> {
     })
 }
 
+/// Above this many keys, one dump of each map costs less than a request per key.
+const DUMP_ABOVE: usize = 16;
+
+/// The elements held under `keys` (`None`: free), in their order: a get by key each when they
+/// are few, one dump per map when they are many (a port range).
+pub fn held(nft: &Nftables, keys: &[(MapKind, &[u8])]) -> kernel::Result<Vec<Option<Element>>> {
+    let table = table();
+    if keys.len() <= DUMP_ABOVE {
+        return keys
+            .iter()
+            .map(|(map, key)| nft.element(&table, map.name(), key))
+            .collect();
+    }
+    let mut all: HashMap<(MapKind, Vec<u8>), Element> = HashMap::new();
+    for map in MapKind::ALL {
+        if keys.iter().any(|(m, _)| *m == map) {
+            for el in nft.elements(&table, map.name())? {
+                all.insert((map, el.key.clone()), el);
+            }
+        }
+    }
+    Ok(keys
+        .iter()
+        .map(|(map, key)| all.remove(&(*map, key.to_vec())))
+        .collect())
+}
+
 /// An interface name as a key of the `bridges` set (IFNAMSIZ bytes, NUL-padded).
 pub fn ifname_key(name: &str) -> Vec<u8> {
     let mut k = name.as_bytes().to_vec();
@@ -243,103 +255,6 @@ pub fn element(e: &Entry, tag: &str) -> Element {
         key: e.key.clone(),
         data: Some(e.data.clone()),
         tag: Some(tag.to_string()),
-    }
-}
-
-/// Adds the table, its maps, chains and rules to a transaction. The `hostports` chain is created
-/// exclusively: of two concurrent first ADDs, one sets up and the other's batch fails (EEXIST)
-/// and is retried without the setup, so the rules exist exactly once.
-pub fn setup(tx: &mut kernel::nft::Transaction<'_>) {
-    tx.add_table();
-    for map in MapKind::ALL {
-        tx.add_set(&map.spec());
-    }
-    tx.add_set(&SetSpec {
-        name: BRIDGES,
-        id: BRIDGES_ID,
-        key_type: datatype::IFNAME,
-        key_len: 16,
-        data: None,
-    });
-    tx.add_chain(HOSTPORTS, true)
-        .add_base_chain("prerouting", BaseChain::NatPrerouting)
-        .add_base_chain("output", BaseChain::NatOutput)
-        .add_base_chain("postrouting", BaseChain::NatPostrouting);
-    tx.add_rule("prerouting", None, |e| {
-        e.daddr_is_local();
-        e.iifname_in(BRIDGES, BRIDGES_ID);
-        e.mark_or(MASQ_MARK);
-    })
-    .add_rule("prerouting", None, |e| {
-        e.daddr_is_local();
-        e.jump(HOSTPORTS);
-    })
-    .add_rule("output", None, |e| {
-        e.daddr_is_local();
-        e.nfproto(false);
-        e.addr(
-            kernel::nft::Dir::Src,
-            kernel::nft::Cmp::Eq,
-            "127.0.0.0/8".parse().expect("valid"),
-        );
-        e.mark_or(MASQ_MARK);
-    })
-    .add_rule("output", None, |e| {
-        e.daddr_is_local();
-        e.jump(HOSTPORTS);
-    });
-    for map in MapKind::ALL {
-        tx.add_rule(HOSTPORTS, None, |e| {
-            e.nfproto(map.v6);
-            // Key registers: [daddr .] l4proto . dport, each part from a 4-byte boundary.
-            let mut reg = REG32_00;
-            if map.host_ip {
-                e.load_daddr(map.v6, reg);
-                reg += map.addr_len() / 4;
-            }
-            e.load_l4proto(reg);
-            e.load_th_dport(reg + 1);
-            e.lookup(map.name(), map.id(), REG32_00, Some(REG_1));
-            // Value: address . port; the port follows the address.
-            e.dnat(map.v6, REG_1, REG32_00 + map.addr_len() / 4);
-        });
-    }
-    tx.add_rule("postrouting", None, |e| {
-        e.mark_has(MASQ_MARK);
-        e.ct_status_any(IPS_DST_NAT);
-        e.masquerade();
-    });
-}
-
-/// Whether a failed batch may have failed because the table is not set up yet.
-pub fn is_missing(e: &kernel::Error) -> bool {
-    e.is_not_found()
-}
-
-/// Commits `build` (elements); when the table is missing, again with the setup in front.
-pub fn commit_with_setup(
-    nft: &Nftables,
-    op: &str,
-    build: impl Fn(&mut kernel::nft::Transaction<'_>),
-) -> kernel::Result<()> {
-    let table = table();
-    let mut tx = nft.transaction(&table);
-    build(&mut tx);
-    match tx.commit(op) {
-        Err(e) if is_missing(&e) => {}
-        other => return other,
-    }
-    let mut tx = nft.transaction(&table);
-    setup(&mut tx);
-    build(&mut tx);
-    match tx.commit(op) {
-        // Someone else set it up meanwhile: ours alone now.
-        Err(e) if e.is_exists() => {
-            let mut tx = nft.transaction(&table);
-            build(&mut tx);
-            tx.commit(op)
-        }
-        other => other,
     }
 }
 

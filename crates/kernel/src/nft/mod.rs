@@ -127,6 +127,7 @@ impl Nftables {
         let (bytes, acked, last) = batch.finish();
         // Keep our counter past the batch's sequence numbers.
         while self.sock.next_seq() != last {}
+        self.sock.fit_send_buffer(bytes.len(), op)?;
         self.sock.send(&bytes, op)?;
         let mut handles = Vec::new();
         self.sock.recv_batch_answers(&acked, op, |m| {
@@ -144,10 +145,88 @@ impl Nftables {
         Batch::new(self.sock.next_seq())
     }
 
+    /// The ruleset's generation: it changes with every committed batch, in any table.
+    pub fn generation(&self) -> Result<u32> {
+        let op = "get the nftables generation";
+        let seq = self.sock.next_seq();
+        let mut req = Vec::new();
+        put_msg(
+            &mut req,
+            nft_type(NFT_MSG_GETGEN),
+            NLM_F_REQUEST | NLM_F_ACK,
+            seq,
+            0,
+            0,
+            &[],
+        );
+        self.sock.send(&req, op)?;
+        let mut genid = None;
+        self.sock.recv_reply(seq, op, |raw| {
+            if raw.ty == nft_type(NFT_MSG_NEWGEN) {
+                let a = raw.payload().get(4..).unwrap_or_default();
+                genid = attr::find(a, NFTA_GEN_ID).and_then(attr::as_be32);
+            }
+            Ok(())
+        })?;
+        genid.ok_or_else(|| Error::protocol(op, "no generation in the answer"))
+    }
+
+    /// Whether `table` exists, and its comment (libnftnl userdata, `nft list` shows it):
+    /// `None` when there is no such table, `Some(None)` when it has no comment.
+    pub fn table_comment(&self, table: &Table) -> Result<Option<Option<String>>> {
+        let op = format!("get table {} {}", table.family, table.name);
+        let seq = self.sock.next_seq();
+        let mut a = AttrWriter::new();
+        a.str(NFTA_TABLE_NAME, &table.name);
+        let mut req = Vec::new();
+        put_msg(
+            &mut req,
+            nft_type(NFT_MSG_GETTABLE),
+            NLM_F_REQUEST | NLM_F_ACK,
+            seq,
+            table.family.proto(),
+            0,
+            &a.buf,
+        );
+        self.sock.send(&req, &op)?;
+        let mut comment = None;
+        let got = self.sock.recv_reply(seq, &op, |raw| {
+            if raw.ty == nft_type(NFT_MSG_NEWTABLE) {
+                let a = raw.payload().get(4..).unwrap_or_default();
+                comment = Some(attr::find(a, NFTA_TABLE_USERDATA).and_then(comment_of));
+            }
+            Ok(())
+        });
+        match got {
+            Ok(_) => Ok(comment),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// As [`Nftables::transaction`], applied by the kernel only if the ruleset is still at
+    /// `generation` (see [`Nftables::generation`]); else the commit fails with
+    /// [`Error::is_generation_changed`].
+    pub fn transaction_at<'a>(&'a self, table: &'a Table, generation: u32) -> Transaction<'a> {
+        Transaction::at_generation(self, table, generation)
+    }
+
     /// Deletes the conntrack entries of `proto` to destination port `dport` through this same
     /// socket (see [`crate::Conntrack::delete_by_dport`]).
     pub fn conntrack_delete_by_dport(&self, v6: bool, proto: u8, dport: u16) -> Result<usize> {
-        crate::conntrack::delete_by_dport(&self.sock, v6, proto, dport)
+        crate::conntrack::delete_where(&self.sock, v6, proto, Some(dport), |_| true)
+    }
+
+    /// Deletes the conntrack entries of `proto` (to `dport` only, when given) for which
+    /// `doomed` holds, read in one dump, through this same socket.
+    pub fn conntrack_delete_where(
+        &self,
+        v6: bool,
+        proto: u8,
+        dport: Option<u16>,
+        doomed: impl Fn(&crate::conntrack::Flow) -> bool,
+    ) -> Result<usize> {
+        crate::conntrack::delete_where(&self.sock, v6, proto, dport, doomed)
     }
 
     /// A batch of changes to `table`, applied atomically by `commit`.

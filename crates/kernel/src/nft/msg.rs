@@ -18,6 +18,13 @@ pub const NFT_MSG_NEWSET: u16 = 9;
 pub const NFT_MSG_NEWSETELEM: u16 = 12;
 pub const NFT_MSG_GETSETELEM: u16 = 13;
 pub const NFT_MSG_DELSETELEM: u16 = 14;
+pub const NFT_MSG_NEWGEN: u16 = 15;
+pub const NFT_MSG_GETGEN: u16 = 16;
+pub const NFT_MSG_GETTABLE: u16 = 1;
+
+pub const NFTA_GEN_ID: u16 = 1;
+/// BATCH_BEGIN's attribute: apply the batch only at this ruleset generation.
+const NFNL_BATCH_GENID: u16 = 1;
 
 pub const NFTA_SET_TABLE: u16 = 1;
 pub const NFTA_SET_NAME: u16 = 2;
@@ -39,6 +46,8 @@ pub const NFTA_LIST_ELEM: u16 = 1;
 pub const NFTA_DATA_VALUE: u16 = 1;
 
 pub const NFTA_TABLE_NAME: u16 = 1;
+/// A table's comment, encoded as a rule's ([`comment_userdata`]: libnftnl's TLV type 0 for both).
+pub const NFTA_TABLE_USERDATA: u16 = 6;
 
 pub const NFTA_CHAIN_TABLE: u16 = 1;
 pub const NFTA_CHAIN_NAME: u16 = 3;
@@ -104,12 +113,26 @@ pub struct Batch {
 
 impl Batch {
     pub fn new(first_seq: u32) -> Batch {
+        Batch::begin(first_seq, None)
+    }
+
+    /// A batch the kernel applies only if the ruleset is still at generation `genid` (else
+    /// the whole batch fails with ERESTART): for a change computed from what was read.
+    pub fn at_generation(first_seq: u32, genid: u32) -> Batch {
+        Batch::begin(first_seq, Some(genid))
+    }
+
+    fn begin(first_seq: u32, genid: Option<u32>) -> Batch {
         let mut b = Batch {
             bytes: Vec::with_capacity(1024),
             acked: Vec::new(),
             next_seq: first_seq,
         };
         let seq = b.seq();
+        let mut a = AttrWriter::new();
+        if let Some(genid) = genid {
+            a.be32(NFNL_BATCH_GENID, genid);
+        }
         put_msg(
             &mut b.bytes,
             NFNL_MSG_BATCH_BEGIN,
@@ -117,7 +140,7 @@ impl Batch {
             seq,
             0,
             NFNL_SUBSYS_NFTABLES,
-            &[],
+            &a.buf,
         );
         b
     }

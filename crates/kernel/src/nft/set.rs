@@ -87,6 +87,14 @@ impl<'a> Transaction<'a> {
         }
     }
 
+    pub(super) fn at_generation(nft: &'a Nftables, table: &'a Table, genid: u32) -> Self {
+        Transaction {
+            nft,
+            table,
+            batch: Batch::at_generation(nft.sock.next_seq(), genid),
+        }
+    }
+
     fn family(&self) -> u8 {
         self.table.family.proto()
     }
@@ -94,6 +102,25 @@ impl<'a> Transaction<'a> {
     /// Creates the table unless it exists.
     pub fn add_table(&mut self) -> &mut Self {
         super::add_table(&mut self.batch, self.table);
+        self
+    }
+
+    /// Creates the table with a comment (`nft list` shows it) unless it exists; an existing
+    /// table keeps its own.
+    pub fn add_table_commented(&mut self, comment: &str) -> &mut Self {
+        let mut a = AttrWriter::new();
+        a.str(NFTA_TABLE_NAME, &self.table.name)
+            .bytes(NFTA_TABLE_USERDATA, &comment_userdata(comment));
+        self.batch
+            .add(NFT_MSG_NEWTABLE, NLM_F_CREATE, self.family(), &a);
+        self
+    }
+
+    /// Deletes the table and everything in it (fails the batch if it does not exist).
+    pub fn delete_table(&mut self) -> &mut Self {
+        let mut a = AttrWriter::new();
+        a.str(NFTA_TABLE_NAME, &self.table.name);
+        self.batch.add(NFT_MSG_DELTABLE, 0, self.family(), &a);
         self
     }
 
@@ -145,22 +172,19 @@ impl<'a> Transaction<'a> {
     }
 
     /// Adds elements; `exclusive`: the whole batch fails with EEXIST if
-    /// one of the keys is taken (else an identical element is fine).
+    /// one of the keys is taken (else an identical element is fine). Any
+    /// number: they go in as many messages as they need, all in this batch.
     pub fn add_elements(&mut self, set: &str, elems: &[Element], exclusive: bool) -> &mut Self {
-        if elems.is_empty() {
-            return self;
-        }
-        let a = elements_attrs(&self.table.name, set, elems.iter().map(|e| (e, true)));
         let flags = NLM_F_CREATE | if exclusive { NLM_F_EXCL } else { 0 };
-        self.batch.add(NFT_MSG_NEWSETELEM, flags, self.family(), &a);
+        for chunk in message_chunks(elems, true) {
+            let a = elements_attrs(&self.table.name, set, chunk.iter().map(|e| (e, true)));
+            self.batch.add(NFT_MSG_NEWSETELEM, flags, self.family(), &a);
+        }
         self
     }
 
     /// Deletes elements by key; an absent key fails the batch (ENOENT).
     pub fn delete_elements(&mut self, set: &str, keys: &[Vec<u8>]) -> &mut Self {
-        if keys.is_empty() {
-            return self;
-        }
         let elems: Vec<Element> = keys
             .iter()
             .map(|k| Element {
@@ -169,8 +193,10 @@ impl<'a> Transaction<'a> {
                 tag: None,
             })
             .collect();
-        let a = elements_attrs(&self.table.name, set, elems.iter().map(|e| (e, false)));
-        self.batch.add(NFT_MSG_DELSETELEM, 0, self.family(), &a);
+        for chunk in message_chunks(&elems, false) {
+            let a = elements_attrs(&self.table.name, set, chunk.iter().map(|e| (e, false)));
+            self.batch.add(NFT_MSG_DELSETELEM, 0, self.family(), &a);
+        }
         self
     }
 
@@ -185,6 +211,40 @@ impl<'a> Transaction<'a> {
         }
         self.nft.commit(self.batch, op)
     }
+}
+
+/// The most element bytes one message carries: the element list is one attribute, whose
+/// length is a u16, so a message must stay well under 64 KiB.
+const MAX_ELEMENTS_BYTES: usize = 32 * 1024;
+
+/// Bytes `e` takes in an element list (`full`: with its value and tag), attribute headers and
+/// padding included.
+fn encoded_len(e: &Element, full: bool) -> usize {
+    let attr = |len: usize| 4 + len.next_multiple_of(4);
+    let mut n = attr(attr(e.key.len()));
+    if full {
+        n += e.data.as_ref().map_or(0, |d| attr(attr(d.len())));
+        n += e.tag.as_ref().map_or(0, |t| attr(t.len() + 3));
+    }
+    attr(n)
+}
+
+/// `elems` cut into runs that each fit one message.
+fn message_chunks(elems: &[Element], full: bool) -> Vec<&[Element]> {
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, e) in elems.iter().enumerate() {
+        let n = encoded_len(e, full);
+        if i > start && bytes + n > MAX_ELEMENTS_BYTES {
+            out.push(&elems[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += n;
+    }
+    if start < elems.len() {
+        out.push(&elems[start..]);
+    }
+    out
 }
 
 fn elements_attrs<'e>(
@@ -275,4 +335,44 @@ pub(super) fn get_elements_request(
         &a.buf,
     );
     bytes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn el(i: u32, tag: &str) -> Element {
+        Element {
+            key: i.to_be_bytes().to_vec(),
+            data: Some(vec![0; 20]),
+            tag: Some(tag.to_string()),
+        }
+    }
+
+    #[test]
+    fn encoded_length_is_what_the_writer_writes() {
+        for (e, full) in [
+            (el(1, "podwire-portmap/n/c/eth0"), true),
+            (el(2, "x"), true),
+            (el(3, "abc"), false),
+        ] {
+            let a = elements_attrs("t", "s", [(&e, full)].into_iter());
+            let empty = elements_attrs("t", "s", std::iter::empty());
+            assert_eq!(a.buf.len() - empty.buf.len(), encoded_len(&e, full));
+        }
+    }
+
+    #[test]
+    fn many_elements_go_in_several_messages_under_the_attribute_limit() {
+        let tag = "podwire-portmap/network/".to_string() + &"c".repeat(64) + "/eth0";
+        let elems: Vec<Element> = (0..10_000).map(|i| el(i, &tag)).collect();
+        let chunks = message_chunks(&elems, true);
+        assert!(chunks.len() > 1);
+        assert_eq!(chunks.iter().map(|c| c.len()).sum::<usize>(), elems.len());
+        for c in &chunks {
+            let a = elements_attrs("t", "s", c.iter().map(|e| (e, true)));
+            assert!(a.buf.len() < u16::MAX as usize, "{}", a.buf.len());
+        }
+        assert!(message_chunks(&[], true).is_empty());
+    }
 }

@@ -1,0 +1,210 @@
+//! podwire-portmap under the conditions of issue #22 (hostPorts): a port range, a flushed or
+//! stale table, the conntrack flush's scope, 127.0.0.1 and ::1. See common/mod.rs for the
+//! topology; attackers are the pod and client netns.
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+
+/// `count` UDP mappings from `first`, host port = container port, as Podman publishes a range.
+fn udp_range(first: u16, count: u16) -> Value {
+    (first..first + count)
+        .map(|p| json!({"hostPort": p, "containerPort": p, "protocol": "udp"}))
+        .collect()
+}
+
+#[test]
+fn a_5000_port_range_is_added_whole_or_not_at_all() {
+    let mut n = Node::new();
+    let p1 = n.pod(2);
+    let p2 = n.pod(3);
+    udp_server(&n.pods[p1].ns.ns, "0.0.0.0:20000", "first");
+    udp_server(&n.pods[p1].ns.ns, "0.0.0.0:24999", "last");
+    let range = n.conf(p1, udp_range(20000, 5000));
+
+    // The range's last port is held: nothing of the range goes in, and the runtime's DEL of the
+    // refused pod leaves the holder's mapping.
+    let holder = n.conf(
+        p2,
+        json!([{"hostPort": 24999, "containerPort": 9, "protocol": "udp"}]),
+    );
+    n.ok("ADD", p2, &holder);
+    let refused = n.call("ADD", p1, &range);
+    assert_eq!(refused.json["code"], 105, "{}", refused.json);
+    assert_eq!(n.elements("hostport4").len(), 1, "all or nothing");
+    n.ok("DEL", p1, &range);
+    assert_eq!(n.elements("hostport4").len(), 1, "the holder's stays");
+    n.ok("DEL", p2, &holder);
+
+    n.ok("ADD", p1, &range);
+    assert_eq!(n.elements("hostport4").len(), 5000);
+    assert_eq!(n.elements("hostport6").len(), 5000);
+    for (port, want) in [(20000, "first"), (24999, "last")] {
+        let c = udp_client(&n.client.ns, &format!("{NODE_UPLINK_V4}:{port}"));
+        assert_eq!(udp_ask(&c).as_deref(), Some(want), "port {port}");
+    }
+    n.ok("ADD", p1, &range); // repeated: everything in place
+    n.ok("CHECK", p1, &range);
+    n.ok("DEL", p1, &range);
+    assert!(n.elements("hostport4").is_empty() && n.elements("hostport6").is_empty());
+}
+
+fn web(host_port: u16) -> Value {
+    json!([{"hostPort": host_port, "containerPort": 80, "protocol": "tcp"}])
+}
+
+fn uplink(port: u16) -> String {
+    format!("{NODE_UPLINK_V4}:{port}")
+}
+
+#[test]
+fn a_flushed_table_fails_check_and_the_next_add_restores_it() {
+    let mut n = Node::new();
+    let p1 = n.pod(2);
+    let p2 = n.pod(3);
+    tcp_server(&n.pods[p1].ns.ns, "0.0.0.0:80", "pod1");
+    tcp_server(&n.pods[p2].ns.ns, "0.0.0.0:80", "pod2");
+    let (c1, c2) = (n.conf(p1, web(8080)), n.conf(p2, web(8081)));
+    n.ok("ADD", p1, &c1);
+    n.ok("ADD", p2, &c2);
+    let client = &n.client.ns;
+    assert_eq!(tcp_get(client, &uplink(8080)).as_deref(), Some("pod1"));
+
+    // A firewall reload flushes the table's rules; the maps keep their elements.
+    n.node
+        .exec(&["nft", "flush", "table", "inet", "podwire-portmap"]);
+    assert_eq!(tcp_get(client, &uplink(8080)), None, "dead without rules");
+    let check = n.call("CHECK", p1, &c1);
+    assert_eq!(check.json["code"], 104, "{}", check.json);
+    let msg = check.json["msg"].as_str().unwrap();
+    assert!(
+        msg.contains("podwire-portmap") && msg.contains("gone"),
+        "{msg}"
+    );
+
+    // Any ADD restores the structure, every pod's mapping with it.
+    n.ok("ADD", p2, &c2);
+    assert_eq!(tcp_get(client, &uplink(8080)).as_deref(), Some("pod1"));
+    assert_eq!(tcp_get(client, &uplink(8081)).as_deref(), Some("pod2"));
+    n.ok("CHECK", p1, &c1);
+    n.ok("CHECK", p2, &c2);
+    assert!(n.nft().contains(portmap::structure::VERSION), "{}", n.nft());
+
+    // `nft flush ruleset` takes the elements too: CHECK says so, each pod's ADD puts its own back.
+    n.node.exec(&["nft", "flush", "ruleset"]);
+    let check = n.call("CHECK", p1, &c1);
+    assert_eq!(check.json["code"], 104, "{}", check.json);
+    n.ok("ADD", p2, &c2);
+    assert_eq!(n.call("CHECK", p1, &c1).json["code"], 104, "pod1's is gone");
+    n.ok("ADD", p1, &c1);
+    n.ok("CHECK", p1, &c1);
+    assert_eq!(tcp_get(client, &uplink(8080)).as_deref(), Some("pod1"));
+}
+
+#[test]
+fn an_older_table_is_replaced_keeping_its_elements() {
+    let mut n = Node::new();
+    let p1 = n.pod(2);
+    let p2 = n.pod(3);
+    tcp_server(&n.pods[p1].ns.ns, "0.0.0.0:80", "pod1");
+    let c1 = n.conf(p1, web(8080));
+    // The table as the release before made it (no version, no rule comments), holding pod1's
+    // mapping, and a rule of that release that this one no longer has.
+    let tag = portmap::tag("pmtest", &n.pods[p1].container, "eth0");
+    let old = format!(
+        "table inet podwire-portmap {{
+           map hostport4 {{ type inet_proto . inet_service : ipv4_addr . inet_service;
+                           elements = {{ tcp . 8080 comment \"{tag}\" : 10.77.0.2 . 80 }}; }}
+           map hostip4 {{ type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; }}
+           map hostport6 {{ type inet_proto . inet_service : ipv6_addr . inet_service;
+                           elements = {{ tcp . 8080 comment \"{tag}\" : fd77::2 . 80 }}; }}
+           map hostip6 {{ type ipv6_addr . inet_proto . inet_service : ipv6_addr . inet_service; }}
+           set bridges {{ type ifname; }}
+           chain hostports {{ dnat ip to meta l4proto . th dport map @hostport4; }}
+           chain prerouting {{ type nat hook prerouting priority -100; fib daddr type local jump hostports; }}
+           chain output {{ type nat hook output priority -100; tcp dport 9 drop; }}
+         }}"
+    );
+    let path = std::env::temp_dir().join(format!("{}.nft", n.node.name));
+    std::fs::write(&path, old).unwrap();
+    n.node.exec(&["nft", "-f", path.to_str().unwrap()]);
+    std::fs::remove_file(&path).unwrap();
+    let check = n.call("CHECK", p1, &c1);
+    assert_eq!(check.json["code"], 104, "{}", check.json);
+    assert!(
+        check.json["msg"]
+            .as_str()
+            .unwrap()
+            .contains("earlier version"),
+        "{}",
+        check.json
+    );
+
+    n.ok("ADD", p2, &n.conf(p2, web(8081)));
+    let ruleset = n.nft();
+    assert!(ruleset.contains(portmap::structure::VERSION), "{ruleset}");
+    assert!(
+        !ruleset.contains("dport 9 drop"),
+        "old rules gone: {ruleset}"
+    );
+    n.ok("CHECK", p1, &c1);
+    assert_eq!(
+        tcp_get(&n.client.ns, &uplink(8080)).as_deref(),
+        Some("pod1"),
+        "pod1's mapping carried over"
+    );
+}
+
+#[test]
+fn a_batch_bound_to_a_generation_fails_once_the_ruleset_changed() {
+    let n = Node::new();
+    let nft = kernel::nft::Nftables::new_in(&n.node.ns).unwrap();
+    let table = kernel::nft::Table::new(kernel::nft::Family::Inet, "pwgen");
+    let before = nft.generation().unwrap();
+    nft.ensure_table(&table).unwrap();
+    assert_ne!(nft.generation().unwrap(), before);
+    let mut tx = nft.transaction_at(&table, before);
+    tx.delete_table();
+    let e = tx.commit("stale delete").unwrap_err();
+    assert!(e.is_generation_changed(), "{e}");
+    let mut tx = nft.transaction_at(&table, nft.generation().unwrap());
+    tx.delete_table();
+    tx.commit("delete").unwrap();
+    assert!(!n.nft().contains("pwgen"));
+}
+
+#[test]
+fn restore_puts_back_what_a_flushed_ruleset_lost() {
+    use portmap::restore::{restore, Attachment};
+    use portmap::structure::Structure;
+    let mut n = Node::new();
+    let p1 = n.pod(2);
+    tcp_server(&n.pods[p1].ns.ns, "0.0.0.0:80", "pod1");
+    let c1 = n.conf(p1, web(8080));
+    n.ok("ADD", p1, &c1);
+    n.node.exec(&["nft", "flush", "ruleset"]);
+    assert_eq!(tcp_get(&n.client.ns, &uplink(8080)), None);
+
+    // What the agent reads from libcni's cache entry of the attachment.
+    let att = Attachment::new(
+        "pmtest",
+        &n.pods[p1].container,
+        "eth0",
+        &web(8080),
+        cni::CniResult::from_value(&n.prev_result(p1)).unwrap(),
+    )
+    .unwrap();
+    let r = n.node.ns.run(|| restore(std::slice::from_ref(&att))).unwrap().unwrap();
+    assert_eq!(r.found, Structure::Absent);
+    assert_eq!((r.in_place, r.failed.len()), (1, 0));
+    n.ok("CHECK", p1, &c1);
+    assert_eq!(
+        tcp_get(&n.client.ns, &uplink(8080)).as_deref(),
+        Some("pod1")
+    );
+
+    let again = n.node.ns.run(|| restore(&[att])).unwrap().unwrap();
+    assert_eq!(again.found, Structure::Intact);
+    assert_eq!(again.in_place, 1);
+}
