@@ -168,8 +168,9 @@ fn configure(
         host.link_set_promisc(bridge.index, true)
             .map_err(errors::kernel)?;
     }
+    crate::gateway::refuse_router_adverts(&bridge.name)?;
     s.detail(format_args!(
-        "{} {} #{}",
+        "{} {} #{}, accept_ra 0",
         if found { "found" } else { "ensured" },
         bridge.name,
         bridge.index

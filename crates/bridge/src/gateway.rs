@@ -1,4 +1,5 @@
-//! The gateway address on the bridge and IP forwarding on the node.
+//! The gateway address on the bridge, IP forwarding on the node, and the bridge's refusal of
+//! pods' router advertisements.
 
 use crate::errors;
 use cni::{Error, Result};
@@ -58,4 +59,17 @@ pub fn enable_forwarding() -> Result<()> {
         kernel::sysctl::write(KEY, "1").map_err(errors::kernel)?;
     }
     Ok(())
+}
+
+/// A pod's router advertisement must never configure the node (CVE-2020-10749): with
+/// `accept_ra` on the bridge, any pod could give the node an IPv6 default route and address
+/// through itself. Set to 0 when it is not (one read when it is). A kernel without IPv6 has no
+/// such key: nothing to refuse.
+pub fn refuse_router_adverts(bridge: &str) -> Result<()> {
+    let key = kernel::sysctl::ipv6_conf(bridge, "accept_ra");
+    match kernel::sysctl::read(&key) {
+        Ok(v) if v.trim() == "0" => Ok(()),
+        Err(e) if e.is_not_found() => Ok(()),
+        _ => kernel::sysctl::write(&key, "0").map_err(errors::kernel),
+    }
 }

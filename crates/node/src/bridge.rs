@@ -77,6 +77,12 @@ pub fn apply(
         nl.link_set_up(link.index, true).map_err(kernel_err)?;
         changes.push(format!("brought {} up", c.bridge));
     }
+    // CVE-2020-10749: no pod's router advertisement may configure the node (no IPv6: no key).
+    let _ = crate::forwarding::write(
+        &c.sysctl_dir,
+        &kernel::sysctl::ipv6_conf(&c.bridge, "accept_ra"),
+        "0",
+    );
 
     let wanted = plan.gateways();
     for old in ours(state)
