@@ -1,19 +1,21 @@
-//! Command-line options for `podwirectl node setup|teardown|install-cni`, as `clap::Args` structs
-//! the CLI flattens into its subcommands, and the functions that run them and return what to print.
+//! Command-line options for `podwirectl node setup|agent|teardown|install-cni`, as `clap::Args`
+//! structs the CLI flattens into its subcommands, and the functions that turn them into the typed
+//! configs ([`NodeConfig`], [`AgentConfig`]), run them and return what to print. Nothing below
+//! this module sees a flag.
 
+#[cfg(feature = "kubernetes")]
+use crate::agent::AgentConfig;
 use crate::config::{self, NodeConfig};
-use crate::peers::Backend;
-use crate::setup::{self, Outcome, TeardownOptions};
-use clap::Args;
+use crate::peers::{self, Backend};
+use crate::setup::{self, TeardownOptions};
+use clap::{Args, ValueEnum};
 use cni::{Error, Result};
+use ipnet::IpNet;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 
+/// What this node's setup is given, whoever runs it (`node setup` once, or the agent).
 #[derive(Args, Clone, Debug)]
-pub struct SetupArgs {
-    /// This node's pod CIDR; give it twice (or comma-separated) for dual-stack: one IPv4, one IPv6.
-    #[arg(long = "pod-cidr", value_name = "CIDR", value_delimiter = ',')]
-    pub pod_cidr: Vec<String>,
+pub struct NodeFlags {
     /// The cluster's pod network the pod CIDRs are cut from (kube-controller-manager's
     /// --cluster-cidr), one per family: forwarded freely, not masqueraded.
     #[arg(
@@ -51,42 +53,100 @@ pub struct SetupArgs {
     /// IPAM state directory written into the conflist (default: host-local's /var/lib/cni/networks).
     #[arg(long, value_name = "DIR")]
     pub ipam_data_dir: Option<String>,
-    /// Read the pod CIDR(s) from this node's spec.podCIDRs in the Kubernetes API, waiting until
-    /// the controller-manager has assigned them.
-    #[arg(long, conflicts_with = "pod_cidr")]
-    pub from_kubernetes: bool,
+}
+
+/// Which Node this is and how to reach the API server.
+#[derive(Args, Clone, Debug)]
+pub struct KubeFlags {
     /// The node's name in Kubernetes (default: the hostname in lower case, as kubelet's).
     #[arg(long, value_name = "NAME", env = "NODE_NAME")]
     pub node: Option<String>,
     /// kubeconfig to use instead of the in-cluster service account, $KUBECONFIG or ~/.kube/config.
     #[arg(long, value_name = "FILE")]
     pub kubeconfig: Option<PathBuf>,
-    /// Give up waiting for a podCIDR after this many seconds (default: wait as long as it takes).
-    #[arg(long, value_name = "SECONDS")]
-    pub wait: Option<u64>,
-    /// Keep running as the node agent (the DaemonSet's mode): watch every Node, set this node up
-    /// for its podCIDR whenever it changes, route to every other node's podCIDR (direct or
-    /// VXLAN, see --backend), and resync every --resync seconds. Stops on SIGTERM/SIGINT.
-    #[arg(long)]
-    pub watch: bool,
-    /// Seconds between two full resyncs with --watch (node setup re-applied, every peer route
+}
+
+/// The agent's own settings (`node agent`, or `node setup --watch`).
+#[derive(Args, Clone, Debug)]
+pub struct AgentFlags {
+    /// Seconds between two full resyncs of the agent (node setup re-applied, every peer route
     /// checked against the kernel); Node changes and kernel changes are acted on at once.
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     pub resync: u64,
-    /// How other nodes' pod CIDRs are reached with --watch: auto = a direct route where the
-    /// node's address is on-link, VXLAN elsewhere; direct = direct routes only; vxlan = VXLAN
-    /// for every node.
-    #[arg(long, value_enum, default_value_t = Backend::Auto)]
-    pub backend: Backend,
+    /// How the agent reaches other nodes' pod CIDRs: auto = a direct route where the node's
+    /// address is on-link, VXLAN elsewhere; direct = direct routes only; vxlan = VXLAN for
+    /// every node.
+    #[arg(long, value_enum, default_value_t = BackendArg::Auto)]
+    pub backend: BackendArg,
     /// VXLAN network identifier of the overlay.
-    #[arg(long, value_name = "VNI", default_value_t = crate::peers::DEFAULT_VNI)]
+    #[arg(long, value_name = "VNI", default_value_t = peers::DEFAULT_VNI)]
     pub vxlan_vni: u32,
     /// UDP port of the overlay (flannel's 8472 by default, so firewall rules made for it work).
-    #[arg(long, value_name = "PORT", default_value_t = crate::peers::DEFAULT_VXLAN_PORT)]
+    #[arg(long, value_name = "PORT", default_value_t = peers::DEFAULT_VXLAN_PORT)]
     pub vxlan_port: u16,
     /// Seconds the API server keeps one Node watch open before the agent renews it.
     #[arg(long, value_name = "SECONDS", default_value_t = 290)]
     pub watch_timeout: u32,
+}
+
+/// `--backend`, as the command line spells it ([`Backend`] is the routing model's own).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum BackendArg {
+    /// Direct routes where the peer is on-link, VXLAN elsewhere.
+    #[default]
+    Auto,
+    /// Direct routes only: a peer that is not on-link is left unrouted (and said so).
+    Direct,
+    /// VXLAN for every peer, on-link or not.
+    Vxlan,
+}
+
+impl From<BackendArg> for Backend {
+    fn from(b: BackendArg) -> Backend {
+        match b {
+            BackendArg::Auto => Backend::Auto,
+            BackendArg::Direct => Backend::Direct,
+            BackendArg::Vxlan => Backend::Vxlan,
+        }
+    }
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct SetupArgs {
+    /// This node's pod CIDR; give it twice (or comma-separated) for dual-stack: one IPv4, one IPv6.
+    #[arg(long = "pod-cidr", value_name = "CIDR", value_delimiter = ',')]
+    pub pod_cidr: Vec<String>,
+    #[command(flatten)]
+    pub setup: NodeFlags,
+    /// Read the pod CIDR(s) from this node's spec.podCIDRs in the Kubernetes API, waiting until
+    /// the controller-manager has assigned them.
+    #[arg(long, conflicts_with = "pod_cidr")]
+    pub from_kubernetes: bool,
+    #[command(flatten)]
+    pub kube: KubeFlags,
+    /// Give up waiting for a podCIDR after this many seconds (default: wait as long as it takes).
+    #[arg(long, value_name = "SECONDS")]
+    pub wait: Option<u64>,
+    /// Keep running as the node agent, as `node agent` does (the DaemonSet's mode): watch every
+    /// Node, set this node up for its podCIDR whenever it changes, route to every other node's
+    /// podCIDR (direct or VXLAN, see --backend), and resync every --resync seconds. Stops on
+    /// SIGTERM/SIGINT.
+    #[arg(long)]
+    pub watch: bool,
+    #[command(flatten)]
+    pub agent: AgentFlags,
+}
+
+/// `node agent`: the DaemonSet's main container (what `node setup --from-kubernetes --watch`
+/// runs too).
+#[derive(Args, Clone, Debug)]
+pub struct AgentArgs {
+    #[command(flatten)]
+    pub setup: NodeFlags,
+    #[command(flatten)]
+    pub kube: KubeFlags,
+    #[command(flatten)]
+    pub agent: AgentFlags,
 }
 
 #[derive(Args, Clone, Debug)]
@@ -121,19 +181,10 @@ pub struct InstallArgs {
     pub remove: bool,
 }
 
-impl SetupArgs {
+impl NodeFlags {
     /// The node config with the pod CIDRs given (from the flags, or from Kubernetes).
-    pub fn node_config(&self, pod_cidrs: &[String]) -> Result<NodeConfig> {
-        let parse = |what: &str, v: &[String]| -> Result<Vec<_>> {
-            v.iter()
-                .filter(|s| !s.trim().is_empty())
-                .map(|s| config::parse_cidr(what, s))
-                .collect()
-        };
-        let mut c = NodeConfig::new(
-            parse("pod CIDR", pod_cidrs)?,
-            parse("cluster CIDR", &self.cluster_cidr)?,
-        );
+    pub fn node_config(&self, pod_cidrs: Vec<IpNet>) -> Result<NodeConfig> {
+        let mut c = NodeConfig::new(pod_cidrs, parse_cidrs("cluster CIDR", &self.cluster_cidr)?);
         c.bridge = self.bridge.clone();
         c.network = self.network.clone();
         c.conf_dir = self.conf_dir.clone();
@@ -145,7 +196,39 @@ impl SetupArgs {
         c.ipam_data_dir = self.ipam_data_dir.clone();
         Ok(c)
     }
+}
 
+fn parse_cidrs(what: &str, v: &[String]) -> Result<Vec<IpNet>> {
+    v.iter()
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| config::parse_cidr(what, s))
+        .collect()
+}
+
+impl AgentArgs {
+    /// The agent's typed config: everything checked that can be before it starts.
+    #[cfg(feature = "kubernetes")]
+    pub fn config(&self) -> Result<AgentConfig> {
+        agent_config(&self.setup, &self.kube, &self.agent)
+    }
+}
+
+#[cfg(feature = "kubernetes")]
+fn agent_config(setup: &NodeFlags, kube: &KubeFlags, a: &AgentFlags) -> Result<AgentConfig> {
+    let mut c = AgentConfig::new(setup.node_config(Vec::new())?);
+    c.node = kube.node.clone();
+    c.kubeconfig = kube.kubeconfig.clone();
+    c.routing = peers::Options {
+        backend: a.backend.into(),
+        vni: a.vxlan_vni,
+        port: a.vxlan_port,
+    };
+    c.resync = std::time::Duration::from_secs(a.resync);
+    c.watch_timeout = std::time::Duration::from_secs(a.watch_timeout.into());
+    Ok(c)
+}
+
+impl SetupArgs {
     /// `--watch` follows the Node objects: it needs `--from-kubernetes`.
     fn pod_cidrs_check(&self) -> Result<()> {
         if self.watch && !self.from_kubernetes {
@@ -156,7 +239,7 @@ impl SetupArgs {
         Ok(())
     }
 
-    fn pod_cidrs(&self) -> Result<Vec<String>> {
+    fn pod_cidrs(&self) -> Result<Vec<IpNet>> {
         self.pod_cidrs_check()?;
         if !self.from_kubernetes {
             if self.pod_cidr.is_empty() {
@@ -164,28 +247,27 @@ impl SetupArgs {
                     "give --pod-cidr CIDR (twice for dual-stack), or --from-kubernetes",
                 ));
             }
-            return Ok(self.pod_cidr.clone());
+            return parse_cidrs("pod CIDR", &self.pod_cidr);
         }
         from_kubernetes(self)
     }
 }
 
 #[cfg(feature = "kubernetes")]
-fn from_kubernetes(a: &SetupArgs) -> Result<Vec<String>> {
+fn from_kubernetes(a: &SetupArgs) -> Result<Vec<IpNet>> {
     use crate::kubernetes::{default_node_name, fetch_pod_cidrs, Fetch};
-    let node = match &a.node {
+    let node = match &a.kube.node {
         Some(n) if !n.is_empty() => n.clone(),
         _ => default_node_name()?,
     };
     let mut f = Fetch::new(node);
-    f.kubeconfig = a.kubeconfig.clone();
+    f.kubeconfig = a.kube.kubeconfig.clone();
     f.wait = a.wait.map(std::time::Duration::from_secs);
-    let cidrs = fetch_pod_cidrs(&f, &mut |m| eprintln!("podwire node: {m}"))?;
-    Ok(cidrs.iter().map(ToString::to_string).collect())
+    fetch_pod_cidrs(&f, &mut |m| eprintln!("podwire node: {m}"))
 }
 
 #[cfg(not(feature = "kubernetes"))]
-fn from_kubernetes(_: &SetupArgs) -> Result<Vec<String>> {
+fn from_kubernetes(_: &SetupArgs) -> Result<Vec<IpNet>> {
     from_kubernetes_unavailable()
 }
 
@@ -196,45 +278,34 @@ fn from_kubernetes_unavailable<T>() -> Result<T> {
     ))
 }
 
-/// `node setup`: applies once and returns the summary. With `--watch` it prints each summary
-/// that changed something as it goes, and returns when stopped by SIGTERM or SIGINT.
+/// `node setup`: applies once and returns the summary. With `--watch` it is `node agent`.
 pub fn run_setup(a: &SetupArgs) -> Result<String> {
-    if a.from_kubernetes {
-        // As a container's PID 1 a default SIGTERM would be ignored: stop on it, between steps.
-        stop::install();
-    }
     if a.watch {
         a.pod_cidrs_check()?;
-        return run_agent(a);
+        return run_agent_with(&a.setup, &a.kube, &a.agent);
     }
-    Ok(apply(a)?.summary())
+    if a.from_kubernetes {
+        // As a container's PID 1 a default SIGTERM would be ignored: stop on it while waiting.
+        stop::install();
+    }
+    let config = a.setup.node_config(a.pod_cidrs()?)?;
+    let _busy = stop::Busy::enter();
+    Ok(setup::setup(config)?.summary())
+}
+
+/// `node agent`: runs until SIGTERM/SIGINT.
+pub fn run_agent(a: &AgentArgs) -> Result<String> {
+    run_agent_with(&a.setup, &a.kube, &a.agent)
 }
 
 #[cfg(feature = "kubernetes")]
-fn run_agent(a: &SetupArgs) -> Result<String> {
-    crate::agent::run(a)
+fn run_agent_with(setup: &NodeFlags, kube: &KubeFlags, a: &AgentFlags) -> Result<String> {
+    crate::agent::run(&agent_config(setup, kube, a)?)
 }
 
 #[cfg(not(feature = "kubernetes"))]
-fn run_agent(_: &SetupArgs) -> Result<String> {
+fn run_agent_with(_: &NodeFlags, _: &KubeFlags, _: &AgentFlags) -> Result<String> {
     from_kubernetes_unavailable()
-}
-
-/// Whether SIGTERM/SIGINT asked to stop (checked between two reconciles).
-pub fn stop_requested() -> bool {
-    stop::requested()
-}
-
-/// Marks a reconcile in progress: a stop signal then waits for its end.
-pub fn busy() -> impl Drop {
-    stop::Busy::enter()
-}
-
-fn apply(a: &SetupArgs) -> Result<Outcome> {
-    let cidrs = a.pod_cidrs()?;
-    let config = a.node_config(&cidrs)?;
-    let _busy = stop::Busy::enter();
-    setup::setup(config)
 }
 
 /// `node teardown`: removes what setup recorded; returns the summary.
@@ -277,19 +348,17 @@ pub fn run_install(a: &InstallArgs) -> Result<String> {
     })
 }
 
-/// SIGTERM/SIGINT: exit at once while waiting (nothing half-done), or after the current setup
-/// while one runs (its steps are recorded one by one, but a bridge made and not yet recorded
-/// would be adopted as someone else's by the next run).
+/// SIGTERM/SIGINT during a one-shot `node setup`: exit at once while waiting for the podCIDR
+/// (nothing half-done); while the setup runs, let it finish (its steps are recorded one by one,
+/// but a bridge made and not yet recorded would be adopted as someone else's by the next run)
+/// and end as it would have anyway. The agent handles its signals in its own loop.
 mod stop {
-    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
 
     static BUSY: AtomicBool = AtomicBool::new(false);
-    static STOP: AtomicBool = AtomicBool::new(false);
 
     extern "C" fn on_signal(_: libc::c_int) {
-        if BUSY.load(Ordering::SeqCst) {
-            STOP.store(true, Ordering::SeqCst);
-        } else {
+        if !BUSY.load(Ordering::SeqCst) {
             // SAFETY: _exit is async-signal-safe.
             unsafe { libc::_exit(0) };
         }
@@ -297,13 +366,9 @@ mod stop {
 
     pub fn install() {
         for sig in [libc::SIGTERM, libc::SIGINT] {
-            // SAFETY: the handler only touches atomics and calls _exit.
+            // SAFETY: the handler only reads an atomic and calls _exit.
             unsafe { libc::signal(sig, on_signal as *const () as libc::sighandler_t) };
         }
-    }
-
-    pub fn requested() -> bool {
-        STOP.load(Ordering::SeqCst)
     }
 
     pub struct Busy;
@@ -318,9 +383,6 @@ mod stop {
     impl Drop for Busy {
         fn drop(&mut self) {
             BUSY.store(false, Ordering::SeqCst);
-            if requested() {
-                std::process::exit(0);
-            }
         }
     }
 }
@@ -347,6 +409,12 @@ mod tests {
     }
 
     #[derive(Parser)]
+    struct Agent {
+        #[command(flatten)]
+        a: AgentArgs,
+    }
+
+    #[derive(Parser)]
     struct Install {
         #[command(flatten)]
         a: InstallArgs,
@@ -355,6 +423,7 @@ mod tests {
     #[test]
     fn the_commands_are_well_formed() {
         Setup::command().debug_assert();
+        Agent::command().debug_assert();
         Teardown::command().debug_assert();
         Install::command().debug_assert();
     }
@@ -396,7 +465,7 @@ mod tests {
             "1400",
         ])
         .unwrap();
-        let c = a.node_config(&a.pod_cidr).unwrap();
+        let c = a.setup.node_config(a.pod_cidrs().unwrap()).unwrap();
         assert_eq!(c.pod_cidrs.len(), 2);
         assert_eq!(c.cluster_cidrs.len(), 2);
         assert_eq!((c.bridge.as_str(), c.mtu), ("br9", Some(1400)));
@@ -430,8 +499,80 @@ mod tests {
         let a = parse(&["--cluster-cidr", "10.0.0.0/8"]).unwrap();
         assert!(a.pod_cidrs().unwrap_err().msg.contains("--pod-cidr"));
         let a = parse(&["--pod-cidr", "10.1.0.0/33", "--cluster-cidr", "10.0.0.0/8"]).unwrap();
-        let e = a.node_config(&a.pod_cidr).unwrap_err();
+        let e = a.pod_cidrs().unwrap_err();
         assert_eq!(e.code.number(), 7);
         assert!(e.msg.contains("10.1.0.0/33"), "{e}");
+    }
+
+    /// `node agent` takes the flags `node setup --from-kubernetes --watch` takes for the agent,
+    /// and they become its typed config (cluster CIDRs parsed, the backend the model's own).
+    #[cfg(feature = "kubernetes")]
+    #[test]
+    fn agent_flags_become_the_agent_config() {
+        let args = [
+            "--node",
+            "n1",
+            "--cluster-cidr",
+            "10.244.0.0/16,fd00::/48",
+            "--bridge",
+            "br9",
+            "--conf-dir",
+            "/x/net.d",
+            "--state-dir",
+            "/x/state",
+            "--ipam-data-dir",
+            "/x/ipam",
+            "--cni-bin-dir",
+            "/x/bin",
+            "--resync",
+            "5",
+            "--backend",
+            "vxlan",
+            "--vxlan-port",
+            "4789",
+        ];
+        let a = Agent::try_parse_from(std::iter::once("agent").chain(args)).unwrap();
+        let c = a.a.config().unwrap();
+        assert_eq!(c.node.as_deref(), Some("n1"));
+        assert_eq!(
+            c.setup.cluster_cidrs,
+            vec![
+                "10.244.0.0/16".parse::<IpNet>().unwrap(),
+                "fd00::/48".parse().unwrap()
+            ]
+        );
+        assert!(c.setup.pod_cidrs.is_empty(), "they come from the Node");
+        assert_eq!(c.setup.bridge, "br9");
+        assert_eq!(c.setup.ipam_data_dir.as_deref(), Some("/x/ipam"));
+        assert_eq!(c.routing.backend, Backend::Vxlan);
+        assert_eq!((c.routing.vni, c.routing.port), (1, 4789));
+        assert_eq!(c.resync, std::time::Duration::from_secs(5));
+        // The same flags after `node setup --from-kubernetes --watch` give the same config.
+        let s = parse(
+            &["--from-kubernetes", "--watch"]
+                .into_iter()
+                .chain(args)
+                .collect::<Vec<_>>(),
+        )
+        .unwrap();
+        let c2 = agent_config(&s.setup, &s.kube, &s.agent).unwrap();
+        assert_eq!(format!("{c:?}"), format!("{c2:?}"));
+        let bad = Agent::try_parse_from(["agent", "--cluster-cidr", "10.244.0.0/33"]).unwrap();
+        let e = bad.a.config().unwrap_err();
+        assert_eq!(e.code.number(), 7);
+        assert!(e.msg.contains("10.244.0.0/33"), "{e}");
+        // Flags the one-shot setup has and the agent has not.
+        for f in [
+            &["--pod-cidr", "10.244.1.0/24"][..],
+            &["--wait", "1"],
+            &["--watch"],
+            &["--from-kubernetes"],
+        ] {
+            let argv = ["agent", "--cluster-cidr", "10.0.0.0/8"]
+                .into_iter()
+                .chain(f.iter().copied());
+            let e = Agent::try_parse_from(argv).err().expect("refused");
+            assert_eq!(e.kind(), clap::error::ErrorKind::UnknownArgument, "{f:?}");
+        }
     }
 }

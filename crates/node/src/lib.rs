@@ -6,7 +6,10 @@
 //!   (forward accept for the cluster CIDR, masquerade from the pod CIDR to outside it), recording
 //!   what it did under a state directory; [`setup::teardown`] undoes exactly that.
 //! - [`kubernetes`] (feature `kubernetes`) reads the node's `spec.podCIDRs` from the API server.
-//! - [`cli`] holds the `clap` options and runners the `podwirectl node` subcommands use.
+//! - [`agent`] (feature `kubernetes`) is the node agent: one watch over all Nodes, this node's
+//!   setup and the routes to its peers ([`peers`]) kept as the cluster says.
+//! - [`cli`] holds the `clap` options and runners the `podwirectl node` subcommands use; it
+//!   builds the typed configs ([`NodeConfig`], `agent::AgentConfig`) the rest is given.
 //!
 //! Everything acts on the calling thread's network namespace, so tests run it inside a throwaway
 //! one.

@@ -94,7 +94,9 @@ enum Top {
 
 #[derive(clap::Subcommand)]
 enum NodeCmd {
+    #[allow(dead_code)] // parsed so a manifest that runs it is understood
     Setup(Box<node::cli::SetupArgs>),
+    Agent(Box<node::cli::AgentArgs>),
     Teardown(node::cli::TeardownArgs),
     InstallCni(node::cli::InstallArgs),
 }
@@ -244,13 +246,13 @@ fn install_manifest() {
     let mounts = host_mounts(pod, init);
     assert_eq!(on_host(&mounts, &install.to), PathBuf::from("/opt/cni/bin"));
 
-    // Main container: setup from the node's podCIDR, kept current, on the host's paths.
+    // Main container: the agent, setup from the node's podCIDR kept current, on the host's paths.
     let main = &pod.containers[0];
     check_least_privilege(main);
-    let NodeCmd::Setup(setup) = parse_command(main) else {
-        panic!("main container must run node setup")
+    let NodeCmd::Agent(agent) = parse_command(main) else {
+        panic!("main container must run node agent")
     };
-    assert!(setup.from_kubernetes && setup.watch);
+    let setup = &agent.setup;
     let mounts = host_mounts(pod, main);
     assert_eq!(
         on_host(&mounts, &setup.conf_dir),
@@ -276,7 +278,7 @@ fn install_manifest() {
         .flatten()
         .map(|e| (e.name.as_str(), e.value_from.as_ref().unwrap()))
         .collect();
-    assert_eq!(setup.node.as_deref(), Some("$(NODE_NAME)"));
+    assert_eq!(agent.kube.node.as_deref(), Some("$(NODE_NAME)"));
     assert_eq!(
         env["NODE_NAME"].field_ref.as_ref().unwrap().field_path,
         "spec.nodeName"
@@ -293,10 +295,14 @@ fn install_manifest() {
         .expect("the ConfigMap the env refers to");
     assert_eq!(cm.metadata.namespace.as_deref(), Some(ns));
     let cidrs = &cm.data.as_ref().unwrap()[&key.key];
-    // What the kubelet substitutes must pass setup's own parsing.
-    let mut resolved = (*setup).clone();
-    resolved.cluster_cidr = cidrs.split(',').map(String::from).collect();
-    resolved.node_config(&["10.244.1.0/24".into()]).unwrap();
+    // What the kubelet substitutes must pass the agent's own parsing.
+    let mut resolved = (*agent).clone();
+    resolved.setup.cluster_cidr = cidrs.split(',').map(String::from).collect();
+    resolved.config().unwrap();
+    resolved
+        .setup
+        .node_config(vec!["10.244.1.0/24".parse().unwrap()])
+        .unwrap();
 }
 
 #[test]

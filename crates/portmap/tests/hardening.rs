@@ -195,7 +195,12 @@ fn restore_puts_back_what_a_flushed_ruleset_lost() {
         cni::CniResult::from_value(&n.prev_result(p1)).unwrap(),
     )
     .unwrap();
-    let r = n.node.ns.run(|| restore(std::slice::from_ref(&att))).unwrap().unwrap();
+    let r = n
+        .node
+        .ns
+        .run(|| restore(std::slice::from_ref(&att)))
+        .unwrap()
+        .unwrap();
     assert_eq!(r.found, Structure::Absent);
     assert_eq!((r.in_place, r.failed.len()), (1, 0));
     n.ok("CHECK", p1, &c1);

@@ -9,7 +9,7 @@
 //! (IPv4 and IPv6), a default route through the router, and its own config, state, IPAM and
 //! cache directories. Nodes on one segment are on-link (direct routes); across segments they
 //! are not (VXLAN). One stand-in API server (`kubesim`) listens in the router namespace; each
-//! node runs podwire's agent (`podwirectl node setup --from-kubernetes --watch`) against it.
+//! node runs podwire's agent (`podwirectl node agent`) against it.
 //! Pods are network namespaces added with `podwirectl add` and the conflist the node's setup
 //! wrote. Everything is removed on drop, even when a test fails: agents are killed, namespaces
 //! deleted, directories removed. No packet leaves these namespaces.
@@ -30,6 +30,11 @@ pub const CLUSTER_V4: &str = "10.246.0.0/16";
 pub const CLUSTER_V6: &str = "fd00:246::/48";
 /// podwire's route protocol (node::peers::ROUTE_PROTOCOL), as `ip -j route` prints it.
 pub const ROUTE_PROTOCOL: &str = "157";
+
+/// The DaemonSet's command for the agent.
+pub const NODE_AGENT: &[&str] = &["node", "agent"];
+/// The same agent through the one-shot command's flags (kept working as it was).
+pub const NODE_SETUP_WATCH: &[&str] = &["node", "setup", "--from-kubernetes", "--watch"];
 
 /// The binaries a node needs: the agent/CLI and the plugins (in one directory: CNI_PATH).
 pub struct Binaries {
@@ -99,7 +104,9 @@ pub struct Cluster {
     pub pods: Vec<Pod>,
     pub nodes: Vec<SimNode>,
     pub router: Router,
-    /// Extra `node setup` flags for every agent.
+    /// How every agent is started: [`NODE_AGENT`] or [`NODE_SETUP_WATCH`].
+    pub agent_command: &'static [&'static str],
+    /// Extra agent flags for every agent.
     pub agent_args: Vec<String>,
 }
 
@@ -369,6 +376,7 @@ impl Cluster {
             pods: Vec::new(),
             nodes,
             router,
+            agent_command: NODE_AGENT,
             agent_args: Vec::new(),
         }
     }
@@ -394,14 +402,8 @@ impl Cluster {
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", &n.ns.name])
             .arg(&self.bin.podwirectl)
-            .args([
-                "node",
-                "setup",
-                "--from-kubernetes",
-                "--watch",
-                "--node",
-                &n.name,
-            ])
+            .args(self.agent_command)
+            .args(["--node", &n.name])
             .arg("--kubeconfig")
             .arg(&self.kubeconfig)
             .args(["--cluster-cidr", &format!("{CLUSTER_V4},{CLUSTER_V6}")])

@@ -2,7 +2,7 @@
 //! L2 segments joined by a router, one stand-in API server, podwire's agent on every node.
 //! n1–n2 and n3–n4 are on-link (direct routes); A↔B pairs are not (VXLAN).
 
-use cluster::{pod_cidr_v4, pod_cidr_v6, Cluster};
+use cluster::{pod_cidr_v4, pod_cidr_v6, Cluster, NODE_SETUP_WATCH};
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -239,6 +239,8 @@ fn kernel_changes_are_repaired_and_watch_breaks_lose_nothing() {
         },
     );
     let mut c = c;
+    // `node setup --from-kubernetes --watch` is the same agent as `node agent`: this test runs it.
+    c.agent_command = NODE_SETUP_WATCH;
     c.start_agents();
     c.wait_converged(CONVERGE);
 

@@ -80,7 +80,7 @@ impl Local {
 }
 
 /// How to reach peers (`--backend`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Backend {
     /// Direct routes where the peer is on-link, VXLAN elsewhere.
     #[default]

@@ -30,7 +30,7 @@ fn main() {
     }
     println!("API server (stand-in, list/watch): {}", c.api.url());
 
-    step("10. podwire's agent on every node: podwirectl node setup --from-kubernetes --watch");
+    step("10. podwire's agent on every node: podwirectl node agent");
     c.start_agents();
     let took = c.wait_converged(Duration::from_secs(30));
     println!("every node routes to every other node's pod CIDRs after {took:?}");

@@ -1,7 +1,8 @@
 //! The read-only views: `trace`, `node show` and `path`. The model is `inspect`'s; this only
 //! takes the arguments and prints.
 
-use crate::{print_json, usage_error, Cache, Failure};
+use super::plugin::Cache;
+use crate::{print_json, usage_error, Failure};
 use clap::Args;
 use std::path::PathBuf;
 

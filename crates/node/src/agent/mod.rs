@@ -1,0 +1,184 @@
+//! The node agent (`podwirectl node agent`, the DaemonSet's main container): one watch over all
+//! Nodes keeps this node set up for its own pod CIDR and routed to every other node's.
+//!
+//! - [`config`]: what it is asked to do ([`AgentConfig`], built by the CLI from its flags).
+//! - [`nodes`]: the Nodes it knows (kube-runtime's `watcher`: list, then watch from the list's
+//!   resourceVersion; re-list on 410 Gone or a closed watch, with backoff). Nothing is
+//!   reconciled before the first full list is in: an agent that restarts must not remove routes
+//!   of nodes it has not heard of yet; after it, every pass is a full diff, so nodes deleted
+//!   while the agent was down are swept.
+//! - [`kernel_watch`]: rtnetlink notifications on a thread of their own: a deleted route or a
+//!   flapped link triggers a pass, and a periodic resync (`resync`) catches anything else.
+//! - The controllers, each keeping one part of the node as the cluster says, each a pure
+//!   desired-state + diff module and one impure kernel module: [`own_setup`] (this node's
+//!   bridge, rules and conflist: [`crate::setup`]) and [`routing`] (routes to the peers:
+//!   [`crate::peers`]). A new one (NetworkPolicy) implements [`Controller`] and joins the list
+//!   in [`run`].
+//! - The loop: Node events, kernel notifications, the resync tick and SIGTERM/SIGINT in one
+//!   `select!`. A stop asked during a pass is taken once the pass is over (the select sees it
+//!   first thing next); a stopped agent leaves the data path as it is, so pods keep their
+//!   traffic while it restarts or is upgraded.
+//! - Reconciling never flushes: it diffs, so a restart that finds everything in place writes
+//!   nothing.
+
+pub mod config;
+pub mod kernel_watch;
+pub mod nodes;
+pub mod own_setup;
+pub mod routing;
+
+pub use config::AgentConfig;
+pub use nodes::NodeMap;
+
+use crate::kubernetes::{client, default_node_name, Fetch};
+use cni::{Error, Result};
+use futures_util::StreamExt;
+use k8s_openapi::api::core::v1::Node;
+use kube::runtime::watcher::{self, Event};
+use kube::runtime::WatchStreamExt;
+use std::time::Duration;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::mpsc;
+
+/// One part of the node the agent keeps as the cluster says. Every pass calls each controller
+/// in turn; a controller logs what it changed and what it could not do, and never stops the
+/// others.
+pub trait Controller {
+    fn reconcile(&mut self, pass: &Pass<'_>);
+}
+
+/// What one pass gives every controller.
+pub struct Pass<'a> {
+    /// This node's name.
+    pub node: &'a str,
+    /// Every Node, this one included (a full list has been received).
+    pub nodes: &'a NodeMap,
+    /// A periodic full pass: re-apply what is only applied on change, repeat what is wrong.
+    pub resync: bool,
+}
+
+/// Why the loop woke up.
+enum Wake {
+    Stop(&'static str),
+    Nodes(Box<Option<std::result::Result<Event<Node>, watcher::Error>>>),
+    /// A kernel change was heard: look in a moment.
+    KernelHeard,
+    /// The moment has come.
+    KernelDue,
+    Resync,
+}
+
+/// How long kernel notifications are gathered before one look: a burst (the agent's own writes
+/// echo back too) costs one pass, and Node events are never held up meanwhile.
+const KERNEL_SETTLE: Duration = Duration::from_millis(50);
+
+/// Runs until SIGTERM/SIGINT (then `Ok`) or a fatal error.
+pub fn run(cfg: &AgentConfig) -> Result<String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io(format!("start the Kubernetes client: {e}")))?;
+    rt.block_on(run_async(cfg))
+}
+
+async fn run_async(cfg: &AgentConfig) -> Result<String> {
+    // First: as a container's PID 1 a default SIGTERM would be ignored.
+    let sig = |k: SignalKind| signal(k).map_err(|e| Error::io(format!("catch signals: {e}")));
+    let (mut term, mut int) = (sig(SignalKind::terminate())?, sig(SignalKind::interrupt())?);
+    let name = match &cfg.node {
+        Some(n) if !n.is_empty() => n.clone(),
+        _ => default_node_name()?,
+    };
+    let mut f = Fetch::new(name.clone());
+    f.kubeconfig = cfg.kubeconfig.clone();
+    let api: kube::Api<Node> = kube::Api::all(client(&f).await?);
+
+    let (kick_tx, mut kick_rx) = mpsc::unbounded_channel::<()>();
+    let watched = kernel_watch::WatchedLinks::default();
+    kernel_watch::spawn(kick_tx, watched.clone())?;
+    // The controllers, in the order a pass runs them: this node first, then its peers.
+    let mut controllers: Vec<Box<dyn Controller>> = vec![
+        Box::new(own_setup::OwnSetup::new(cfg.setup.clone())),
+        Box::new(routing::Routing::new(cfg, watched)?),
+    ];
+
+    let timeout = u32::try_from(cfg.watch_timeout.as_secs()).unwrap_or(u32::MAX);
+    let wc = watcher::Config::default().timeout(timeout);
+    let mut events = watcher::watcher(api, wc).default_backoff().boxed();
+    let mut map = NodeMap::default();
+    let mut resync = tokio::time::interval(cfg.resync.max(Duration::from_secs(1)));
+    resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    resync.tick().await;
+    log(&format!(
+        "agent for node {name}: watching Nodes ({:?} backend)",
+        cfg.routing.backend
+    ));
+
+    let mut kernel_due: Option<tokio::time::Instant> = None;
+    loop {
+        let due = kernel_due;
+        let wake = tokio::select! {
+            // A stop comes before anything else that is waiting.
+            biased;
+            _ = term.recv() => Wake::Stop("SIGTERM"),
+            _ = int.recv() => Wake::Stop("SIGINT"),
+            e = events.next() => Wake::Nodes(Box::new(e)),
+            _ = kick_rx.recv() => Wake::KernelHeard,
+            _ = tokio::time::sleep_until(due.unwrap_or_else(tokio::time::Instant::now)),
+                if due.is_some() => Wake::KernelDue,
+            _ = resync.tick() => Wake::Resync,
+        };
+        let mut dirty = false;
+        let mut full = false;
+        match wake {
+            Wake::Stop(why) => {
+                log(&format!("{why}: stopping, the data path stays as it is"));
+                return Ok("podwire node: stopped".into());
+            }
+            Wake::Nodes(e) => match *e {
+                None => return Err(Error::io("the Node watch ended")),
+                Some(e) => dirty |= take(&mut map, e),
+            },
+            Wake::KernelHeard => {
+                kernel_due.get_or_insert_with(|| tokio::time::Instant::now() + KERNEL_SETTLE);
+                continue;
+            }
+            Wake::KernelDue => {
+                kernel_due = None;
+                dirty = true;
+            }
+            Wake::Resync => full = true,
+        }
+        // Everything already waiting (a list page, a burst of changes) goes into one pass.
+        while let Some(Some(e)) = futures_util::FutureExt::now_or_never(events.next()) {
+            dirty |= take(&mut map, e);
+        }
+        if !map.ready || !(dirty || full) {
+            continue;
+        }
+        let pass = Pass {
+            node: &name,
+            nodes: &map,
+            resync: full,
+        };
+        for c in &mut controllers {
+            c.reconcile(&pass);
+        }
+    }
+}
+
+fn take(map: &mut NodeMap, e: std::result::Result<Event<Node>, watcher::Error>) -> bool {
+    match e {
+        Ok(e) => map.apply(e),
+        Err(e) => {
+            // The watcher retries with backoff (410 Gone means re-list): say it, keep going.
+            log(&format!("Node watch: {e}"));
+            false
+        }
+    }
+}
+
+/// The agent's log line (stderr; what it changed goes to stdout).
+pub(crate) fn log(m: &str) {
+    eprintln!("podwire node: {m}");
+}

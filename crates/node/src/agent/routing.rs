@@ -1,0 +1,73 @@
+//! The second controller: routes to every other node's pod CIDR ([`crate::peers`]: pure desired
+//! state and diff, one kernel module).
+
+use super::kernel_watch::WatchedLinks;
+use super::{log, AgentConfig, Controller, Pass};
+use crate::peers::kernel_io::{reconcile, Report};
+use crate::peers::Options;
+use cni::{Error, Result};
+use kernel::Netlink;
+use std::time::{Duration, Instant};
+
+pub struct Routing {
+    nl: Netlink,
+    opts: Options,
+    /// Links whose addresses say nothing about the underlay (the pod bridge).
+    skip: Vec<String>,
+    /// Where the kernel watch learns which links this controller depends on.
+    watched: WatchedLinks,
+}
+
+impl Routing {
+    pub fn new(cfg: &AgentConfig, watched: WatchedLinks) -> Result<Routing> {
+        Ok(Routing {
+            nl: Netlink::new().map_err(|e| Error::io(e.to_string()))?,
+            opts: cfg.routing,
+            skip: vec![cfg.setup.bridge.clone()],
+            watched,
+        })
+    }
+}
+
+impl Controller for Routing {
+    fn reconcile(&mut self, pass: &Pass<'_>) {
+        let start = Instant::now();
+        match reconcile(
+            &self.nl,
+            pass.node,
+            &pass.nodes.all(),
+            &self.opts,
+            &self.skip,
+        ) {
+            Ok(r) => {
+                self.watched.set(&r.links);
+                report(&r, pass.nodes.len(), start.elapsed(), pass.resync)
+            }
+            Err(e) => log(&format!("reconcile: {}", e.msg)),
+        }
+    }
+}
+
+fn report(r: &Report, nodes: usize, took: Duration, resync: bool) {
+    if !r.changes.is_empty() {
+        log(&format!(
+            "{} nodes, {} peer routes: {} changes in {:.1} ms",
+            nodes,
+            r.desired.routes.len(),
+            r.changes.len(),
+            took.as_secs_f64() * 1e3
+        ));
+        for c in &r.changes {
+            println!("  {c}");
+        }
+    }
+    // Problems are said when something changed or on a resync, not on every kernel echo.
+    if !r.changes.is_empty() || resync {
+        for p in &r.problems {
+            log(&format!("not routed: {p}"));
+        }
+    }
+    for f in &r.failed {
+        log(&format!("failed (retried on the next resync): {f}"));
+    }
+}
