@@ -10,8 +10,10 @@ pub struct ApiError {
     /// metav1.StatusReason: NotFound, AlreadyExists, Conflict, Expired, BadRequest, Invalid…
     pub reason: &'static str,
     pub message: String,
-    /// The Node the failure is about (Status `details.name`).
+    /// The object the failure is about (Status `details.name`).
     pub name: Option<String>,
+    /// Its resource (Status `details.kind`: nodes, pods…).
+    pub resource: Option<&'static str>,
 }
 
 impl ApiError {
@@ -21,37 +23,46 @@ impl ApiError {
             reason,
             message,
             name: name.map(str::to_string),
+            resource: None,
         }
     }
 
-    pub(crate) fn not_found(name: &str) -> ApiError {
+    fn about(mut self, resource: &'static str) -> ApiError {
+        self.resource = Some(resource);
+        self
+    }
+
+    pub(crate) fn not_found(resource: &'static str, name: &str) -> ApiError {
         Self::new(
             404,
             "NotFound",
-            format!("nodes \"{name}\" not found"),
+            format!("{resource} \"{name}\" not found"),
             Some(name),
         )
+        .about(resource)
     }
 
-    pub(crate) fn already_exists(name: &str) -> ApiError {
+    pub(crate) fn already_exists(resource: &'static str, name: &str) -> ApiError {
         Self::new(
             409,
             "AlreadyExists",
-            format!("nodes \"{name}\" already exists"),
+            format!("{resource} \"{name}\" already exists"),
             Some(name),
         )
+        .about(resource)
     }
 
-    pub(crate) fn conflict(name: &str) -> ApiError {
+    pub(crate) fn conflict(resource: &'static str, name: &str) -> ApiError {
         Self::new(
             409,
             "Conflict",
             format!(
-                "Operation cannot be fulfilled on nodes \"{name}\": the object has been modified; \
-                 please apply your changes to the latest version and try again"
+                "Operation cannot be fulfilled on {resource} \"{name}\": the object has been \
+                 modified; please apply your changes to the latest version and try again"
             ),
             Some(name),
         )
+        .about(resource)
     }
 
     pub(crate) fn expired(message: String) -> ApiError {
@@ -83,22 +94,30 @@ impl ApiError {
         Self::new(401, "Unauthorized", "Unauthorized".into(), None)
     }
 
+    /// `resource` may name a subresource (`nodes/status`), as the API server's message does.
     pub(crate) fn forbidden(
         user: &str,
         verb: &str,
         resource: &str,
+        group: &str,
+        namespace: Option<&str>,
         name: Option<&str>,
     ) -> ApiError {
+        let plural = resource.split_once('/').map_or(resource, |(p, _)| p);
         let what = match name {
-            Some(n) => format!("nodes \"{n}\""),
-            None => "nodes".into(),
+            Some(n) => format!("{plural} \"{n}\""),
+            None => plural.to_string(),
+        };
+        let scope = match namespace {
+            Some(ns) => format!("in the namespace \"{ns}\""),
+            None => "at the cluster scope".into(),
         };
         Self::new(
             403,
             "Forbidden",
             format!(
-                "{what} is forbidden: User \"{user}\" cannot {verb} resource \"{resource}\" in API \
-                 group \"\" at the cluster scope"
+                "{what} is forbidden: User \"{user}\" cannot {verb} resource \"{resource}\" in \
+                 API group \"{group}\" {scope}"
             ),
             name,
         )
@@ -129,7 +148,7 @@ impl ApiError {
             "message": self.message, "reason": self.reason, "code": self.code,
         });
         if let Some(name) = &self.name {
-            status["details"] = json!({"name": name, "kind": "nodes"});
+            status["details"] = json!({"name": name, "kind": self.resource.unwrap_or("nodes")});
         }
         status.to_string()
     }

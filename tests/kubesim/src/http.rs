@@ -2,6 +2,7 @@
 //! query-parameter semantics, discovery, and the `/kubesim/` admin endpoints.
 
 use crate::error::ApiError;
+use crate::kinds::{FieldSelector, Kind, NODES};
 use crate::server::{Gone, Shared};
 use crate::store::{Json, ListAt, Part};
 use crate::watch::{WatchRequest, WatchStream};
@@ -93,6 +94,58 @@ async fn wait_unpaused(shared: &Shared) {
     }
 }
 
+/// What a path names: a collection (of every namespace, or of one), or one object (or its
+/// status).
+enum Target<'p> {
+    Collection {
+        kind: &'static Kind,
+        namespace: Option<&'p str>,
+    },
+    Object {
+        kind: &'static Kind,
+        /// "" for cluster-scoped kinds.
+        namespace: &'p str,
+        name: &'p str,
+        status: bool,
+    },
+}
+
+/// `/api/v1/…` and `/apis/<group>/v1/…` paths of the kinds kubesim serves.
+fn target<'p>(segments: &[&'p str]) -> Option<Target<'p>> {
+    let (group, rest) = match segments {
+        ["api", "v1", rest @ ..] => ("", rest),
+        ["apis", group, "v1", rest @ ..] => (*group, rest),
+        _ => return None,
+    };
+    let kind = |resource: &str, namespaced: bool| {
+        Kind::find(group, resource).filter(|k| k.namespaced == namespaced)
+    };
+    let object = |kind, namespace, name, status| Target::Object {
+        kind,
+        namespace,
+        name,
+        status,
+    };
+    Some(match *rest {
+        [resource] => Target::Collection {
+            kind: Kind::find(group, resource)?,
+            namespace: None,
+        },
+        ["namespaces", ns, "status"] => object(kind("namespaces", false)?, "", ns, true),
+        ["namespaces", ns, resource] => Target::Collection {
+            kind: kind(resource, true)?,
+            namespace: Some(ns),
+        },
+        ["namespaces", ns, resource, name] => object(kind(resource, true)?, ns, name, false),
+        ["namespaces", ns, resource, name, "status"] => {
+            object(kind(resource, true)?, ns, name, true)
+        }
+        [resource, name] => object(kind(resource, false)?, "", name, false),
+        [resource, name, "status"] => object(kind(resource, false)?, "", name, true),
+        _ => return None,
+    })
+}
+
 async fn route(
     shared: &Arc<Shared>,
     req: Request<Incoming>,
@@ -106,39 +159,53 @@ async fn route(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let allow = |resource: &str, verb: &str, name: Option<&str>| {
-        shared.authorize(authorization.as_deref(), resource, verb, name)
+    let allow = |kind: &Kind, sub: &str, verb: &str, ns: Option<&str>, name: Option<&str>| {
+        let resource = format!("{}{sub}", kind.resource);
+        let ns = ns.filter(|n| !n.is_empty());
+        shared.authorize(
+            authorization.as_deref(),
+            &resource,
+            kind.group,
+            verb,
+            ns,
+            name,
+        )
     };
     let count = |c: &AtomicU64| c.fetch_add(1, Ordering::Relaxed);
     let n = &shared.counters;
-    match (&method, segments.as_slice()) {
-        (_, ["api", "v1", "nodes"]) => match method {
+    match target(&segments) {
+        Some(Target::Collection { kind, namespace }) => match method {
             Method::GET if q.flag("watch") => {
                 count(&n.watches);
-                allow("nodes", "watch", None)?;
-                watch(shared, q)
+                allow(kind, "", "watch", namespace, None)?;
+                watch(shared, kind, namespace, q)
             }
             Method::GET => {
                 count(&n.lists);
-                allow("nodes", "list", None)?;
-                list(shared, q)
+                allow(kind, "", "list", namespace, None)?;
+                list(shared, kind, namespace, q)
             }
-            Method::POST => {
+            Method::POST if kind.namespaced == namespace.is_some() => {
                 count(&n.writes);
-                allow("nodes", "create", None)?;
-                let node = node_body(req).await?;
-                let json = shared.write(|s| s.create(node))?;
-                Ok(object(StatusCode::CREATED, &json))
+                allow(kind, "", "create", namespace, None)?;
+                let body = typed_body(kind, req).await?;
+                let ns = namespace.unwrap_or("");
+                let json = shared.write(|s| s.create(kind, ns, body))?;
+                Ok(object(kind, StatusCode::CREATED, &json))
             }
             _ => Err(ApiError::method_not_allowed()),
         },
-        (_, ["api", "v1", "nodes", name]) | (_, ["api", "v1", "nodes", name, "status"]) => {
-            let (part, resource) = if segments.len() == 5 {
-                (Part::Status, "nodes/status")
-            } else {
-                (Part::Main, "nodes")
+        Some(Target::Object {
+            kind,
+            namespace,
+            name,
+            status,
+        }) => {
+            let (part, sub) = match (status, kind.status) {
+                (true, true) => (Part::Status, "/status"),
+                (true, false) => return Err(ApiError::no_route()),
+                (false, _) => (Part::Main, ""),
             };
-            let name = *name;
             let verb = match method {
                 Method::GET => "get",
                 Method::PUT => "update",
@@ -147,65 +214,71 @@ async fn route(
                 _ => "",
             };
             if !verb.is_empty() {
-                allow(resource, verb, Some(name))?;
+                allow(kind, sub, verb, Some(namespace), Some(name))?;
             }
+            let key = kind.key(namespace, name);
             match method {
                 Method::GET => {
                     count(&n.gets);
                     let json = shared
                         .store()
-                        .get(name)
-                        .ok_or_else(|| ApiError::not_found(name))?;
-                    Ok(object(StatusCode::OK, &json))
+                        .get(&key)
+                        .ok_or_else(|| ApiError::not_found(kind.qualified, name))?;
+                    Ok(object(kind, StatusCode::OK, &json))
                 }
                 Method::PUT => {
                     count(&n.writes);
-                    let node = node_body(req).await?;
-                    let json = shared.write(|s| s.update(name, node, part))?;
-                    Ok(object(StatusCode::OK, &json))
+                    let body = typed_body(kind, req).await?;
+                    let json = shared.write(|s| s.update(kind, namespace, name, body, part))?;
+                    Ok(object(kind, StatusCode::OK, &json))
                 }
                 Method::PATCH => {
                     count(&n.writes);
-                    let kind = req
+                    let content = req
                         .headers()
                         .get(header::CONTENT_TYPE)
                         .and_then(|v| v.to_str().ok())
                         .unwrap_or("")
                         .to_string();
-                    if !kind.starts_with("application/merge-patch+json") {
+                    if !content.starts_with("application/merge-patch+json") {
                         return Err(ApiError::unsupported_media_type(format!(
-                            "patch type {kind:?} is not supported by kubesim: use \
+                            "patch type {content:?} is not supported by kubesim: use \
                              application/merge-patch+json (kube::api::Patch::Merge)"
                         )));
                     }
                     let patch = json_body(req).await?;
-                    let json = shared.write(|s| s.merge_patch(name, &patch, part))?;
-                    Ok(object(StatusCode::OK, &json))
+                    let json =
+                        shared.write(|s| s.merge_patch(kind, namespace, name, &patch, part))?;
+                    Ok(object(kind, StatusCode::OK, &json))
                 }
                 Method::DELETE if part == Part::Main => {
                     count(&n.writes);
                     let options = json_body(req).await.unwrap_or(Value::Null);
                     let json = shared.write(|s| {
-                        if let Some(current) = s.get(name) {
-                            check_preconditions(name, &current, &options)?;
+                        if let Some(current) = s.get(&key) {
+                            check_preconditions(kind, name, &current, &options)?;
                         }
-                        s.delete(name)
+                        s.delete(kind, namespace, name)
                     })?;
                     let uid = serde_json::from_str::<Value>(&json).expect("JSON")["metadata"]
                         ["uid"]
                         .clone();
+                    let mut details = json!({"name": name, "kind": kind.resource, "uid": uid});
+                    if !kind.group.is_empty() {
+                        details["group"] = kind.group.into();
+                    }
                     let status = json!({"kind": "Status", "apiVersion": "v1", "metadata": {},
-                        "status": "Success", "details": {"name": name, "kind": "nodes", "uid": uid}});
+                        "status": "Success", "details": details});
                     Ok(respond(StatusCode::OK, status.to_string()))
                 }
                 _ => Err(ApiError::method_not_allowed()),
             }
         }
-        (&Method::GET, _) => {
+        None if method == Method::GET => {
             count(&n.other);
             discovery(shared, path)
         }
-        _ => {
+        None => {
             count(&n.other);
             Err(ApiError::no_route())
         }
@@ -213,13 +286,18 @@ async fn route(
 }
 
 /// `DeleteOptions.preconditions`: uid and resourceVersion must match when given.
-fn check_preconditions(name: &str, current: &str, options: &Value) -> Result<(), ApiError> {
+fn check_preconditions(
+    kind: &Kind,
+    name: &str,
+    current: &str,
+    options: &Value,
+) -> Result<(), ApiError> {
     let current: Value = serde_json::from_str(current).expect("stored objects are JSON");
     for (key, label) in [("uid", "UID"), ("resourceVersion", "ResourceVersion")] {
         let want = options["preconditions"][key].as_str();
         let have = current["metadata"][key].as_str().unwrap_or("");
         if let Some(want) = want.filter(|w| *w != have) {
-            let mut e = ApiError::conflict(name);
+            let mut e = ApiError::conflict(kind.qualified, name);
             e.message = format!(
                 "Precondition failed: {label} in precondition: {want}, {label} in object meta: {have}"
             );
@@ -248,25 +326,73 @@ fn discovery(shared: &Shared, path: &str) -> Result<Response<Body>, ApiError> {
                 {"clientCIDR": "0.0.0.0/0", "serverAddress": shared.addr.to_string()}
             ]
         }),
-        "/api/v1" => json!({
-            "kind": "APIResourceList", "groupVersion": "v1",
-            "resources": [
-                {"name": "nodes", "singularName": "node", "namespaced": false, "kind": "Node",
-                 "verbs": ["create", "delete", "get", "list", "patch", "update", "watch"],
-                 "shortNames": ["no"]},
-                {"name": "nodes/status", "singularName": "", "namespaced": false, "kind": "Node",
-                 "verbs": ["get", "patch", "update"]}
-            ]
+        "/api/v1" => resource_list(""),
+        "/apis" => json!({
+            "kind": "APIGroupList", "apiVersion": "v1",
+            "groups": [api_group("networking.k8s.io")]
         }),
+        "/apis/networking.k8s.io" => {
+            let mut g = api_group("networking.k8s.io");
+            g["kind"] = "APIGroup".into();
+            g["apiVersion"] = "v1".into();
+            g
+        }
+        "/apis/networking.k8s.io/v1" => resource_list("networking.k8s.io"),
         _ => return Err(ApiError::no_route()),
     };
     Ok(respond(StatusCode::OK, body.to_string()))
 }
 
-/// GET /api/v1/nodes: the resourceVersion / resourceVersionMatch / limit / continue rules of
+fn api_group(name: &str) -> Value {
+    let v1 = json!({"groupVersion": format!("{name}/v1"), "version": "v1"});
+    json!({"name": name, "versions": [v1.clone()], "preferredVersion": v1})
+}
+
+/// The APIResourceList of a group's v1: every kind of it, and the status subresources.
+fn resource_list(group: &str) -> Value {
+    let verbs = [
+        "create", "delete", "get", "list", "patch", "update", "watch",
+    ];
+    let mut resources = Vec::new();
+    for k in crate::kinds::ALL.iter().filter(|k| k.group == group) {
+        resources.push(json!({"name": k.resource, "singularName": k.singular,
+            "namespaced": k.namespaced, "kind": k.kind, "verbs": verbs,
+            "shortNames": k.short_names}));
+        if k.status {
+            resources.push(
+                json!({"name": format!("{}/status", k.resource), "singularName": "",
+                "namespaced": k.namespaced, "kind": k.kind, "verbs": ["get", "patch", "update"]}),
+            );
+        }
+    }
+    let group_version = if group.is_empty() {
+        "v1".to_string()
+    } else {
+        format!("{group}/v1")
+    };
+    json!({"kind": "APIResourceList", "groupVersion": group_version, "resources": resources})
+}
+
+/// The `fieldSelector` of a list or watch (`labelSelector` is refused: not implemented).
+fn fields(kind: &Kind, q: &Query) -> Result<FieldSelector, ApiError> {
+    if q.get("labelSelector").is_some_and(|v| !v.is_empty()) {
+        return Err(ApiError::bad_request(format!(
+            "labelSelector is not implemented by kubesim (it serves every {})",
+            kind.kind
+        )));
+    }
+    FieldSelector::parse(kind, q.get("fieldSelector").unwrap_or("")).map_err(ApiError::bad_request)
+}
+
+/// GET on a collection: the resourceVersion / resourceVersionMatch / limit / continue rules of
 /// the API server (<https://kubernetes.io/docs/reference/using-api/api-concepts/>).
-fn list(shared: &Shared, q: &Query) -> Result<Response<Body>, ApiError> {
-    q.no_selectors()?;
+fn list(
+    shared: &Shared,
+    kind: &'static Kind,
+    namespace: Option<&str>,
+    q: &Query,
+) -> Result<Response<Body>, ApiError> {
+    let selector = fields(kind, q)?;
     let limit = q.number("limit")?.map(|l| l as usize);
     let rv = q.get("resourceVersion").unwrap_or("");
     let rv_match = q.get("resourceVersionMatch").unwrap_or("");
@@ -313,23 +439,39 @@ fn list(shared: &Shared, q: &Query) -> Result<Response<Body>, ApiError> {
     };
     let page = {
         let store = shared.store();
-        store.list(at, after.as_deref(), limit).map_err(|e| {
-            if e.code == 410 && after.is_some() {
-                ApiError::expired(
-                    "The provided continue parameter is too old to display a consistent list \
-                     result. You can start a new list without the continue parameter."
-                        .into(),
-                )
-            } else {
-                e
+        let keep = |j: &Json| {
+            selector.is_empty() || {
+                let v: Value = serde_json::from_str(j).expect("stored objects are JSON");
+                selector.matches(kind, &v)
             }
-        })?
+        };
+        let prefix = kind.prefix(namespace);
+        if after.as_deref().is_some_and(|a| !a.starts_with(&prefix)) {
+            return Err(ApiError::bad_request(
+                "continue key is not valid for this list",
+            ));
+        }
+        store
+            .list(at, &prefix, after.as_deref(), limit, &keep)
+            .map_err(|e| {
+                if e.code == 410 && after.is_some() {
+                    ApiError::expired(
+                        "The provided continue parameter is too old to display a consistent list \
+                     result. You can start a new list without the continue parameter."
+                            .into(),
+                    )
+                } else {
+                    e
+                }
+            })?
     };
     let size: usize = page.items.iter().map(|j| j.len() + 40).sum();
     let mut body = String::with_capacity(size + 200);
-    body.push_str(
-        "{\"kind\":\"NodeList\",\"apiVersion\":\"v1\",\"metadata\":{\"resourceVersion\":\"",
-    );
+    body.push_str("{\"kind\":\"");
+    body.push_str(kind.kind);
+    body.push_str("List\",\"apiVersion\":\"");
+    body.push_str(kind.api_version);
+    body.push_str("\",\"metadata\":{\"resourceVersion\":\"");
     body.push_str(&page.rv.to_string());
     body.push('"');
     if let Some(after) = &page.next_after {
@@ -349,9 +491,14 @@ fn list(shared: &Shared, q: &Query) -> Result<Response<Body>, ApiError> {
     Ok(respond(StatusCode::OK, body))
 }
 
-/// GET /api/v1/nodes?watch=1: validates as the API server does, then streams.
-fn watch(shared: &Arc<Shared>, q: &Query) -> Result<Response<Body>, ApiError> {
-    q.no_selectors()?;
+/// GET on a collection with `watch=1`: validates as the API server does, then streams.
+fn watch(
+    shared: &Arc<Shared>,
+    kind: &'static Kind,
+    namespace: Option<&str>,
+    q: &Query,
+) -> Result<Response<Body>, ApiError> {
+    let selector = fields(kind, q)?;
     let rv = q.get("resourceVersion").unwrap_or("");
     let from = match rv {
         "" | "0" => None,
@@ -384,6 +531,9 @@ fn watch(shared: &Arc<Shared>, q: &Query) -> Result<Response<Body>, ApiError> {
         None => shared.settings().default_watch_timeout,
     };
     let request = WatchRequest {
+        kind,
+        prefix: kind.prefix(namespace),
+        fields: selector,
         initial_events: send_initial.unwrap_or(from.is_none()),
         initial_end_bookmark: send_initial == Some(true),
         from,
@@ -415,7 +565,8 @@ fn admin(
             let body = json!({
                 "lists": s.lists, "watches": s.watches, "gets": s.gets, "writes": s.writes,
                 "other": s.other, "expired": s.expired, "openWatches": s.open_watches,
-                "resourceVersion": shared.store().rv(), "nodes": shared.store().len(),
+                "resourceVersion": shared.store().rv(),
+                "nodes": shared.store().count(&NODES.prefix(None)),
             });
             Ok(respond(StatusCode::OK, body.to_string()))
         }
@@ -464,7 +615,8 @@ fn admin(
             let fleet = crate::fleet::Fleet::default();
             shared.write(|s| {
                 for node in fleet.nodes(start..start + count) {
-                    s.create(serde_json::to_value(node).expect("a Node serializes"))?;
+                    let node = serde_json::to_value(node).expect("a Node serializes");
+                    s.create(&NODES, "", node)?;
                 }
                 Ok::<(), ApiError>(())
             })?;
@@ -508,18 +660,6 @@ impl Query {
                 .map_err(|_| ApiError::bad_request(format!("{key}: invalid value {v:?}"))),
         }
     }
-
-    /// Selectors are not implemented: refuse rather than answer a wrong subset.
-    fn no_selectors(&self) -> Result<(), ApiError> {
-        for key in ["labelSelector", "fieldSelector"] {
-            if self.get(key).is_some_and(|v| !v.is_empty()) {
-                return Err(ApiError::bad_request(format!(
-                    "{key} is not implemented by kubesim (it serves every Node)"
-                )));
-            }
-        }
-        Ok(())
-    }
 }
 
 fn parse_rv(rv: &str) -> Result<u64, ApiError> {
@@ -559,26 +699,31 @@ async fn json_body(req: Request<Incoming>) -> Result<Value, ApiError> {
     })
 }
 
-/// A request body that must decode as a core/v1 Node.
-async fn node_body(req: Request<Incoming>) -> Result<Value, ApiError> {
+/// A request body that must decode as an object of `kind`.
+async fn typed_body(kind: &Kind, req: Request<Incoming>) -> Result<Value, ApiError> {
     let value = json_body(req).await?;
-    if let Err(e) = serde_json::from_value::<k8s_openapi::api::core::v1::Node>(value.clone()) {
+    if let Err(e) = kind.check(&value) {
         return Err(ApiError::bad_request(format!(
-            "the object is not a valid Node: {e}"
+            "the object is not a valid {}: {e}",
+            kind.kind
         )));
     }
     Ok(value)
 }
 
 /// Appends a stored object with `kind`/`apiVersion` in front, as single objects are sent.
-pub(crate) fn push_typed(out: &mut String, object: &Json) {
-    out.push_str("{\"kind\":\"Node\",\"apiVersion\":\"v1\",");
+pub(crate) fn push_typed(kind: &Kind, out: &mut String, object: &Json) {
+    out.push_str("{\"kind\":\"");
+    out.push_str(kind.kind);
+    out.push_str("\",\"apiVersion\":\"");
+    out.push_str(kind.api_version);
+    out.push_str("\",");
     out.push_str(&object[1..]);
 }
 
-fn object(code: StatusCode, json: &Json) -> Response<Body> {
-    let mut body = String::with_capacity(json.len() + 40);
-    push_typed(&mut body, json);
+fn object(kind: &Kind, code: StatusCode, json: &Json) -> Response<Body> {
+    let mut body = String::with_capacity(json.len() + 60);
+    push_typed(kind, &mut body, json);
     respond(code, body)
 }
 
@@ -618,6 +763,9 @@ mod tests {
         assert!(q.flag("watch") && q.flag("allowWatchBookmarks") && !q.flag("y"));
         assert_eq!(q.number("resourceVersion").unwrap(), Some(12));
         assert_eq!(q.get("x"), Some("a/b"));
-        assert!(Query::parse("labelSelector=a%3Db").no_selectors().is_err());
+        let q = Query::parse("labelSelector=a%3Db");
+        assert!(fields(&crate::kinds::PODS, &q).is_err());
+        let q = Query::parse("fieldSelector=spec.nodeName%3Dn1");
+        assert!(!fields(&crate::kinds::PODS, &q).unwrap().is_empty());
     }
 }

@@ -3,8 +3,13 @@
 //! is synchronous and callable from any thread.
 
 use crate::error::ApiError;
+use crate::kinds::{Kind, NODES};
 use crate::store::{Json, Part, Store};
 use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::Metadata;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::io;
 use std::net::{SocketAddr, TcpListener};
@@ -179,7 +184,9 @@ impl Shared {
         &self,
         authorization: Option<&str>,
         resource: &str,
+        group: &str,
         verb: &str,
+        namespace: Option<&str>,
         name: Option<&str>,
     ) -> Result<(), ApiError> {
         let grants = self.grants.lock().unwrap_or_else(|p| p.into_inner());
@@ -196,7 +203,14 @@ impl Shared {
         {
             return Ok(());
         }
-        Err(ApiError::forbidden(&grant.user, verb, resource, name))
+        Err(ApiError::forbidden(
+            &grant.user,
+            verb,
+            resource,
+            group,
+            namespace,
+            name,
+        ))
     }
 
     pub fn close_watches(&self) {
@@ -372,8 +386,9 @@ impl Server {
     }
 
     /// From now on requests need a bearer token, and `token` may do `verbs` on `resource`
-    /// ("nodes", or "nodes/status" for the status subresource) as `user`, as a ClusterRole
-    /// bound to that user would allow. Call again to add resources.
+    /// ("nodes", "pods", "namespaces", "networkpolicies", or "nodes/status" for a status
+    /// subresource) in every namespace as `user`, as a ClusterRole bound to that user would
+    /// allow. Call again to add resources.
     pub fn grant(&self, token: &str, user: &str, resource: &str, verbs: &[&str]) {
         let mut grants = self.shared.grants.lock().unwrap_or_else(|p| p.into_inner());
         let grant = grants.entry(token.to_string()).or_insert_with(|| Grant {
@@ -392,57 +407,98 @@ impl Server {
         std::fs::write(path, self.kubeconfig())
     }
 
-    // ---- Nodes, directly (no HTTP; watches see the changes as if made through the API) ----
+    // ---- Objects, directly (no HTTP; watches see the changes as if made through the API) ----
+    //
+    // For every kind kubesim serves (Node, Namespace, Pod, NetworkPolicy); `namespace` is ""
+    // for cluster-scoped kinds. A namespaced object needs its namespace to exist (404).
 
-    /// Adds a Node; fails (409 AlreadyExists) if one has its name. Returns it as stored
+    /// Adds an object; fails (409 AlreadyExists) if one has its name. Returns it as stored
     /// (uid, creationTimestamp, resourceVersion set).
-    pub fn create_node(&self, node: &Node) -> Result<Node, ApiError> {
-        let value = to_value(node);
+    pub fn create<K: Object>(&self, obj: &K) -> Result<K, ApiError> {
+        let (kind, ns, _) = identify(obj);
+        let value = to_value(obj);
         self.shared
-            .write(|s| s.create(value))
+            .write(|s| s.create(kind, &ns, value))
             .map(|json| parse(&json))
     }
 
-    /// Creates the Node or replaces the one with its name (spec, status, labels, annotations
-    /// as given; uid and creationTimestamp kept). One MODIFIED event, none if nothing changed.
-    pub fn apply_node(&self, node: &Node) -> Node {
-        let mut value = to_value(node);
-        let name = node
-            .metadata
-            .name
-            .clone()
-            .expect("a Node needs metadata.name");
+    /// Creates the object or replaces the one with its name (everything as given; uid and
+    /// creationTimestamp kept). One MODIFIED event, none if nothing changed.
+    pub fn apply<K: Object>(&self, obj: &K) -> Result<K, ApiError> {
+        let (kind, ns, name) = identify(obj);
+        let mut value = to_value(obj);
         value["metadata"]
             .as_object_mut()
             .expect("metadata")
             .remove("resourceVersion");
-        let json = self.shared.write(|s| match s.get(&name) {
-            Some(_) => s.update(&name, value, Part::Whole),
-            None => s.create(value),
+        let json = self.shared.write(|s| match s.get(&kind.key(&ns, &name)) {
+            Some(_) => s.update(kind, &ns, &name, value, Part::Whole),
+            None => s.create(kind, &ns, value),
         });
-        parse(&json.expect("a Node that serializes is a valid Node"))
+        json.map(|json| parse(&json))
     }
 
-    /// Changes a Node in place (read, `change`, write under one lock: no conflict possible).
+    /// Changes an object in place (read, `change`, write under one lock: no conflict possible).
+    pub fn modify<K: Object>(
+        &self,
+        namespace: &str,
+        name: &str,
+        change: impl FnOnce(&mut K),
+    ) -> Result<K, ApiError> {
+        let kind = kind_of::<K>();
+        self.shared.write(|s| {
+            let current = s
+                .get(&kind.key(namespace, name))
+                .ok_or_else(|| ApiError::not_found(kind.qualified, name))?;
+            let mut obj: K = parse(&current);
+            change(&mut obj);
+            s.update(kind, namespace, name, to_value(&obj), Part::Whole)
+                .map(|json| parse(&json))
+        })
+    }
+
+    /// Deletes an object (a Namespace: with everything in it); returns its last state (stamped
+    /// with the deletion's resourceVersion).
+    pub fn delete<K: Object>(&self, namespace: &str, name: &str) -> Result<K, ApiError> {
+        let kind = kind_of::<K>();
+        self.shared
+            .write(|s| s.delete(kind, namespace, name))
+            .map(|json| parse(&json))
+    }
+
+    pub fn get<K: Object>(&self, namespace: &str, name: &str) -> Option<K> {
+        let key = kind_of::<K>().key(namespace, name);
+        self.shared.store().get(&key).map(|json| parse(&json))
+    }
+
+    /// Every object of the kind (of one namespace, or of all: None), in namespace and name order.
+    pub fn list<K: Object>(&self, namespace: Option<&str>) -> Vec<K> {
+        let prefix = kind_of::<K>().prefix(namespace);
+        let all: Vec<Json> = self.shared.store().all(&prefix).cloned().collect();
+        all.iter().map(|json| parse(json)).collect()
+    }
+
+    // ---- Nodes (the same, named as the multi-node tests have always called them) ----
+
+    pub fn create_node(&self, node: &Node) -> Result<Node, ApiError> {
+        self.create(node)
+    }
+
+    pub fn apply_node(&self, node: &Node) -> Node {
+        self.apply(node)
+            .expect("a Node that serializes is a valid Node")
+    }
+
     pub fn modify_node(
         &self,
         name: &str,
         change: impl FnOnce(&mut Node),
     ) -> Result<Node, ApiError> {
-        self.shared.write(|s| {
-            let current = s.get(name).ok_or_else(|| ApiError::not_found(name))?;
-            let mut node = parse(&current);
-            change(&mut node);
-            s.update(name, to_value(&node), Part::Whole)
-                .map(|json| parse(&json))
-        })
+        self.modify("", name, change)
     }
 
-    /// Deletes a Node; returns its last state (stamped with the deletion's resourceVersion).
     pub fn delete_node(&self, name: &str) -> Result<Node, ApiError> {
-        self.shared
-            .write(|s| s.delete(name))
-            .map(|json| parse(&json))
+        self.delete("", name)
     }
 
     /// Adds many Nodes under one lock (the scale fill); fails on the first name taken, keeping
@@ -450,24 +506,23 @@ impl Server {
     pub fn add_nodes(&self, nodes: impl IntoIterator<Item = Node>) -> Result<u64, ApiError> {
         self.shared.write(|s| {
             for node in nodes {
-                s.create(to_value(&node))?;
+                s.create(&NODES, "", to_value(&node))?;
             }
             Ok(s.rv())
         })
     }
 
     pub fn node(&self, name: &str) -> Option<Node> {
-        self.shared.store().get(name).map(|json| parse(&json))
+        self.get("", name)
     }
 
     /// Every Node, in name order.
     pub fn nodes(&self) -> Vec<Node> {
-        let all: Vec<Json> = self.shared.store().all().cloned().collect();
-        all.iter().map(|json| parse(json)).collect()
+        self.list(None)
     }
 
     pub fn node_count(&self) -> usize {
-        self.shared.store().len()
+        self.shared.store().count(&NODES.prefix(None))
     }
 
     /// The newest resourceVersion (what a list now would answer).
@@ -566,10 +621,42 @@ pub fn kubeconfig_yaml(url: &str, ca_pem: Option<&str>, token: Option<&str>) -> 
     )
 }
 
-fn to_value(node: &Node) -> serde_json::Value {
-    serde_json::to_value(node).expect("a Node serializes")
+/// An object of a kind kubesim serves: Node, Namespace, Pod, NetworkPolicy.
+pub trait Object:
+    k8s_openapi::Resource + Metadata<Ty = ObjectMeta> + Serialize + DeserializeOwned
+{
 }
 
-fn parse(json: &str) -> Node {
-    serde_json::from_str(json).expect("stored Nodes are Nodes")
+impl<K> Object for K where
+    K: k8s_openapi::Resource + Metadata<Ty = ObjectMeta> + Serialize + DeserializeOwned
+{
+}
+
+/// The served kind of `K`; panics for one kubesim does not serve (a test's mistake).
+fn kind_of<K: Object>() -> &'static Kind {
+    Kind::find(K::GROUP, K::URL_PATH_SEGMENT)
+        .unwrap_or_else(|| panic!("kubesim does not serve {}", K::KIND))
+}
+
+/// Its kind, namespace ("" if cluster-scoped) and name.
+fn identify<K: Object>(obj: &K) -> (&'static Kind, String, String) {
+    let kind = kind_of::<K>();
+    let meta = obj.metadata();
+    let name = meta.name.clone().expect("an object needs metadata.name");
+    let ns = match kind.namespaced {
+        true => meta
+            .namespace
+            .clone()
+            .unwrap_or_else(|| panic!("a {} needs metadata.namespace", K::KIND)),
+        false => String::new(),
+    };
+    (kind, ns, name)
+}
+
+fn to_value<K: Serialize>(obj: &K) -> serde_json::Value {
+    serde_json::to_value(obj).expect("objects serialize")
+}
+
+fn parse<K: DeserializeOwned>(json: &str) -> K {
+    serde_json::from_str(json).expect("stored objects decode as their kind")
 }

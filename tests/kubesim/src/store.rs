@@ -1,12 +1,14 @@
-//! The Node objects and their change history, as the API server's storage and watch cache keep
-//! them: one resourceVersion counter bumped by every change, a bounded window of past events to
-//! serve watches and consistent paged lists from, and "too old resource version" below it.
+//! The objects of every kind and their change history, as the API server's storage and watch
+//! cache keep them: one resourceVersion counter bumped by every change (of any kind, as etcd's
+//! revision), a bounded window of past events to serve watches and consistent paged lists from,
+//! and "too old resource version" below it. Objects are keyed `resource/namespace/name`.
 //!
 //! Objects are kept serialized (JSON without `kind`/`apiVersion`, as list items are), shared by
 //! `Arc` between the current state and the history: 5,000 Nodes cost a few MiB, and serving a
 //! list or a watch event copies bytes, never re-serializes.
 
 use crate::error::ApiError;
+use crate::kinds::{Kind, NAMESPACES};
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, VecDeque};
 use std::ops::Bound;
@@ -38,17 +40,19 @@ impl EventType {
 pub struct Event {
     pub kind: EventType,
     pub rv: u64,
-    pub name: String,
+    /// The object's store key (`Kind::key`).
+    pub key: String,
     pub object: Json,
-    before: Option<Json>,
+    pub before: Option<Json>,
 }
 
-/// Which part of an object an update may change, as the Node REST strategies decide it.
+/// Which part of an object an update may change, as the REST strategies of kinds with a
+/// status subresource decide it (the others are always updated whole).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Part {
     /// The library's direct writes: spec, status and metadata as given.
     Whole,
-    /// PUT/PATCH on `/nodes/{name}`: the status is kept as it was.
+    /// PUT/PATCH on `/nodes/{name}` (`/pods/…`): the status is kept as it was.
     Main,
     /// PUT/PATCH on `/nodes/{name}/status`: only the status changes.
     Status,
@@ -97,47 +101,98 @@ impl Store {
         self.rv
     }
 
-    pub fn len(&self) -> usize {
-        self.objects.len()
+    /// How many objects have keys starting with `prefix` (see [`Kind::prefix`]).
+    pub fn count(&self, prefix: &str) -> usize {
+        self.all(prefix).count()
     }
 
-    pub fn get(&self, name: &str) -> Option<Json> {
-        self.objects.get(name).cloned()
+    pub fn get(&self, key: &str) -> Option<Json> {
+        self.objects.get(key).cloned()
     }
 
-    /// Every object, in name order.
-    pub fn all(&self) -> impl Iterator<Item = &Json> {
-        self.objects.values()
+    /// Every object whose key starts with `prefix`, in key order.
+    pub fn all<'s>(&'s self, prefix: &'s str) -> impl Iterator<Item = &'s Json> + 's {
+        self.objects
+            .range::<str, _>((Bound::Included(prefix), Bound::Unbounded))
+            .take_while(move |(k, _)| k.starts_with(prefix))
+            .map(|(_, v)| v)
     }
 
-    /// Adds a new object; uid, creationTimestamp and resourceVersion are the server's.
-    pub fn create(&mut self, mut obj: Value) -> Result<Json, ApiError> {
-        strip_type_meta(&mut obj)?;
+    /// Adds a new object of `kind` (in `namespace` when namespaced); uid, creationTimestamp and
+    /// resourceVersion are the server's.
+    pub fn create(
+        &mut self,
+        kind: &Kind,
+        namespace: &str,
+        mut obj: Value,
+    ) -> Result<Json, ApiError> {
+        strip_type_meta(kind, &mut obj)?;
         let name = name_of(&obj)
             .ok_or_else(|| ApiError::invalid("metadata.name: Required value: name is required"))?
             .to_string();
-        if self.objects.contains_key(&name) {
-            return Err(ApiError::already_exists(&name));
+        self.check_namespace(kind, namespace, &mut obj)?;
+        let key = kind.key(namespace, &name);
+        if self.objects.contains_key(&key) {
+            return Err(ApiError::already_exists(kind.qualified, &name));
         }
         let meta = metadata_mut(&mut obj);
         meta.insert("uid".into(), self.uids.next().into());
         meta.insert("creationTimestamp".into(), now_rfc3339().into());
         meta.remove("deletionTimestamp");
+        label_namespace(kind, &mut obj, &name);
         let rv = self.rv + 1;
         let json = stamp(&mut obj, rv);
-        self.commit(EventType::Added, name, json.clone(), true, None);
+        self.commit(EventType::Added, key, json.clone(), true, None);
         Ok(json)
+    }
+
+    /// A namespaced object lives in an existing namespace, the one of its URL.
+    fn check_namespace(
+        &self,
+        kind: &Kind,
+        namespace: &str,
+        obj: &mut Value,
+    ) -> Result<(), ApiError> {
+        if !kind.namespaced {
+            metadata_mut(obj).remove("namespace");
+            return Ok(());
+        }
+        let meta = metadata_mut(obj);
+        match meta.get("namespace").and_then(Value::as_str) {
+            None | Some("") => {
+                meta.insert("namespace".into(), namespace.into());
+            }
+            Some(ns) if ns == namespace => {}
+            Some(_) => {
+                return Err(ApiError::bad_request(
+                    "the namespace of the provided object does not match the namespace sent on \
+                     the request",
+                ))
+            }
+        }
+        if !self.objects.contains_key(&NAMESPACES.key("", namespace)) {
+            return Err(ApiError::not_found("namespaces", namespace));
+        }
+        Ok(())
     }
 
     /// Replaces `name` by `new` (its `part` of it). A non-empty resourceVersion in `new` must be
     /// the current one (409 Conflict otherwise). A change that changes nothing is no write: same
     /// resourceVersion, no event, as the API server does.
-    pub fn update(&mut self, name: &str, mut new: Value, part: Part) -> Result<Json, ApiError> {
-        strip_type_meta(&mut new)?;
+    pub fn update(
+        &mut self,
+        kind: &Kind,
+        namespace: &str,
+        name: &str,
+        mut new: Value,
+        part: Part,
+    ) -> Result<Json, ApiError> {
+        strip_type_meta(kind, &mut new)?;
+        let key = kind.key(namespace, name);
         let old_json = self
             .objects
-            .get(name)
-            .ok_or_else(|| ApiError::not_found(name))?;
+            .get(&key)
+            .ok_or_else(|| ApiError::not_found(kind.qualified, name))?;
         let old: Value = serde_json::from_str(old_json).expect("stored objects are JSON");
         match name_of(&new) {
             Some(n) if n == name => {}
@@ -148,14 +203,17 @@ impl Store {
             }
             None => return Err(ApiError::bad_request("metadata.name: Required value")),
         }
+        self.check_namespace(kind, namespace, &mut new)?;
         let given_rv = metadata_mut(&mut new)
             .get("resourceVersion")
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_string();
         if !given_rv.is_empty() && given_rv != rv_of(&old) {
-            return Err(ApiError::conflict(name));
+            return Err(ApiError::conflict(kind.qualified, name));
         }
+        // Without a status subresource, an update is of the whole object.
+        let part = if kind.status { part } else { Part::Whole };
         let mut next = match part {
             Part::Whole | Part::Main => new,
             Part::Status => {
@@ -175,54 +233,75 @@ impl Store {
                 None => next_meta.remove(key),
             };
         }
+        label_namespace(kind, &mut next, name);
         if next == old {
-            return Ok(self.objects[name].clone());
+            return Ok(self.objects[&key].clone());
         }
         let rv = self.rv + 1;
         let json = stamp(&mut next, rv);
-        let before = self.objects.get(name).cloned();
-        self.commit(
-            EventType::Modified,
-            name.to_string(),
-            json.clone(),
-            true,
-            before,
-        );
+        let before = self.objects.get(&key).cloned();
+        self.commit(EventType::Modified, key, json.clone(), true, before);
         Ok(json)
     }
 
     /// Applies a JSON merge patch (RFC 7386) to `name`'s `part`.
-    pub fn merge_patch(&mut self, name: &str, patch: &Value, part: Part) -> Result<Json, ApiError> {
+    pub fn merge_patch(
+        &mut self,
+        kind: &Kind,
+        namespace: &str,
+        name: &str,
+        patch: &Value,
+        part: Part,
+    ) -> Result<Json, ApiError> {
         if !patch.is_object() {
             return Err(ApiError::bad_request("a merge patch must be a JSON object"));
         }
         let current = self
             .objects
-            .get(name)
-            .ok_or_else(|| ApiError::not_found(name))?;
+            .get(&kind.key(namespace, name))
+            .ok_or_else(|| ApiError::not_found(kind.qualified, name))?;
         let mut obj: Value = serde_json::from_str(current).expect("stored objects are JSON");
         merge(&mut obj, patch);
-        self.update(name, obj, part)
+        self.update(kind, namespace, name, obj, part)
     }
 
-    /// Removes `name`; returns its last state stamped with the deletion's resourceVersion.
-    pub fn delete(&mut self, name: &str) -> Result<Json, ApiError> {
+    /// Removes `name`; returns its last state stamped with the deletion's resourceVersion. A
+    /// namespace takes its objects with it (at once: kubesim has no Terminating phase).
+    pub fn delete(&mut self, kind: &Kind, namespace: &str, name: &str) -> Result<Json, ApiError> {
+        let key = kind.key(namespace, name);
         let before = self
             .objects
-            .get(name)
-            .ok_or_else(|| ApiError::not_found(name))?
+            .get(&key)
+            .ok_or_else(|| ApiError::not_found(kind.qualified, name))?
             .clone();
+        if std::ptr::eq(kind, &NAMESPACES) {
+            for k in crate::kinds::ALL.iter().filter(|k| k.namespaced) {
+                let prefix = k.prefix(Some(name));
+                let inside: Vec<String> = self
+                    .objects
+                    .range::<str, _>((Bound::Included(prefix.as_str()), Bound::Unbounded))
+                    .take_while(|(key, _)| key.starts_with(&prefix))
+                    .map(|(key, _)| key.clone())
+                    .collect();
+                for key in inside {
+                    self.remove(key);
+                }
+            }
+        }
+        Ok(self.remove_known(key, before))
+    }
+
+    fn remove(&mut self, key: String) {
+        let before = self.objects[&key].clone();
+        self.remove_known(key, before);
+    }
+
+    fn remove_known(&mut self, key: String, before: Json) -> Json {
         let mut last: Value = serde_json::from_str(&before).expect("stored objects are JSON");
         let rv = self.rv + 1;
         let json = stamp(&mut last, rv);
-        self.commit(
-            EventType::Deleted,
-            name.to_string(),
-            json.clone(),
-            false,
-            Some(before),
-        );
-        Ok(json)
+        self.commit(EventType::Deleted, key, json.clone(), false, Some(before));
+        json
     }
 
     /// Records a change stamped `self.rv + 1`: `object` is what watchers see, and the current
@@ -230,22 +309,22 @@ impl Store {
     fn commit(
         &mut self,
         kind: EventType,
-        name: String,
+        key: String,
         object: Json,
         exists: bool,
         before: Option<Json>,
     ) {
         self.rv += 1;
         if exists {
-            self.objects.insert(name.clone(), object.clone());
+            self.objects.insert(key.clone(), object.clone());
         } else {
-            self.objects.remove(&name);
+            self.objects.remove(&key);
         }
         self.history.push_back(Event {
             kind,
             rv: self.rv,
             object,
-            name,
+            key,
             before,
         });
         self.trim();
@@ -287,59 +366,36 @@ impl Store {
         Ok(())
     }
 
-    /// Up to `limit` objects named after `after`, in name order, as they were at `at`.
+    /// Up to `limit` objects under `prefix` that `keep`, with keys after `after`, in key order,
+    /// as they were at `at`.
     pub fn list(
         &self,
         at: ListAt,
+        prefix: &str,
         after: Option<&str>,
         limit: Option<usize>,
+        keep: &dyn Fn(&Json) -> bool,
     ) -> Result<ListPage, ApiError> {
         let start = match after {
             Some(a) => Bound::Excluded(a),
-            None => Bound::Unbounded,
+            None => Bound::Included(prefix),
         };
         let range = (start, Bound::Unbounded);
-        let (rv, view): (u64, Vec<(&str, &Json)>) = match at {
-            ListAt::Latest => (
-                self.rv,
-                self.objects
-                    .range::<str, _>(range)
-                    .map(|(k, v)| (k.as_str(), v))
-                    .collect(),
-            ),
-            ListAt::Exact(rv) if rv >= self.rv => {
-                if rv > self.rv {
-                    return Err(ApiError::too_large_rv(rv, self.rv));
-                }
-                (
-                    rv,
-                    self.objects
-                        .range::<str, _>(range)
-                        .map(|(k, v)| (k.as_str(), v))
-                        .collect(),
-                )
-            }
-            ListAt::Exact(rv) => {
-                self.check_kept(rv)?;
-                // Undo the later events, newest first, so each name ends at its state at `rv`.
-                let mut undo: BTreeMap<&str, Option<&Json>> = BTreeMap::new();
-                for e in self.history.iter().rev().take_while(|e| e.rv > rv) {
-                    undo.insert(&e.name, e.before.as_ref());
-                }
-                let mut view: BTreeMap<&str, &Json> = self
+        let under = |k: &str| k.starts_with(prefix);
+        let (rv, view): (u64, View) = match at {
+            ListAt::Exact(rv) if rv > self.rv => return Err(ApiError::too_large_rv(rv, self.rv)),
+            ListAt::Exact(rv) if rv < self.rv => self.list_at(rv, prefix, start)?,
+            ListAt::Latest | ListAt::Exact(_) => {
+                let current = self
                     .objects
                     .range::<str, _>(range)
+                    .take_while(|(k, _)| under(k))
                     .map(|(k, v)| (k.as_str(), v))
                     .collect();
-                for (name, before) in undo.range::<&str, _>((start, Bound::Unbounded)) {
-                    match before {
-                        Some(b) => view.insert(name, b),
-                        None => view.remove(name),
-                    };
-                }
-                (rv, view.into_iter().collect())
+                (self.rv, current)
             }
         };
+        let view: Vec<(&str, &Json)> = view.into_iter().filter(|(_, j)| keep(j)).collect();
         let take = limit
             .filter(|&l| l > 0)
             .unwrap_or(usize::MAX)
@@ -352,6 +408,66 @@ impl Store {
             next_after,
         })
     }
+}
+
+/// Objects by key, in key order.
+type View<'s> = Vec<(&'s str, &'s Json)>;
+
+impl Store {
+    /// The objects under `prefix` from `start` on, as they were right after `rv` (rebuilt from
+    /// the history: needs `rv` inside it).
+    fn list_at<'s>(
+        &'s self,
+        rv: u64,
+        prefix: &str,
+        start: Bound<&'s str>,
+    ) -> Result<(u64, View<'s>), ApiError> {
+        let range = (start, Bound::Unbounded);
+        let under = |k: &str| k.starts_with(prefix);
+        self.check_kept(rv)?;
+        // Undo the later events, newest first, so each key ends at its state at `rv`.
+        let mut undo: BTreeMap<&str, Option<&Json>> = BTreeMap::new();
+        for e in self.history.iter().rev().take_while(|e| e.rv > rv) {
+            undo.insert(&e.key, e.before.as_ref());
+        }
+        let mut view: BTreeMap<&str, &Json> = self
+            .objects
+            .range::<str, _>(range)
+            .take_while(|(k, _)| under(k))
+            .map(|(k, v)| (k.as_str(), v))
+            .collect();
+        for (key, before) in undo.range::<&str, _>((start, Bound::Unbounded)) {
+            if !under(key) {
+                continue;
+            }
+            match before {
+                Some(b) => view.insert(key, b),
+                None => view.remove(key),
+            };
+        }
+        Ok((rv, view.into_iter().collect()))
+    }
+}
+
+/// The label the API server puts on every namespace: its name.
+pub const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
+
+/// The API server labels every namespace with its name (and keeps it so).
+fn label_namespace(kind: &Kind, obj: &mut Value, name: &str) {
+    if !std::ptr::eq(kind, &NAMESPACES) {
+        return;
+    }
+    let meta = metadata_mut(obj);
+    let labels = meta
+        .entry("labels")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if !labels.is_object() {
+        *labels = Value::Object(Map::new());
+    }
+    labels
+        .as_object_mut()
+        .expect("made an object")
+        .insert(NAMESPACE_NAME_LABEL.into(), name.into());
 }
 
 /// RFC 7386 JSON merge patch: objects merge key by key, `null` removes, anything else replaces.
@@ -374,17 +490,17 @@ pub fn merge(target: &mut Value, patch: &Value) {
 }
 
 /// Checks and drops `kind`/`apiVersion` (stored objects carry none, as list items).
-fn strip_type_meta(obj: &mut Value) -> Result<(), ApiError> {
+fn strip_type_meta(kind: &Kind, obj: &mut Value) -> Result<(), ApiError> {
     let Value::Object(map) = obj else {
         return Err(ApiError::bad_request("the object is not a JSON object"));
     };
-    for (key, want) in [("kind", "Node"), ("apiVersion", "v1")] {
+    for (key, want) in [("kind", kind.kind), ("apiVersion", kind.api_version)] {
         match map.remove(key) {
             None => {}
             Some(Value::String(s)) if s == want || s.is_empty() => {}
             Some(other) => {
                 return Err(ApiError::bad_request(format!(
-                    "{key} {other} does not match the expected {want} (this server serves core/v1 Nodes)"
+                    "{key} {other} does not match the expected {want}"
                 )))
             }
         }
@@ -469,6 +585,7 @@ impl UidSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kinds::NODES;
     use serde_json::json;
 
     fn node(name: &str, cidr: &str) -> Value {
@@ -489,23 +606,25 @@ mod tests {
     #[test]
     fn every_change_bumps_the_resource_version_and_is_an_event() {
         let mut s = Store::new(100);
-        let a = s.create(node("a", "10.1.0.0/24")).unwrap();
+        let a = s.create(&NODES, "", node("a", "10.1.0.0/24")).unwrap();
         assert!(
             a.contains(r#""resourceVersion":"2""#) && !a.contains("\"kind\""),
             "{a}"
         );
         assert!(a.contains("creationTimestamp") && a.contains("uid"), "{a}");
         assert_eq!(
-            s.create(node("a", "x")).unwrap_err().reason,
+            s.create(&NODES, "", node("a", "x")).unwrap_err().reason,
             "AlreadyExists"
         );
         s.merge_patch(
+            &NODES,
+            "",
             "a",
             &json!({"spec": {"podCIDR": "10.9.0.0/24"}}),
             Part::Main,
         )
         .unwrap();
-        s.delete("a").unwrap();
+        s.delete(&NODES, "", "a").unwrap();
         let kinds: Vec<_> = s
             .events_after(1)
             .unwrap()
@@ -523,15 +642,17 @@ mod tests {
         let deleted = &s.events_after(3).unwrap()[0];
         assert!(deleted.object.contains(r#""resourceVersion":"4""#));
         assert!(deleted.object.contains("10.9.0.0/24"));
-        assert_eq!(s.delete("a").unwrap_err().code, 404);
+        assert_eq!(s.delete(&NODES, "", "a").unwrap_err().code, 404);
     }
 
     #[test]
     fn an_update_that_changes_nothing_writes_nothing() {
         let mut s = Store::new(100);
-        s.create(node("a", "10.1.0.0/24")).unwrap();
+        s.create(&NODES, "", node("a", "10.1.0.0/24")).unwrap();
         let rv = s.rv();
         s.merge_patch(
+            &NODES,
+            "",
             "a",
             &json!({"spec": {"podCIDR": "10.1.0.0/24"}}),
             Part::Main,
@@ -544,15 +665,15 @@ mod tests {
     #[test]
     fn main_and_status_updates_keep_the_other_part() {
         let mut s = Store::new(100);
-        s.create(node("a", "10.1.0.0/24")).unwrap();
+        s.create(&NODES, "", node("a", "10.1.0.0/24")).unwrap();
         let addr = json!({"status": {"addresses": [{"type": "InternalIP", "address": "10.0.0.9"}]},
                           "spec": {"podCIDR": "10.7.0.0/24"}});
-        let main = s.merge_patch("a", &addr, Part::Main).unwrap();
+        let main = s.merge_patch(&NODES, "", "a", &addr, Part::Main).unwrap();
         assert!(
             main.contains("10.7.0.0/24") && main.contains("10.0.0.1"),
             "{main}"
         );
-        let status = s.merge_patch("a", &addr, Part::Status).unwrap();
+        let status = s.merge_patch(&NODES, "", "a", &addr, Part::Status).unwrap();
         assert!(
             status.contains("10.7.0.0/24") && status.contains("10.0.0.9"),
             "{status}"
@@ -562,52 +683,79 @@ mod tests {
     #[test]
     fn a_stale_resource_version_conflicts() {
         let mut s = Store::new(100);
-        s.create(node("a", "10.1.0.0/24")).unwrap();
+        s.create(&NODES, "", node("a", "10.1.0.0/24")).unwrap();
         let mut stale = node("a", "10.2.0.0/24");
         stale["metadata"]["resourceVersion"] = "1".into();
-        assert_eq!(s.update("a", stale, Part::Whole).unwrap_err().code, 409);
+        assert_eq!(
+            s.update(&NODES, "", "a", stale, Part::Whole)
+                .unwrap_err()
+                .code,
+            409
+        );
         let mut fresh = node("a", "10.2.0.0/24");
         fresh["metadata"]["resourceVersion"] = "2".into();
         assert!(s
-            .update("a", fresh, Part::Whole)
+            .update(&NODES, "", "a", fresh, Part::Whole)
             .unwrap()
             .contains("10.2.0.0/24"));
         let renamed = node("b", "10.2.0.0/24");
-        assert_eq!(s.update("a", renamed, Part::Whole).unwrap_err().code, 400);
+        assert_eq!(
+            s.update(&NODES, "", "a", renamed, Part::Whole)
+                .unwrap_err()
+                .code,
+            400
+        );
     }
 
     #[test]
     fn pages_at_an_old_version_show_that_version() {
         let mut s = Store::new(100);
         for n in ["a", "b", "c", "d"] {
-            s.create(node(n, "10.1.0.0/24")).unwrap();
+            s.create(&NODES, "", node(n, "10.1.0.0/24")).unwrap();
         }
-        let first = s.list(ListAt::Latest, None, Some(2)).unwrap();
+        let first = s
+            .list(ListAt::Latest, "nodes/", None, Some(2), &|_| true)
+            .unwrap();
         assert_eq!(names(&first), ["a", "b"]);
         assert_eq!(
             (first.remaining, first.next_after.as_deref()),
-            (2, Some("b"))
+            (2, Some("nodes//b"))
         );
         // Changes between the pages do not show in the rest of the list.
-        s.delete("c").unwrap();
-        s.create(node("bb", "10.1.0.0/24")).unwrap();
+        s.delete(&NODES, "", "c").unwrap();
+        s.create(&NODES, "", node("bb", "10.1.0.0/24")).unwrap();
         s.merge_patch(
+            &NODES,
+            "",
             "d",
             &json!({"spec": {"podCIDR": "10.4.0.0/24"}}),
             Part::Main,
         )
         .unwrap();
-        let rest = s.list(ListAt::Exact(first.rv), Some("b"), Some(2)).unwrap();
+        let rest = s
+            .list(
+                ListAt::Exact(first.rv),
+                "nodes/",
+                Some("nodes//b"),
+                Some(2),
+                &|_| true,
+            )
+            .unwrap();
         assert_eq!(
             (names(&rest), rest.rv),
             (vec!["c".into(), "d".into()], first.rv)
         );
         assert!(rest.items[1].contains("10.1.0.0/24"));
         assert!(rest.next_after.is_none());
-        let now = s.list(ListAt::Latest, None, None).unwrap();
+        let now = s
+            .list(ListAt::Latest, "nodes/", None, None, &|_| true)
+            .unwrap();
         assert_eq!(names(&now), ["a", "b", "bb", "d"]);
         assert_eq!(
-            s.list(ListAt::Exact(99), None, None).err().unwrap().code,
+            s.list(ListAt::Exact(99), "nodes/", None, None, &|_| true)
+                .err()
+                .unwrap()
+                .code,
             504
         );
     }
@@ -616,14 +764,17 @@ mod tests {
     fn the_history_window_expires_old_versions() {
         let mut s = Store::new(2);
         for n in ["a", "b", "c"] {
-            s.create(node(n, "10.1.0.0/24")).unwrap();
+            s.create(&NODES, "", node(n, "10.1.0.0/24")).unwrap();
         }
         // Events 3 and 4 are kept, 2 is not: from 2 on is fine, from 1 is too old.
         assert_eq!(s.events_after(2).unwrap().len(), 2);
         let e = s.events_after(1).unwrap_err();
         assert_eq!((e.code, e.reason), (410, "Expired"));
         assert_eq!(
-            s.list(ListAt::Exact(1), None, None).err().unwrap().code,
+            s.list(ListAt::Exact(1), "nodes/", None, None, &|_| true)
+                .err()
+                .unwrap()
+                .code,
             410
         );
         s.compact();

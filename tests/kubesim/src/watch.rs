@@ -3,20 +3,27 @@
 //! `close_watches`, or after an ERROR event.
 
 use crate::error::ApiError;
+use crate::kinds::{FieldSelector, Kind};
 use crate::server::{Gone, Shared};
-use crate::store::Json;
+use crate::store::{Event, EventType, Json};
 use bytes::Bytes;
+use serde_json::Value;
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tokio::sync::watch;
 use tokio::time::{sleep_until, Instant};
 
-/// Where a watch starts, from its query parameters.
+/// What a watch watches and where it starts, from its URL and query parameters.
 pub struct WatchRequest {
+    pub kind: &'static Kind,
+    /// The store keys watched: the resource's, or one namespace's of it.
+    pub prefix: String,
+    /// `fieldSelector`: an object that starts matching is ADDED, one that stops is DELETED.
+    pub fields: FieldSelector,
     /// `resourceVersion`: `None` for unset, "0" or (with `sendInitialEvents`) a lower bound.
     pub from: Option<u64>,
-    /// Start with a synthetic ADDED per existing Node (RV unset/"0", or `sendInitialEvents`).
+    /// Start with a synthetic ADDED per existing object (RV unset/"0", or `sendInitialEvents`).
     pub initial_events: bool,
     /// `sendInitialEvents=true`: end the initial events with the `k8s.io/initial-events-end`
     /// BOOKMARK.
@@ -27,6 +34,9 @@ pub struct WatchRequest {
 
 pub struct WatchStream {
     shared: Arc<Shared>,
+    kind: &'static Kind,
+    prefix: String,
+    fields: FieldSelector,
     queue: VecDeque<Bytes>,
     /// The resourceVersion of the last event sent (or the one the watch started from).
     last_rv: u64,
@@ -58,18 +68,25 @@ impl WatchStream {
             controls,
             epoch,
             shared: shared.clone(),
+            kind: req.kind,
+            prefix: req.prefix,
+            fields: req.fields,
         };
         let store = shared.store();
         if req.initial_events {
             if let Some(from) = req.from.filter(|&rv| rv > store.rv()) {
                 return Err(ApiError::too_large_rv(from, store.rv()));
             }
-            for obj in store.all() {
-                stream.queue.push_back(event_line("ADDED", obj));
+            for obj in store.all(&stream.prefix) {
+                if stream.selected(obj) {
+                    stream.queue.push_back(event_line(req.kind, "ADDED", obj));
+                }
             }
             stream.last_rv = store.rv();
             if req.initial_end_bookmark {
-                stream.queue.push_back(bookmark_line(stream.last_rv, true));
+                stream
+                    .queue
+                    .push_back(bookmark_line(req.kind, stream.last_rv, true));
             }
         } else {
             let from = req.from.unwrap_or(store.rv());
@@ -135,7 +152,9 @@ impl WatchStream {
         match store.events_after(self.last_rv) {
             Ok(events) => {
                 for e in events {
-                    self.queue.push_back(event_line(e.kind.as_str(), &e.object));
+                    if let Some(kind) = self.seen_as(&e) {
+                        self.queue.push_back(event_line(self.kind, kind, &e.object));
+                    }
                     self.last_rv = e.rv;
                 }
             }
@@ -150,10 +169,40 @@ impl WatchStream {
             let now = Instant::now();
             if now >= self.next_bookmark {
                 let rv = self.last_rv.max(store.rv());
-                self.queue.push_back(bookmark_line(rv, false));
+                self.queue.push_back(bookmark_line(self.kind, rv, false));
                 self.last_rv = rv;
                 self.next_bookmark = now + every;
             }
+        }
+    }
+}
+
+impl WatchStream {
+    /// Whether an object passes the field selector.
+    fn selected(&self, obj: &Json) -> bool {
+        self.fields.is_empty() || {
+            let v: Value = serde_json::from_str(obj).expect("stored objects are JSON");
+            self.fields.matches(self.kind, &v)
+        }
+    }
+
+    /// How this watch sees a change: not at all (another resource, namespace, or outside the
+    /// selector before and after), or as ADDED / MODIFIED / DELETED, as the API server's watch
+    /// cache does for an object entering or leaving a field selector.
+    fn seen_as(&self, e: &Event) -> Option<&'static str> {
+        if !e.key.starts_with(&self.prefix) {
+            return None;
+        }
+        if self.fields.is_empty() {
+            return Some(e.kind.as_str());
+        }
+        let before = e.before.as_ref().is_some_and(|b| self.selected(b));
+        let after = e.kind != EventType::Deleted && self.selected(&e.object);
+        match (before, after) {
+            (false, true) => Some("ADDED"),
+            (true, true) => Some("MODIFIED"),
+            (true, false) => Some("DELETED"),
+            (false, false) => None,
         }
     }
 }
@@ -168,27 +217,32 @@ impl Drop for WatchStream {
 }
 
 /// `{"type":"ADDED","object":{"kind":"Node","apiVersion":"v1",…}}` and a newline.
-fn event_line(kind: &str, object: &Json) -> Bytes {
+fn event_line(kind: &Kind, event: &str, object: &Json) -> Bytes {
     let mut line = String::with_capacity(object.len() + 64);
     line.push_str("{\"type\":\"");
-    line.push_str(kind);
+    line.push_str(event);
     line.push_str("\",\"object\":");
-    crate::http::push_typed(&mut line, object);
+    crate::http::push_typed(kind, &mut line, object);
     line.push_str("}\n");
     Bytes::from(line)
 }
 
-/// A BOOKMARK as the API server sends it: the object is an empty Node but for its
+/// A BOOKMARK as the API server sends it: the object is an empty one of the kind but for its
 /// resourceVersion (and the initial-events-end annotation after a watch-list's initial events).
-fn bookmark_line(rv: u64, initial_end: bool) -> Bytes {
+fn bookmark_line(kind: &Kind, rv: u64, initial_end: bool) -> Bytes {
     let annotations = if initial_end {
         ",\"annotations\":{\"k8s.io/initial-events-end\":\"true\"}"
     } else {
         ""
     };
+    let parts = if kind.status {
+        ",\"spec\":{},\"status\":{}"
+    } else {
+        ",\"spec\":{}"
+    };
     Bytes::from(format!(
-        "{{\"type\":\"BOOKMARK\",\"object\":{{\"kind\":\"Node\",\"apiVersion\":\"v1\",\"metadata\":\
-         {{\"resourceVersion\":\"{rv}\",\"creationTimestamp\":null{annotations}}},\"spec\":{{}},\
-         \"status\":{{}}}}}}\n"
+        "{{\"type\":\"BOOKMARK\",\"object\":{{\"kind\":\"{}\",\"apiVersion\":\"{}\",\"metadata\":\
+         {{\"resourceVersion\":\"{rv}\",\"creationTimestamp\":null{annotations}}}{parts}}}}}\n",
+        kind.kind, kind.api_version
     ))
 }

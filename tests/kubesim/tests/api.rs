@@ -195,9 +195,11 @@ fn discovery_answers_version_and_unknown_paths_404() {
             (version.major.as_str(), version.minor.as_str()),
             ("1", "33")
         );
-        let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), "default");
+        // A resource kubesim does not serve (Pods it now does: tests/kubesim/tests/policy.rs).
+        let maps: Api<k8s_openapi::api::core::v1::ConfigMap> =
+            Api::namespaced(client.clone(), "default");
         assert_eq!(
-            api_status(pods.list(&ListParams::default()).await.unwrap_err()).0,
+            api_status(maps.list(&ListParams::default()).await.unwrap_err()).0,
             404
         );
         let nodes: Api<Node> = Api::all(client);

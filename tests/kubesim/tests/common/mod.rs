@@ -1,4 +1,4 @@
-//! A watcher-fed mirror of the Nodes, as an agent keeps one: `kube::runtime::watcher` with its
+//! A watcher-fed mirror of the Nodes (or of any kind), as an agent keeps one: `kube::runtime::watcher` with its
 //! own kube client (from a kubeconfig, as the agent's `--kubeconfig`) on its own thread and
 //! current-thread runtime, folding the events into a map the test reads.
 #![allow(dead_code)]
@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 
 #[derive(Default)]
 pub struct MirrorState {
-    /// name -> podCIDR (empty when none), as the mirror last saw it.
+    /// name -> podCIDR (empty when none), as the mirror last saw it (for other kinds: key ->
+    /// summary, see [`Mirror::of`]).
     pub nodes: BTreeMap<String, String>,
     /// "apply n1 10.1.0.0/24", "delete n1", "init", "init-done", "error …", in order.
     pub log: Vec<String>,
@@ -45,6 +46,25 @@ impl Mirror {
 
     /// The same, its thread inside the network namespace at `netns` (as an agent in its node).
     pub fn start_in(netns: Option<&Path>, kubeconfig: &Path, config: watcher::Config) -> Mirror {
+        Mirror::of::<Node>(netns, kubeconfig, config, |n| (name(n), cidr(n)))
+    }
+
+    /// A mirror of every `K` (all namespaces): `describe` gives an object's key and the summary
+    /// the mirror keeps of it (and logs: "apply KEY SUMMARY").
+    pub fn of<K>(
+        netns: Option<&Path>,
+        kubeconfig: &Path,
+        config: watcher::Config,
+        describe: fn(&K) -> (String, String),
+    ) -> Mirror
+    where
+        K: kube::Resource<DynamicType = ()>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug
+            + Send
+            + 'static,
+    {
         let netns = netns.map(Path::to_path_buf);
         let state = Arc::new((Mutex::new(MirrorState::default()), Condvar::new()));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -61,7 +81,7 @@ impl Mirror {
                 .unwrap();
             rt.block_on(async move {
                 let client = client(&kubeconfig).await;
-                let api: kube::Api<Node> = kube::Api::all(client);
+                let api: kube::Api<K> = kube::Api::all(client);
                 let mut events = watcher::watcher(api, config).default_backoff().boxed();
                 let fold = async {
                     while let Some(event) = events.next().await {
@@ -72,20 +92,23 @@ impl Mirror {
                                 s.buffer.clear();
                                 s.log.push("init".into());
                             }
-                            Ok(Event::InitApply(n)) => {
-                                s.buffer.insert(name(&n), cidr(&n));
+                            Ok(Event::InitApply(o)) => {
+                                let (k, v) = describe(&o);
+                                s.buffer.insert(k, v);
                             }
                             Ok(Event::InitDone) => {
                                 s.nodes = std::mem::take(&mut s.buffer);
                                 s.log.push("init-done".into());
                             }
-                            Ok(Event::Apply(n)) => {
-                                s.log.push(format!("apply {} {}", name(&n), cidr(&n)));
-                                s.nodes.insert(name(&n), cidr(&n));
+                            Ok(Event::Apply(o)) => {
+                                let (k, v) = describe(&o);
+                                s.log.push(format!("apply {k} {v}"));
+                                s.nodes.insert(k, v);
                             }
-                            Ok(Event::Delete(n)) => {
-                                s.log.push(format!("delete {}", name(&n)));
-                                s.nodes.remove(&name(&n));
+                            Ok(Event::Delete(o)) => {
+                                let (k, _) = describe(&o);
+                                s.log.push(format!("delete {k}"));
+                                s.nodes.remove(&k);
                             }
                             Err(e) => s.log.push(format!("error {e}")),
                         }
