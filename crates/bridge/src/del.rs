@@ -1,11 +1,11 @@
 //! DEL: idempotent and never needs the netns. The link goes first, and the pod's addresses with
-//! it, then the masquerade rule, and only then is the address released: released any earlier, a
+//! it, then the masquerade rule and the spoofCheck elements, and only then is the address released: released any earlier, a
 //! concurrent ADD could be handed it while the old pod's interface still holds it (deleting a veth
 //! takes ~20 ms). The release is still unconditional (a leaked IP is the worst outcome): each
 //! step runs even when an earlier one failed; the first failure is reported.
 
 use crate::config::Config;
-use crate::{errors, ipam, masq, names};
+use crate::{antispoof, errors, ipam, masq, names};
 use cni::{trace, CmdArgs, Result};
 use kernel::{Netlink, Netns};
 
@@ -27,8 +27,19 @@ pub fn del(a: &CmdArgs) -> Result<()> {
     } else {
         Ok(())
     };
+    let unguarded = if config.bridge.spoof_check {
+        let mut s = trace::step("antispoof");
+        antispoof::delete(&tag).map(|n| {
+            s.detail(format_args!(
+                "removed {n} element(s) from bridge {} (tag {tag})",
+                antispoof::TABLE
+            ))
+        })
+    } else {
+        Ok(())
+    };
     let released = ipam::del(a, &config);
-    unlinked.and(unmasked).and(released)
+    unlinked.and(unmasked).and(unguarded).and(released)
 }
 
 /// Deleting either end of a veth pair deletes both. Through the pod's netns when it is still
