@@ -129,7 +129,17 @@ pub fn delete(tag: &str) -> Result<usize> {
 
 /// Removes the elements whose tag `doomed` says; returns how many. An absent table has none.
 pub fn delete_where(doomed: impl Fn(&str) -> bool) -> Result<usize> {
-    let nft = Nftables::new().map_err(errors::kernel)?;
+    delete_on(&socket()?, doomed)
+}
+
+pub fn socket() -> Result<Nftables> {
+    Nftables::new().map_err(errors::kernel)
+}
+
+/// As `delete_where`, on `nft`. Removed elements are freed after an RCU grace period, and
+/// closing a netfilter socket waits for that (~10 ms): a caller with other work to do keeps the
+/// socket open through it.
+pub fn delete_on(nft: &Nftables, doomed: impl Fn(&str) -> bool) -> Result<usize> {
     let table = table();
     let mut last = None;
     // An element removed meanwhile (a concurrent DEL or GC) fails the batch: list again.
