@@ -3,7 +3,7 @@
 //! part-way runs the undos in reverse before the error is returned.
 
 use crate::config::Config;
-use crate::{errors, ipam, mac, masq, names};
+use crate::{antispoof, errors, ipam, mac, masq, names};
 use cni::error::plugin_code;
 use cni::trace;
 use cni::{CmdArgs, CniResult, Error, Interface, Result, Route};
@@ -16,6 +16,7 @@ enum Undo {
     ReleaseIps,
     DeleteLink(String),
     DeleteMasq(String),
+    DeleteAntispoof(String),
 }
 
 impl Undo {
@@ -24,6 +25,7 @@ impl Undo {
             Undo::ReleaseIps => "released the addresses".into(),
             Undo::DeleteLink(name) => format!("deleted {name}"),
             Undo::DeleteMasq(tag) => format!("deleted masquerade rules {tag}"),
+            Undo::DeleteAntispoof(tag) => format!("removed spoofCheck elements {tag}"),
         }
     }
 }
@@ -49,6 +51,7 @@ impl Rollback<'_> {
                     .or_else(ignore_missing)
                     .map_err(errors::kernel),
                 Undo::DeleteMasq(tag) => masq::delete(tag),
+                Undo::DeleteAntispoof(tag) => antispoof::delete(tag).map(drop),
             };
             match (outcome, s.as_mut()) {
                 (Ok(()), Some(s)) => s.detail(step.describe()),
@@ -244,6 +247,25 @@ fn configure(
         }
     }
 
+    let ips: Vec<IpAddr> = result.ips.iter().map(|ip| ip.address.addr()).collect();
+    if b.spoof_check {
+        // Before the pod's end comes up: there is no moment it can send unguarded.
+        let mut s = trace::step("antispoof");
+        undo.push(Undo::DeleteAntispoof(tag.clone()));
+        let port = antispoof::Port {
+            name: &host_name,
+            mac: pod_mac,
+            ips: &ips,
+        };
+        antispoof::add(&port, &tag)?;
+        s.detail(format_args!(
+            "{host_name} takes only {pod_mac}, {} (bridge {})",
+            join_ips(&ips),
+            antispoof::TABLE
+        ));
+    }
+    crate::fault::point("antispoof");
+
     let pod_index = pair.peer_index;
     // The pod end cannot come up in the create request (the pair is not joined yet). With an
     // IPv4 address, arp_notify goes in the same request: see crate::announce.
@@ -314,7 +336,6 @@ fn configure(
         pod_index,
         pod_ifname: &a.ifname,
     };
-    let ips: Vec<IpAddr> = result.ips.iter().map(|ip| ip.address.addr()).collect();
     let mut s = trace::step("announce");
     crate::announce::announce(&ends, pod_mac, &ips);
     // Best effort: a failure was logged, the ADD stands.

@@ -1,8 +1,9 @@
 //! CHECK: the kernel must still look like `prevResult` says: the pod interface with its MAC and
-//! MTU, its addresses and routes, and its host end attached to the bridge.
+//! MTU, its addresses and routes, its host end attached to the bridge, and (spoofCheck) the
+//! port's elements in the anti-spoofing sets.
 
 use crate::config::Config;
-use crate::{errors, ipam};
+use crate::{antispoof, errors, ipam, names};
 use cni::error::plugin_code;
 use cni::{trace, CmdArgs, CniResult, Error, Result};
 use kernel::{IpFamily, Netlink, Netns};
@@ -143,5 +144,35 @@ pub fn check(a: &CmdArgs) -> Result<()> {
         "{} #{} on {}",
         host_end.name, host_end.index, bridge.name
     ));
+    s.end();
+    if config.bridge.spoof_check {
+        let mut s = trace::step("antispoof");
+        let ips: Vec<std::net::IpAddr> = prev
+            .ips
+            .iter()
+            .filter(|ip| ip.interface == Some(want))
+            .map(|ip| ip.address.addr())
+            .collect();
+        let port = antispoof::Port {
+            name: &host_end.name,
+            mac: link.mac.unwrap_or_default(),
+            ips: &ips,
+        };
+        let tag = names::attachment_tag(&a.conf.name, &a.container_id, &a.ifname);
+        let missing = antispoof::missing(&port, &tag)?;
+        if !missing.is_empty() {
+            return Err(mismatch(format!(
+                "spoofCheck: {} missing from bridge {}: {}",
+                if missing.len() == 1 {
+                    "element"
+                } else {
+                    "elements"
+                },
+                antispoof::TABLE,
+                missing.join(", ")
+            )));
+        }
+        s.detail(format_args!("{} element(s) present", 2 + ips.len()));
+    }
     Ok(())
 }

@@ -23,6 +23,9 @@ pub struct BridgeConf {
     pub hairpin_mode: bool,
     pub promisc_mode: bool,
     pub vlan: Option<u16>,
+    /// Drop what a pod sends with a source MAC or IP address that is not its own (see
+    /// crate::antispoof). On unless `false`.
+    pub spoof_check: bool,
     /// The talk's config: the cluster network (kept for the node setup; the plugin only validates it).
     pub network: Option<String>,
     /// The talk's config: this node's pod subnet, used when there is no `ipam` section.
@@ -43,6 +46,7 @@ impl Default for BridgeConf {
             hairpin_mode: false,
             promisc_mode: false,
             vlan: None,
+            spoof_check: true,
             network: None,
             subnet: None,
             data_dir: None,
@@ -157,6 +161,10 @@ mod tests {
         assert_eq!(c.bridge.bridge, "cni0");
         assert!(!c.bridge.is_gateway && !c.bridge.ip_masq);
         assert!(!c.in_process_ipam());
+        assert!(
+            c.bridge.spoof_check,
+            "podwire's one default stricter than the reference's"
+        );
     }
 
     #[test]

@@ -1,10 +1,10 @@
 //! GC and STATUS. GC removes what belongs to attachments of this network that the runtime no
 //! longer knows (`cni.dev/valid-attachments`): host veths (found by their alias tag), masquerade
-//! rules (by their comment tag), and addresses (forwarded to the IPAM). Errors on one entry do not
+//! rules and spoofCheck set elements (by their comment tag), and addresses (forwarded to the IPAM). Errors on one entry do not
 //! stop the others.
 
 use crate::config::Config;
-use crate::{errors, ipam, masq, names};
+use crate::{antispoof, errors, ipam, masq, names};
 use cni::{trace, CmdArgs, Error, Result};
 use kernel::Netlink;
 
@@ -61,6 +61,13 @@ pub fn gc(a: &CmdArgs) -> Result<()> {
                 note(r);
             }
         }
+        Err(e) => note(Err(e)),
+    }
+    s.end();
+    // Whatever the config says now: elements of an ADD made while spoofCheck was on.
+    let mut s = trace::step("antispoof");
+    match antispoof::delete_where(is_stale) {
+        Ok(n) => s.detail(format_args!("removed {n} stale element(s)")),
         Err(e) => note(Err(e)),
     }
     s.end();

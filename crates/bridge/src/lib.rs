@@ -5,10 +5,11 @@
 //! - [`config`]: the reference bridge's keys plus the talk's legacy `subnet` form
 //! - [`add`], [`del`], [`check`], [`gc`]: the operations
 //! - [`ipam`]: in-process `podwire-ipam`, or any IPAM exec'd from `CNI_PATH`
-//! - [`gateway`], [`masq`], [`mac`], [`names`]: the pieces ADD is made of
+//! - [`gateway`], [`masq`], [`antispoof`], [`mac`], [`names`]: the pieces ADD is made of
 
 pub mod add;
 mod announce;
+pub mod antispoof;
 pub mod check;
 pub mod config;
 pub mod del;

@@ -65,7 +65,7 @@ impl<'a> Exprs<'a> {
         Exprs { w }
     }
 
-    fn expr(&mut self, name: &str, data: impl FnOnce(&mut AttrWriter)) {
+    pub(super) fn expr(&mut self, name: &str, data: impl FnOnce(&mut AttrWriter)) {
         self.w.nest(NFTA_LIST_ELEM, |e| {
             e.str(NFTA_EXPR_NAME, name);
             e.nest(NFTA_EXPR_DATA, data);
@@ -85,7 +85,7 @@ impl<'a> Exprs<'a> {
         self.payload_to(NFT_PAYLOAD_NETWORK_HEADER, offset, len, NFT_REG_1);
     }
 
-    fn payload_to(&mut self, base: u32, offset: u32, len: u32, reg: u32) {
+    pub(super) fn payload_to(&mut self, base: u32, offset: u32, len: u32, reg: u32) {
         self.expr("payload", |d| {
             d.be32(1, reg); // DREG
             d.be32(2, base); // BASE
@@ -94,14 +94,14 @@ impl<'a> Exprs<'a> {
         });
     }
 
-    fn meta_load(&mut self, key: u32, reg: u32) {
+    pub(super) fn meta_load(&mut self, key: u32, reg: u32) {
         self.expr("meta", |d| {
             d.be32(2, key); // NFTA_META_KEY
             d.be32(1, reg); // NFTA_META_DREG
         });
     }
 
-    fn bitwise(&mut self, mask: &[u8]) {
+    pub(super) fn bitwise(&mut self, mask: &[u8]) {
         let zero = vec![0u8; mask.len()];
         self.bitwise_xor(mask, &zero);
     }
@@ -121,7 +121,7 @@ impl<'a> Exprs<'a> {
         });
     }
 
-    fn cmp(&mut self, op: Cmp, value: &[u8]) {
+    pub(super) fn cmp(&mut self, op: Cmp, value: &[u8]) {
         self.expr("cmp", |d| {
             d.be32(1, NFT_REG_1); // SREG
             d.be32(2, op as u32); // OP

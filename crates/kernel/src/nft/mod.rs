@@ -13,9 +13,12 @@
 //! applies atomically: a masquerade add creates table, chain and rule in
 //! one transaction, so a concurrent reader never sees half of it.
 
+mod counter;
 mod expr;
+mod l2;
 pub(crate) mod msg;
 mod set;
+mod setup;
 
 use ipnet::IpNet;
 use netlink_sys::protocols::NETLINK_NETFILTER;
@@ -25,6 +28,7 @@ use crate::error::{Error, Result};
 use crate::netns::Netns;
 use crate::socket::NlSocket;
 pub use expr::{Cmp, Dir, Exprs, REG32_00, REG_1};
+pub use l2::{concat_key, ifname_key, Field};
 use msg::*;
 pub use set::{datatype, BaseChain, Element, SetSpec, Transaction};
 
@@ -35,6 +39,8 @@ pub enum Family {
     Inet,
     Ip,
     Ip6,
+    /// Frames crossing a Linux bridge (layer 2).
+    Bridge,
 }
 
 impl Family {
@@ -43,6 +49,7 @@ impl Family {
             Family::Inet => 1,
             Family::Ip => 2,
             Family::Ip6 => 10,
+            Family::Bridge => 7,
         }
     }
 }
@@ -53,6 +60,7 @@ impl std::fmt::Display for Family {
             Family::Inet => "inet",
             Family::Ip => "ip",
             Family::Ip6 => "ip6",
+            Family::Bridge => "bridge",
         })
     }
 }
@@ -394,6 +402,7 @@ impl Nftables {
             Family::Inet => true,
             Family::Ip => !v6,
             Family::Ip6 => v6,
+            Family::Bridge => false,
         };
         if !fits {
             return Err(Error::invalid(

@@ -29,6 +29,7 @@ pub mod datatype {
     pub const IP6ADDR: u32 = 8;
     pub const INET_PROTOCOL: u32 = 12;
     pub const INET_SERVICE: u32 = 13;
+    pub const ETHERADDR: u32 = 9;
     pub const IFNAME: u32 = 41;
 
     /// The id of a concatenation of `parts`, as nft composes it.
@@ -36,6 +37,10 @@ pub mod datatype {
         parts.iter().fold(0, |acc, t| (acc << 6) | t)
     }
 }
+
+const NFTA_SET_USERDATA: u16 = 13;
+const NFTNL_UDATA_SET_KEYBYTEORDER: u8 = 0;
+const BYTEORDER_HOST_ENDIAN: u32 = 1;
 
 /// One set or map element.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -57,6 +62,9 @@ pub enum BaseChain {
     NatPostrouting,
     /// type filter hook forward priority filter
     FilterForward,
+    /// bridge family: type filter hook prerouting priority filter (-200), where frames enter
+    /// the bridge from a port, before it learns their source MAC
+    BridgePrerouting,
 }
 
 impl BaseChain {
@@ -66,6 +74,7 @@ impl BaseChain {
             BaseChain::NatOutput => ("nat", 3, -100),
             BaseChain::NatPostrouting => ("nat", 4, 100),
             BaseChain::FilterForward => ("filter", 2, 0),
+            BaseChain::BridgePrerouting => ("filter", 0, -200),
         }
     }
 }
@@ -74,8 +83,8 @@ impl BaseChain {
 /// `commit`, which applies all of it or none.
 pub struct Transaction<'a> {
     nft: &'a Nftables,
-    table: &'a Table,
-    batch: Batch,
+    pub(super) table: &'a Table,
+    pub(super) batch: Batch,
 }
 
 impl<'a> Transaction<'a> {
@@ -150,6 +159,12 @@ impl<'a> Transaction<'a> {
             .be32(NFTA_SET_KEY_TYPE, set.key_type)
             .be32(NFTA_SET_KEY_LEN, set.key_len)
             .be32(NFTA_SET_ID, set.id);
+        if set.key_type == datatype::IFNAME {
+            // nft prints a name key as a string only when told it is in host byte order.
+            let mut ud = vec![NFTNL_UDATA_SET_KEYBYTEORDER, 4];
+            ud.extend_from_slice(&BYTEORDER_HOST_ENDIAN.to_ne_bytes());
+            a.bytes(NFTA_SET_USERDATA, &ud);
+        }
         if let Some((ty, len)) = set.data {
             a.be32(NFTA_SET_FLAGS, NFT_SET_MAP)
                 .be32(NFTA_SET_DATA_TYPE, ty)
