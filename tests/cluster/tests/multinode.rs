@@ -327,3 +327,89 @@ fn tcp_throughput_direct_and_vxlan_is_measured() {
         );
     }
 }
+
+/// How many times `needle` is in node `i`'s agent log.
+fn said(c: &Cluster, i: usize, needle: &str) -> usize {
+    c.node(i).agent_log().matches(needle).count()
+}
+
+/// Routes to `dst` in node `i`'s main table, whoever made them.
+fn any_route(c: &Cluster, i: usize, dst: &str) -> Vec<serde_json::Value> {
+    let fam = if dst.contains(':') { "-6" } else { "-4" };
+    let r = c.node(i).ip_json(&[fam, "route", "show", "exact", dst]);
+    r.as_array().unwrap().clone()
+}
+
+/// Issue #22 item 10: a Node whose podCIDR is outside the cluster CIDR (half of IPv4, the
+/// underlay's own prefix) is routed nowhere and said in the log; a leftover route to it (an
+/// older agent's) is removed and, once removed, stays removed.
+#[test]
+fn node_objects_outside_the_cluster_cidr_are_never_routed() {
+    let c = four_nodes();
+    let half = kubesim::NodeBuilder::new(format!("{}-half", c.prefix))
+        .pod_cidr("128.0.0.0/1")
+        .internal_ip("10.247.1.60")
+        .build();
+    let lan = kubesim::NodeBuilder::new(format!("{}-lan", c.prefix))
+        .pod_cidr("10.247.2.0/24")
+        .pod_cidr("fd00:247:2::/64")
+        .internal_ip("10.247.1.61")
+        .internal_ip("fd00:247:1::61")
+        .build();
+    let good = kubesim::NodeBuilder::new(format!("{}-good", c.prefix))
+        .pod_cidr("10.246.80.0/24")
+        .internal_ip("10.247.1.62")
+        .build();
+    for n in [&half, &lan, &good] {
+        c.api.create_node(n).unwrap();
+    }
+    c.wait_for("the good node routed everywhere", CONVERGE, || {
+        all_nodes_mention(&c, "10.246.80.0/24")
+    });
+    c.wait_for("every agent saying why it routes neither", CONVERGE, || {
+        (0..4).all(|i| {
+            said(&c, i, "128.0.0.0/1: outside the cluster CIDR 10.246.0.0/16") > 0
+                && said(&c, i, "10.247.2.0/24: outside the cluster CIDR") > 0
+                && said(
+                    &c,
+                    i,
+                    "fd00:247:2::/64: outside the cluster CIDR fd00:246::/48",
+                ) > 0
+        })
+    });
+    for i in 0..4 {
+        for dst in ["128.0.0.0/1", "10.247.2.0/24", "fd00:247:2::/64"] {
+            let routes = any_route(&c, i, dst);
+            assert!(
+                routes.iter().all(|r| r["protocol"] != "157"),
+                "{} routes {dst}: {routes:?}",
+                c.node(i).name
+            );
+        }
+        // The underlay and the default route are as they were.
+        let default = c.node(i).ip_json(&["-4", "route", "show", "default"]);
+        assert_eq!(default.as_array().unwrap().len(), 1, "{default}");
+    }
+
+    // A leftover of an agent that did route it: removed, and once removed it stays removed.
+    let n1 = c.node(0);
+    assert!(n1.ns.exec_ok(&[
+        "ip",
+        "route",
+        "add",
+        "128.0.0.0/1",
+        "via",
+        "10.247.1.60",
+        "proto",
+        "157"
+    ]));
+    c.wait_for("the leftover removed", CONVERGE, || {
+        any_route(&c, 0, "128.0.0.0/1").is_empty()
+    });
+    let before = said(&c, 0, "128.0.0.0/1: outside");
+    c.wait_for("one more resync", CONVERGE, || {
+        said(&c, 0, "128.0.0.0/1: outside") > before
+    });
+    assert!(any_route(&c, 0, "128.0.0.0/1").is_empty());
+    assert!(c.node(0).route_to("10.246.80.0/24").is_some());
+}

@@ -22,7 +22,7 @@ impl Routing {
     pub fn new(cfg: &AgentConfig, watched: WatchedLinks) -> Result<Routing> {
         Ok(Routing {
             nl: Netlink::new().map_err(|e| Error::io(e.to_string()))?,
-            opts: cfg.routing,
+            opts: cfg.routing.clone(),
             skip: vec![cfg.setup.bridge.clone()],
             watched,
         })

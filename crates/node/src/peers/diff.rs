@@ -223,8 +223,7 @@ pub fn diff(d: &Desired, o: &Observed) -> Plan {
 mod tests {
     use super::*;
     use crate::peers::desired::desired;
-    use crate::peers::desired::tests::{cluster, local, node};
-    use crate::peers::Options;
+    use crate::peers::desired::tests::{cluster, local, node, opts};
 
     fn device(name: &str, index: u32) -> Link {
         Link {
@@ -288,7 +287,7 @@ mod tests {
 
     #[test]
     fn from_nothing_fdb_then_neighbour_then_route_and_then_in_sync() {
-        let d = desired(&cluster(), &local(), &Options::default());
+        let d = desired(&cluster(), &local(), &opts());
         let mut o = empty_kernel();
         let plan = diff(&d, &o);
         assert!(plan.skipped.is_empty(), "{:?}", plan.skipped);
@@ -315,11 +314,11 @@ mod tests {
     #[test]
     fn a_deleted_node_loses_every_trace_routes_first() {
         let mut o = empty_kernel();
-        let d = desired(&cluster(), &local(), &Options::default());
+        let d = desired(&cluster(), &local(), &opts());
         let p = diff(&d, &o);
         apply(&mut o, &p);
         let without_n3: Vec<_> = cluster().into_iter().filter(|n| n.name != "n3").collect();
-        let d2 = desired(&without_n3, &local(), &Options::default());
+        let d2 = desired(&without_n3, &local(), &opts());
         let plan = diff(&d2, &o);
         assert_eq!(plan.changes.len(), 6, "{:#?}", plan.changes);
         let route = position(&plan, |c| matches!(c, Change::DeleteRoute(_)));
@@ -335,13 +334,13 @@ mod tests {
     #[test]
     fn a_moved_node_gets_its_route_and_fdb_replaced() {
         let mut o = empty_kernel();
-        let d = desired(&cluster(), &local(), &Options::default());
+        let d = desired(&cluster(), &local(), &opts());
         let p = diff(&d, &o);
         apply(&mut o, &p);
         let mut moved = cluster();
         moved[1].internal = vec!["192.168.10.22".parse().unwrap()]; // n2, still on-link
         moved[2].internal = vec!["192.168.20.33".parse().unwrap()]; // n3, still VXLAN
-        let plan = diff(&desired(&moved, &local(), &Options::default()), &o);
+        let plan = diff(&desired(&moved, &local(), &opts()), &o);
         let fdb_dst: Vec<_> = plan
             .changes
             .iter()
@@ -360,7 +359,7 @@ mod tests {
             Change::DeleteFdb(e) if e.dst == Some("192.168.20.3".parse().unwrap()))));
         apply(&mut o, &plan);
         assert_eq!(
-            diff(&desired(&moved, &local(), &Options::default()), &o),
+            diff(&desired(&moved, &local(), &opts()), &o),
             Plan::default()
         );
     }
@@ -371,11 +370,11 @@ mod tests {
         let ghost = node("ghost", &["10.244.77.0/24"], &["192.168.20.77"]);
         let mut with_ghost = cluster();
         with_ghost.push(ghost);
-        let d = desired(&with_ghost, &local(), &Options::default());
+        let d = desired(&with_ghost, &local(), &opts());
         let p = diff(&d, &o);
         apply(&mut o, &p);
         // Restart: the Node list no longer has the ghost.
-        let plan = diff(&desired(&cluster(), &local(), &Options::default()), &o);
+        let plan = diff(&desired(&cluster(), &local(), &opts()), &o);
         assert_eq!(plan.changes.len(), 3, "{:#?}", plan.changes);
         assert!(plan.changes.iter().all(|c| matches!(
             c,
@@ -392,7 +391,7 @@ mod tests {
         let unrelated =
             Route::new("172.16.0.0/12".parse().unwrap()).via("192.168.10.254".parse().unwrap());
         o.routes = vec![manual.clone(), unrelated.clone()];
-        let d = desired(&cluster(), &local(), &Options::default());
+        let d = desired(&cluster(), &local(), &opts());
         let plan = diff(&d, &o);
         assert!(plan
             .skipped
@@ -405,7 +404,7 @@ mod tests {
     #[test]
     fn a_missing_device_skips_its_routes() {
         let o = Observed::default();
-        let d = desired(&cluster(), &local(), &Options::default());
+        let d = desired(&cluster(), &local(), &opts());
         let plan = diff(&d, &o);
         assert_eq!(plan.skipped.len(), 2, "{:?}", plan.skipped);
         assert!(plan

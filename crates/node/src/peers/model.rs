@@ -92,11 +92,34 @@ pub enum Backend {
 }
 
 /// The agent's settings.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Options {
     pub backend: Backend,
     pub vni: u32,
     pub port: u16,
+    /// The cluster's pod network(s) (`--cluster-cidr`): only peer pod CIDRs inside one of these
+    /// are routed. A family without one routes nothing, so a wrong Node object can never take
+    /// the node's egress or underlay.
+    pub cluster_cidrs: Vec<IpNet>,
+}
+
+impl Options {
+    /// The cluster CIDR holding `cidr`, or why there is none.
+    pub fn cluster_cidr_of(&self, cidr: &IpNet) -> Result<IpNet, String> {
+        let same_family: Vec<&IpNet> = self
+            .cluster_cidrs
+            .iter()
+            .filter(|c| c.addr().is_ipv6() == cidr.addr().is_ipv6())
+            .collect();
+        if let Some(c) = same_family.iter().find(|c| c.contains(cidr)) {
+            return Ok(**c);
+        }
+        if same_family.is_empty() {
+            return Err("no cluster CIDR of its family is configured (--cluster-cidr)".into());
+        }
+        let list: Vec<String> = same_family.iter().map(ToString::to_string).collect();
+        Err(format!("outside the cluster CIDR {}", list.join(", ")))
+    }
 }
 
 impl Default for Options {
@@ -105,6 +128,7 @@ impl Default for Options {
             backend: Backend::Auto,
             vni: super::DEFAULT_VNI,
             port: super::DEFAULT_VXLAN_PORT,
+            cluster_cidrs: Vec::new(),
         }
     }
 }
