@@ -6,7 +6,7 @@ mod common;
 use common::Node;
 use kernel::Netlink;
 use node::peers::kernel_io::{reconcile, Report};
-use node::peers::{Options, PeerNode};
+use node::peers::{Options, OwnNode, PeerNode};
 
 /// The node's underlay: `eth0` (a veth whose peer stays in the netns, so it has a carrier) with
 /// 192.168.77.1/24 and fd77::1/64.
@@ -63,7 +63,8 @@ fn pass(n: &Node) -> Report {
         ..Options::default()
     };
     let nl = Netlink::new_in(&n.ns.ns).unwrap();
-    reconcile(&nl, "n1", &nodes(), &opts, &[]).expect("a pass runs whatever a device does")
+    let own = OwnNode::find(&nodes(), "n1", None);
+    reconcile(&nl, &own, &nodes(), &opts, &[]).expect("a pass runs whatever a device does")
 }
 
 fn routes(n: &Node) -> Vec<String> {

@@ -413,3 +413,51 @@ fn node_objects_outside_the_cluster_cidr_are_never_routed() {
     assert!(any_route(&c, 0, "128.0.0.0/1").is_empty());
     assert!(c.node(0).route_to("10.246.80.0/24").is_some());
 }
+
+/// Issue #22 item 12: this node's own Node object deleted (by mistake, or while the node is
+/// re-registered) leaves its routes as they are, VXLAN peers included, until it comes back.
+#[test]
+fn this_nodes_own_node_object_deleted_disrupts_nothing() {
+    let c = four_nodes();
+    let n1 = c.node(0);
+    let routes = |n: &cluster::SimNode| {
+        let mut r: Vec<String> = n.podwire_routes().iter().map(|r| r.to_string()).collect();
+        r.sort();
+        r
+    };
+    let (before, fdb_before) = (routes(n1), n1.fdb().len());
+    assert!(
+        before.iter().any(|r| r.contains("podwire.vxlan")),
+        "{before:?}"
+    );
+    let me = c
+        .api
+        .nodes()
+        .into_iter()
+        .find(|o| o.metadata.name.as_deref() == Some(n1.name.as_str()));
+    c.api.delete_node(&n1.name).unwrap();
+    let gone = "own Node object";
+    c.wait_for("n1 saying its Node object is gone", CONVERGE, || {
+        said(&c, 0, gone) > 0
+    });
+    let seen = said(&c, 0, gone);
+    c.wait_for("one more resync on n1", CONVERGE, || {
+        said(&c, 0, gone) > seen
+    });
+    assert_eq!(
+        routes(n1),
+        before,
+        "n1's routes changed without its Node object"
+    );
+    assert_eq!(n1.fdb().len(), fdb_before);
+    // The others withdraw theirs to n1 (its Node is gone for them).
+    c.wait_for("the others no longer route to n1", CONVERGE, || {
+        (1..4).all(|i| c.node(i).route_to(&pod_cidr_v4(1)).is_none())
+    });
+    // It comes back: everyone converges again.
+    let mut me = me.expect("n1's Node object");
+    me.metadata.resource_version = None;
+    c.api.create_node(&me).unwrap();
+    c.wait_converged(CONVERGE);
+    assert_eq!(routes(c.node(0)), before);
+}

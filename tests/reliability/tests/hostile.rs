@@ -835,7 +835,7 @@ fn every_bad_input_is_one_error_json_with_its_code_and_changes_nothing() {
 #[test]
 fn hostile_node_objects_and_a_squatting_device_route_nothing_they_claim() {
     use node::peers::kernel_io::reconcile;
-    use node::peers::{Options, PeerNode};
+    use node::peers::{Options, OwnNode, PeerNode};
     assert!(is_root(), "the hostile-input suite needs root (netns)");
     let n = Node::new();
     let ip = |args: &[&str]| {
@@ -873,7 +873,8 @@ fn hostile_node_objects_and_a_squatting_device_route_nothing_they_claim() {
         ..Options::default()
     };
     let routes_before = n.netlink().routes(kernel::IpFamily::V4).unwrap().len();
-    let r = reconcile(&n.netlink(), "me", &nodes, &opts, &[]).expect("a pass");
+    let own = OwnNode::find(&nodes, "me", None);
+    let r = reconcile(&n.netlink(), &own, &nodes, &opts, &[]).expect("a pass");
     let ours: Vec<String> = n
         .netlink()
         .routes(kernel::IpFamily::V4)

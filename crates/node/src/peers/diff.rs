@@ -97,6 +97,20 @@ pub struct Plan {
     pub skipped: Vec<String>,
 }
 
+impl Plan {
+    /// Only what adds or replaces: nothing in place is removed (while this node's own Node
+    /// object is unknown, the desired state cannot be trusted to be complete).
+    pub fn without_removals(mut self) -> Plan {
+        self.changes.retain(|c| {
+            !matches!(
+                c,
+                Change::DeleteRoute(_) | Change::DeleteNeighbour(_) | Change::DeleteFdb(_)
+            )
+        });
+        self
+    }
+}
+
 /// The route the agent writes for a peer CIDR.
 fn wanted_route(dst: IpNet, via: &Via, vxlan_index: Option<u32>) -> Option<Route> {
     let r = Route::new(dst).protocol(ROUTE_PROTOCOL);
@@ -411,5 +425,54 @@ mod tests {
             .changes
             .iter()
             .all(|c| matches!(c, Change::ReplaceRoute(r) if !r.onlink)));
+    }
+
+    /// Issue #22 item 12: this node's own Node object deleted must not withdraw its VXLAN peers.
+    #[test]
+    fn this_nodes_own_node_object_gone_changes_nothing_in_place() {
+        use crate::peers::{Local, OwnNode};
+        let mut o = empty_kernel();
+        let all = cluster();
+        let listed = OwnNode::find(&all, "n1", None);
+        assert!(matches!(listed, OwnNode::Listed(_)) && listed.problem().is_none());
+        let p = diff(&desired(&all, &local(), &opts()), &o);
+        apply(&mut o, &p);
+        let in_place = o.clone();
+
+        // Deleted from the API: the last Node seen stands in, and nothing changes.
+        let without_me: Vec<_> = all.iter().filter(|n| n.name != "n1").cloned().collect();
+        let own = OwnNode::find(&without_me, "n1", Some(listed.node()));
+        assert!(matches!(own, OwnNode::Remembered(_)));
+        assert!(own.problem().unwrap().contains("is gone"));
+        let l = Local {
+            node: own.node().clone(),
+            ..local()
+        };
+        assert_eq!(
+            diff(&desired(&without_me, &l, &opts()), &o),
+            Plan::default()
+        );
+
+        // Never seen (the agent restarted meanwhile): nothing is removed either, though a desired
+        // state without this node's addresses would withdraw every VXLAN peer.
+        let own = OwnNode::find(&without_me, "n1", None);
+        assert!(!own.may_remove());
+        assert!(own.problem().unwrap().contains("no Node object"));
+        let l = Local {
+            node: own.node().clone(),
+            ..local()
+        };
+        let raw = diff(&desired(&without_me, &l, &opts()), &o);
+        assert!(
+            raw.changes
+                .iter()
+                .any(|c| matches!(c, Change::DeleteRoute(_))),
+            "the guard is what keeps them: {raw:#?}"
+        );
+        let kept = raw.without_removals();
+        apply(&mut o, &kept);
+        assert_eq!(o.routes, in_place.routes);
+        assert_eq!(o.fdb, in_place.fdb);
+        assert_eq!(o.neighbours, in_place.neighbours);
     }
 }

@@ -4,7 +4,7 @@
 
 use super::desired::{desired, Desired};
 use super::diff::{diff, Change, Observed, Plan};
-use super::model::{Local, LocalAddress, Options, PeerNode};
+use super::model::{Local, LocalAddress, Options, OwnNode, PeerNode};
 use super::{ROUTE_PROTOCOL, VXLAN_DEVICE_V4, VXLAN_DEVICE_V6};
 use crate::Changes;
 use cni::{Error, Result};
@@ -200,31 +200,25 @@ pub struct Report {
     pub links: Vec<u32>,
 }
 
-/// One full pass: `nodes` (every Node, this one included) → this netns.
+/// One full pass: `nodes` (every Node, this one included, or not: see [`OwnNode`]) → this netns.
 pub fn reconcile(
     nl: &Netlink,
-    own_name: &str,
+    own: &OwnNode,
     nodes: &[PeerNode],
     opts: &Options,
     skip_links: &[String],
 ) -> Result<Report> {
-    let own = nodes
-        .iter()
-        .find(|n| n.name == own_name)
-        .cloned()
-        .unwrap_or_else(|| PeerNode {
-            name: own_name.to_string(),
-            pod_cidrs: vec![],
-            internal: vec![],
-            external: vec![],
-        });
-    let local = local_facts(nl, own, skip_links)?;
+    let local = local_facts(nl, own.node().clone(), skip_links)?;
     let d = desired(nodes, &local, opts);
     let mut report = Report::default();
     let device_problems = ensure_devices(nl, &d.devices, &mut report.changes);
     let observed = observe(nl)?;
-    let plan = diff(&d, &observed);
-    report.problems = d.problems.clone();
+    let mut plan = diff(&d, &observed);
+    if !own.may_remove() {
+        plan = plan.without_removals();
+    }
+    report.problems.extend(own.problem());
+    report.problems.extend(d.problems.iter().cloned());
     report.problems.extend(device_problems);
     report.problems.extend(plan.skipped.iter().cloned());
     if let Err(f) = apply(nl, &plan, &mut report.changes) {
