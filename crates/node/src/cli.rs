@@ -216,12 +216,18 @@ impl AgentArgs {
 #[cfg(feature = "kubernetes")]
 fn agent_config(setup: &NodeFlags, kube: &KubeFlags, a: &AgentFlags) -> Result<AgentConfig> {
     let mut c = AgentConfig::new(setup.node_config(Vec::new())?);
+    if c.setup.cluster_cidrs.is_empty() {
+        return Err(Error::invalid_config(
+            "the agent routes only pod CIDRs inside the cluster's: give --cluster-cidr",
+        ));
+    }
     c.node = kube.node.clone();
     c.kubeconfig = kube.kubeconfig.clone();
     c.routing = peers::Options {
         backend: a.backend.into(),
         vni: a.vxlan_vni,
         port: a.vxlan_port,
+        cluster_cidrs: c.setup.cluster_cidrs.clone(),
     };
     c.resync = std::time::Duration::from_secs(a.resync);
     c.watch_timeout = std::time::Duration::from_secs(a.watch_timeout.into());
@@ -546,6 +552,7 @@ mod tests {
         assert_eq!(c.setup.ipam_data_dir.as_deref(), Some("/x/ipam"));
         assert_eq!(c.routing.backend, Backend::Vxlan);
         assert_eq!((c.routing.vni, c.routing.port), (1, 4789));
+        assert_eq!(c.routing.cluster_cidrs, c.setup.cluster_cidrs);
         assert_eq!(c.resync, std::time::Duration::from_secs(5));
         // The same flags after `node setup --from-kubernetes --watch` give the same config.
         let s = parse(

@@ -327,3 +327,137 @@ fn tcp_throughput_direct_and_vxlan_is_measured() {
         );
     }
 }
+
+/// How many times `needle` is in node `i`'s agent log.
+fn said(c: &Cluster, i: usize, needle: &str) -> usize {
+    c.node(i).agent_log().matches(needle).count()
+}
+
+/// Routes to `dst` in node `i`'s main table, whoever made them.
+fn any_route(c: &Cluster, i: usize, dst: &str) -> Vec<serde_json::Value> {
+    let fam = if dst.contains(':') { "-6" } else { "-4" };
+    let r = c.node(i).ip_json(&[fam, "route", "show", "exact", dst]);
+    r.as_array().unwrap().clone()
+}
+
+/// Issue #22 item 10: a Node whose podCIDR is outside the cluster CIDR (half of IPv4, the
+/// underlay's own prefix) is routed nowhere and said in the log; a leftover route to it (an
+/// older agent's) is removed and, once removed, stays removed.
+#[test]
+fn node_objects_outside_the_cluster_cidr_are_never_routed() {
+    let c = four_nodes();
+    let half = kubesim::NodeBuilder::new(format!("{}-half", c.prefix))
+        .pod_cidr("128.0.0.0/1")
+        .internal_ip("10.247.1.60")
+        .build();
+    let lan = kubesim::NodeBuilder::new(format!("{}-lan", c.prefix))
+        .pod_cidr("10.247.2.0/24")
+        .pod_cidr("fd00:247:2::/64")
+        .internal_ip("10.247.1.61")
+        .internal_ip("fd00:247:1::61")
+        .build();
+    let good = kubesim::NodeBuilder::new(format!("{}-good", c.prefix))
+        .pod_cidr("10.246.80.0/24")
+        .internal_ip("10.247.1.62")
+        .build();
+    for n in [&half, &lan, &good] {
+        c.api.create_node(n).unwrap();
+    }
+    c.wait_for("the good node routed everywhere", CONVERGE, || {
+        all_nodes_mention(&c, "10.246.80.0/24")
+    });
+    c.wait_for("every agent saying why it routes neither", CONVERGE, || {
+        (0..4).all(|i| {
+            said(&c, i, "128.0.0.0/1: outside the cluster CIDR 10.246.0.0/16") > 0
+                && said(&c, i, "10.247.2.0/24: outside the cluster CIDR") > 0
+                && said(
+                    &c,
+                    i,
+                    "fd00:247:2::/64: outside the cluster CIDR fd00:246::/48",
+                ) > 0
+        })
+    });
+    for i in 0..4 {
+        for dst in ["128.0.0.0/1", "10.247.2.0/24", "fd00:247:2::/64"] {
+            let routes = any_route(&c, i, dst);
+            assert!(
+                routes.iter().all(|r| r["protocol"] != "157"),
+                "{} routes {dst}: {routes:?}",
+                c.node(i).name
+            );
+        }
+        // The underlay and the default route are as they were.
+        let default = c.node(i).ip_json(&["-4", "route", "show", "default"]);
+        assert_eq!(default.as_array().unwrap().len(), 1, "{default}");
+    }
+
+    // A leftover of an agent that did route it: removed, and once removed it stays removed.
+    let n1 = c.node(0);
+    assert!(n1.ns.exec_ok(&[
+        "ip",
+        "route",
+        "add",
+        "128.0.0.0/1",
+        "via",
+        "10.247.1.60",
+        "proto",
+        "157"
+    ]));
+    c.wait_for("the leftover removed", CONVERGE, || {
+        any_route(&c, 0, "128.0.0.0/1").is_empty()
+    });
+    let before = said(&c, 0, "128.0.0.0/1: outside");
+    c.wait_for("one more resync", CONVERGE, || {
+        said(&c, 0, "128.0.0.0/1: outside") > before
+    });
+    assert!(any_route(&c, 0, "128.0.0.0/1").is_empty());
+    assert!(c.node(0).route_to("10.246.80.0/24").is_some());
+}
+
+/// Issue #22 item 12: this node's own Node object deleted (by mistake, or while the node is
+/// re-registered) leaves its routes as they are, VXLAN peers included, until it comes back.
+#[test]
+fn this_nodes_own_node_object_deleted_disrupts_nothing() {
+    let c = four_nodes();
+    let n1 = c.node(0);
+    let routes = |n: &cluster::SimNode| {
+        let mut r: Vec<String> = n.podwire_routes().iter().map(|r| r.to_string()).collect();
+        r.sort();
+        r
+    };
+    let (before, fdb_before) = (routes(n1), n1.fdb().len());
+    assert!(
+        before.iter().any(|r| r.contains("podwire.vxlan")),
+        "{before:?}"
+    );
+    let me = c
+        .api
+        .nodes()
+        .into_iter()
+        .find(|o| o.metadata.name.as_deref() == Some(n1.name.as_str()));
+    c.api.delete_node(&n1.name).unwrap();
+    let gone = "own Node object";
+    c.wait_for("n1 saying its Node object is gone", CONVERGE, || {
+        said(&c, 0, gone) > 0
+    });
+    let seen = said(&c, 0, gone);
+    c.wait_for("one more resync on n1", CONVERGE, || {
+        said(&c, 0, gone) > seen
+    });
+    assert_eq!(
+        routes(n1),
+        before,
+        "n1's routes changed without its Node object"
+    );
+    assert_eq!(n1.fdb().len(), fdb_before);
+    // The others withdraw theirs to n1 (its Node is gone for them).
+    c.wait_for("the others no longer route to n1", CONVERGE, || {
+        (1..4).all(|i| c.node(i).route_to(&pod_cidr_v4(1)).is_none())
+    });
+    // It comes back: everyone converges again.
+    let mut me = me.expect("n1's Node object");
+    me.metadata.resource_version = None;
+    c.api.create_node(&me).unwrap();
+    c.wait_converged(CONVERGE);
+    assert_eq!(routes(c.node(0)), before);
+}

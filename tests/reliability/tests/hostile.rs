@@ -828,3 +828,87 @@ fn every_bad_input_is_one_error_json_with_its_code_and_changes_nothing() {
     );
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
+
+/// The agent's hostile inputs (issue #22 items 10 and 11): Node objects whose pod CIDRs would
+/// take the node's egress or its underlay, and a link squatting podwire's VXLAN device name.
+/// Each gets no route and a reason; the good peer is routed; nothing else changes.
+#[test]
+fn hostile_node_objects_and_a_squatting_device_route_nothing_they_claim() {
+    use node::peers::kernel_io::reconcile;
+    use node::peers::{Options, OwnNode, PeerNode};
+    assert!(is_root(), "the hostile-input suite needs root (netns)");
+    let n = Node::new();
+    let ip = |args: &[&str]| {
+        let mut cmd = vec!["ip", "-n", &n.name];
+        cmd.extend_from_slice(args);
+        let ok = std::process::Command::new(cmd[0])
+            .args(&cmd[1..])
+            .status()
+            .unwrap();
+        assert!(ok.success(), "{cmd:?}");
+    };
+    ip(&[
+        "link", "add", "eth0", "type", "veth", "peer", "name", "eth0p",
+    ]);
+    ip(&["addr", "add", "192.168.77.1/24", "dev", "eth0"]);
+    ip(&["link", "set", "eth0p", "up"]);
+    ip(&["link", "set", "eth0", "up"]);
+    ip(&["link", "add", "podwire.vxlan", "type", "bridge"]);
+    let peer = |name: &str, cidr: &str, addr: &str| PeerNode {
+        name: name.into(),
+        pod_cidrs: vec![cidr.parse().unwrap()],
+        internal: vec![addr.parse().unwrap()],
+        external: vec![],
+    };
+    let nodes = vec![
+        peer("me", "10.253.1.0/24", "192.168.77.1"),
+        peer("good", "10.253.2.0/24", "192.168.77.2"),
+        peer("half", "128.0.0.0/1", "192.168.77.3"),
+        peer("default", "0.0.0.0/0", "192.168.77.4"),
+        peer("underlay", "192.168.77.0/25", "192.168.77.5"),
+        peer("far", "10.253.6.0/24", "192.168.78.6"), // VXLAN: the squatted device
+    ];
+    let opts = Options {
+        cluster_cidrs: vec!["10.253.0.0/16".parse().unwrap()],
+        ..Options::default()
+    };
+    let routes_before = n.netlink().routes(kernel::IpFamily::V4).unwrap().len();
+    let own = OwnNode::find(&nodes, "me", None);
+    let r = reconcile(&n.netlink(), &own, &nodes, &opts, &[]).expect("a pass");
+    let ours: Vec<String> = n
+        .netlink()
+        .routes(kernel::IpFamily::V4)
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.protocol == node::peers::ROUTE_PROTOCOL)
+        .map(|r| r.dst.to_string())
+        .collect();
+    assert_eq!(ours, vec!["10.253.2.0/24"], "{:?}", r.problems);
+    let all_after = n.netlink().routes(kernel::IpFamily::V4).unwrap().len();
+    assert_eq!(
+        all_after,
+        routes_before + 1,
+        "only the good peer's route was added"
+    );
+    for (who, why) in [
+        ("node half: 128.0.0.0/1", "outside the cluster CIDR"),
+        ("node default: 0.0.0.0/0", "outside the cluster CIDR"),
+        ("node underlay: 192.168.77.0/25", "outside the cluster CIDR"),
+        ("podwire.vxlan: ", "not a VXLAN device (bridge)"),
+        ("10.253.6.0/24 (node far)", "VXLAN device is missing"),
+    ] {
+        assert!(
+            r.problems
+                .iter()
+                .any(|p| p.starts_with(who) && p.contains(why)),
+            "{who}: {:?}",
+            r.problems
+        );
+    }
+    let squat = n.netlink().link("podwire.vxlan").unwrap();
+    assert_eq!(
+        squat.kind.as_deref(),
+        Some("bridge"),
+        "the squatter untouched"
+    );
+}

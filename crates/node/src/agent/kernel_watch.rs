@@ -2,27 +2,89 @@
 //! the agent's work (a deleted route of its own, a link it depends on flapping, an address
 //! change) kicks the loop; pods starting and stopping do not.
 
+use super::log;
+use crate::kubernetes::backoff;
 use cni::{Error, Result};
 use kernel::{KernelEvent, Monitor};
 use std::collections::HashSet;
+use std::time::Duration;
 use tokio::sync::mpsc;
 
 /// A thread reading rtnetlink notifications in this netns; anything that may undo the agent's
 /// work kicks the loop.
 pub fn spawn(kick: mpsc::UnboundedSender<()>, watched: WatchedLinks) -> Result<()> {
-    let mut mon = Monitor::new().map_err(|e| Error::io(e.to_string()))?;
+    let mon = Monitor::new().map_err(|e| Error::io(e.to_string()))?;
     std::thread::Builder::new()
         .name("kernel-watch".into())
-        .spawn(move || loop {
-            let Ok(events) = mon.recv() else { return };
-            let links = watched.get();
-            if events.iter().any(|e| relevant(e, &links)) && kick.send(()).is_err() {
-                return;
-            }
-        })
+        .spawn(move || watch(mon, Monitor::new, &kick, &watched, std::thread::sleep))
         .map_err(|e| Error::io(format!("start the kernel watch: {e}")))?;
     Ok(())
 }
+
+/// Where notifications come from: the kernel's [`Monitor`] (a test gives a script).
+pub trait Notifications {
+    fn recv(&mut self) -> kernel::Result<Vec<KernelEvent>>;
+}
+
+impl Notifications for Monitor {
+    fn recv(&mut self) -> kernel::Result<Vec<KernelEvent>> {
+        Monitor::recv(self)
+    }
+}
+
+/// Reads notifications until the agent's loop is gone. A receive error (the socket overflowed
+/// past what the monitor reports as `Overflow`, or anything else) means notifications were lost
+/// and the socket may be unusable: the monitor is opened again (with backoff while that fails,
+/// said in the log) and the loop is kicked, so a full pass looks at everything. The watch never
+/// dies silently: a dead watch would leave deleted routes unrepaired until the next resync.
+fn watch<N: Notifications>(
+    mut src: N,
+    mut reopen: impl FnMut() -> kernel::Result<N>,
+    kick: &mpsc::UnboundedSender<()>,
+    watched: &WatchedLinks,
+    pause: impl Fn(Duration),
+) {
+    loop {
+        match src.recv() {
+            Ok(events) => {
+                let links = watched.get();
+                if events.iter().any(|e| relevant(e, &links)) && kick.send(()).is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                log(&format!(
+                    "kernel watch: {e}: notifications may have been lost; reopening it and \
+                     looking at everything again"
+                ));
+                let mut delays = backoff(REOPEN_FIRST, REOPEN_MAX);
+                src = loop {
+                    if kick.is_closed() {
+                        return;
+                    }
+                    match reopen() {
+                        Ok(s) => break s,
+                        Err(e) => {
+                            let d = delays.next().expect("endless");
+                            log(&format!(
+                                "kernel watch: reopen: {e}; retrying in {:.1}s (the resync \
+                                 still runs meanwhile)",
+                                d.as_secs_f32()
+                            ));
+                            pause(d);
+                        }
+                    }
+                };
+                if kick.send(()).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+const REOPEN_FIRST: Duration = Duration::from_millis(100);
+const REOPEN_MAX: Duration = Duration::from_secs(10);
 
 /// The links the last reconcile depended on (the underlay, podwire's VXLAN devices), shared
 /// with the kernel-watch thread.
@@ -89,5 +151,88 @@ mod tests {
             relevant(&addr, &links),
             "any address may change what is on-link"
         );
+    }
+
+    /// A notification script shared by every monitor the watch opens.
+    #[derive(Clone)]
+    struct Script(Arc<Mutex<std::sync::mpsc::Receiver<kernel::Result<Vec<KernelEvent>>>>>);
+
+    impl Notifications for Script {
+        fn recv(&mut self) -> kernel::Result<Vec<KernelEvent>> {
+            let next = self.0.lock().unwrap().recv();
+            next.expect("the test keeps the script open while the watch runs")
+        }
+    }
+
+    use std::sync::{Arc, Mutex};
+
+    /// Issue #22 item 13: a receive error used to end the thread silently; now the monitor is
+    /// reopened (retried while that fails) and a full look is asked for.
+    #[test]
+    fn a_receive_error_reopens_the_monitor_and_asks_for_a_full_look() {
+        let (feed, script) = std::sync::mpsc::channel();
+        let script = Script(Arc::new(Mutex::new(script)));
+        let (kick, mut kicked) = mpsc::unbounded_channel();
+        let watched = WatchedLinks::default();
+        watched.set(&[2]);
+        let opened = Arc::new(Mutex::new(0));
+        let paused = Arc::new(Mutex::new(Vec::new()));
+        let thread = {
+            let (script, opened, paused) = (script.clone(), opened.clone(), paused.clone());
+            std::thread::spawn(move || {
+                let first = script.clone();
+                let reopen = move || {
+                    let mut n = opened.lock().unwrap();
+                    *n += 1;
+                    if *n == 1 {
+                        // The first attempt fails too: retried after a pause.
+                        return Err(kernel::Error::Invalid {
+                            op: "open rtnetlink monitor".into(),
+                            msg: "no buffer space".into(),
+                        });
+                    }
+                    Ok(script.clone())
+                };
+                watch(first, reopen, &kick, &watched, |d| {
+                    paused.lock().unwrap().push(d)
+                })
+            })
+        };
+        let deleted_route = KernelEvent::Route {
+            dst: None,
+            protocol: crate::peers::ROUTE_PROTOCOL,
+            deleted: true,
+        };
+        let pod_veth = KernelEvent::Link {
+            index: 57,
+            deleted: false,
+        };
+        feed.send(Ok(vec![deleted_route.clone()])).unwrap();
+        assert_eq!(kicked.blocking_recv(), Some(()));
+        feed.send(Err(kernel::Error::Invalid {
+            op: "read rtnetlink notifications".into(),
+            msg: "interrupted".into(),
+        }))
+        .unwrap();
+        assert_eq!(
+            kicked.blocking_recv(),
+            Some(()),
+            "a full look after the loss"
+        );
+        assert_eq!(
+            *opened.lock().unwrap(),
+            2,
+            "reopened, once more after a failure"
+        );
+        assert_eq!(*paused.lock().unwrap(), vec![REOPEN_FIRST]);
+        // The reopened watch works as before: pod churn kicks nothing, a deleted route does.
+        feed.send(Ok(vec![pod_veth])).unwrap();
+        feed.send(Ok(vec![deleted_route.clone()])).unwrap();
+        assert_eq!(kicked.blocking_recv(), Some(()));
+        assert!(kicked.try_recv().is_err(), "the pod's veth kicked nothing");
+        // The agent's loop gone: the watch ends at its next notification.
+        drop(kicked);
+        feed.send(Ok(vec![deleted_route])).unwrap();
+        thread.join().unwrap();
     }
 }

@@ -4,7 +4,7 @@
 use super::kernel_watch::WatchedLinks;
 use super::{log, AgentConfig, Controller, Pass};
 use crate::peers::kernel_io::{reconcile, Report};
-use crate::peers::Options;
+use crate::peers::{Options, OwnNode, PeerNode};
 use cni::{Error, Result};
 use kernel::Netlink;
 use std::time::{Duration, Instant};
@@ -16,15 +16,18 @@ pub struct Routing {
     skip: Vec<String>,
     /// Where the kernel watch learns which links this controller depends on.
     watched: WatchedLinks,
+    /// This node's Node as last seen: it stands in while the object is gone.
+    last_own: Option<PeerNode>,
 }
 
 impl Routing {
     pub fn new(cfg: &AgentConfig, watched: WatchedLinks) -> Result<Routing> {
         Ok(Routing {
             nl: Netlink::new().map_err(|e| Error::io(e.to_string()))?,
-            opts: cfg.routing,
+            opts: cfg.routing.clone(),
             skip: vec![cfg.setup.bridge.clone()],
             watched,
+            last_own: None,
         })
     }
 }
@@ -32,13 +35,12 @@ impl Routing {
 impl Controller for Routing {
     fn reconcile(&mut self, pass: &Pass<'_>) {
         let start = Instant::now();
-        match reconcile(
-            &self.nl,
-            pass.node,
-            &pass.nodes.all(),
-            &self.opts,
-            &self.skip,
-        ) {
+        let nodes = pass.nodes.all();
+        let own = OwnNode::find(&nodes, pass.node, self.last_own.as_ref());
+        if let OwnNode::Listed(n) = &own {
+            self.last_own = Some(n.clone());
+        }
+        match reconcile(&self.nl, &own, &nodes, &self.opts, &self.skip) {
             Ok(r) => {
                 self.watched.set(&r.links);
                 report(&r, pass.nodes.len(), start.elapsed(), pass.resync)

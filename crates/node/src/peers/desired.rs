@@ -108,6 +108,20 @@ fn route_for(
     local: &Local,
     opts: &Options,
 ) -> Result<PeerRoute, String> {
+    // Checked first: a CIDR outside the cluster's (128.0.0.0/1, the underlay's prefix) would take
+    // this node's egress or cut it from its peers, whatever else is right about it.
+    opts.cluster_cidr_of(cidr)?;
+    if let Some(a) = local
+        .addresses
+        .iter()
+        .find(|a| overlaps(&a.net.trunc(), cidr))
+    {
+        return Err(format!(
+            "overlaps this node's own network {} (link #{})",
+            a.net.trunc(),
+            a.ifindex
+        ));
+    }
     let addr = peer.address_for(cidr).ok_or_else(|| {
         let fam = if cidr.addr().is_ipv4() {
             "IPv4"
@@ -148,6 +162,10 @@ fn route_for(
     })
 }
 
+fn overlaps(a: &IpNet, b: &IpNet) -> bool {
+    a.contains(b) || b.contains(a)
+}
+
 fn device_for(local: &Local, opts: &Options, v6: bool) -> Result<VxlanSpec, String> {
     let (ip, link) = local.underlay(v6).ok_or_else(|| {
         format!(
@@ -181,6 +199,17 @@ pub(crate) mod tests {
             pod_cidrs: cidrs.iter().map(|c| c.parse().unwrap()).collect(),
             internal: internal.iter().map(|a| a.parse().unwrap()).collect(),
             external: vec![],
+        }
+    }
+
+    /// The agent's options for the fixtures' cluster: 10.244.0.0/16 and fd00:244::/32.
+    pub fn opts() -> Options {
+        Options {
+            cluster_cidrs: vec![
+                "10.244.0.0/16".parse().unwrap(),
+                "fd00:244::/32".parse().unwrap(),
+            ],
+            ..Options::default()
         }
     }
 
@@ -225,7 +254,7 @@ pub(crate) mod tests {
 
     #[test]
     fn on_link_peers_get_direct_routes_others_vxlan() {
-        let d = desired(&cluster(), &local(), &Options::default());
+        let d = desired(&cluster(), &local(), &opts());
         assert!(d.problems.is_empty(), "{:?}", d.problems);
         let by_dst = |s: &str| {
             d.routes
@@ -280,7 +309,7 @@ pub(crate) mod tests {
     fn backends_force_one_way() {
         let o = |b| Options {
             backend: b,
-            ..Options::default()
+            ..opts()
         };
         let d = desired(&cluster(), &local(), &o(Backend::Vxlan));
         assert!(d.routes.iter().all(is_vxlan));
@@ -304,7 +333,7 @@ pub(crate) mod tests {
             &["192.168.10.4"],
         );
         n.external = vec!["fd10::4".parse().unwrap(), "192.168.10.99".parse().unwrap()];
-        let d = desired(&[n], &local(), &Options::default());
+        let d = desired(&[n], &local(), &opts());
         assert_eq!(d.routes.len(), 2);
         assert_eq!(
             d.routes[0].via,
@@ -320,7 +349,7 @@ pub(crate) mod tests {
             }
         );
         let no_v6 = node("n5", &["fd00:244:5::/64"], &["192.168.10.5"]);
-        let d = desired(&[no_v6], &local(), &Options::default());
+        let d = desired(&[no_v6], &local(), &opts());
         assert!(d.routes.is_empty());
         assert!(d.problems[0].contains("no IPv6"), "{:?}", d.problems);
     }
@@ -333,7 +362,7 @@ pub(crate) mod tests {
             node("b", &["10.244.9.0/24"], &["192.168.10.9"]),
             node("c", &["10.244.1.0/25"], &["192.168.10.10"]),
         ];
-        let d = desired(&nodes, &local(), &Options::default());
+        let d = desired(&nodes, &local(), &opts());
         assert!(d.routes.is_empty(), "{:?}", d.routes);
         assert_eq!(d.problems.len(), 2, "{:?}", d.problems);
         assert!(d
@@ -347,9 +376,57 @@ pub(crate) mod tests {
     fn no_underlay_address_means_no_vxlan_and_a_reason() {
         let mut l = local();
         l.addresses.clear();
-        let d = desired(&cluster(), &l, &Options::default());
+        let d = desired(&cluster(), &l, &opts());
         assert!(d.routes.is_empty());
         assert!(d.devices.is_empty());
         assert!(d.problems.iter().any(|p| p.contains("no VXLAN for IPv4")));
+    }
+
+    /// A wrong Node object (a CIDR taking all egress, the underlay's own prefix, another
+    /// network) is reported and not routed; the others are.
+    #[test]
+    fn peer_cidrs_outside_the_cluster_cidr_or_over_the_underlay_are_not_routed() {
+        let nodes = vec![
+            local().node,
+            node("half", &["128.0.0.0/1"], &["192.168.10.20"]),
+            node("all", &["::/0"], &["fd10::21"]),
+            node("lan", &["192.168.10.0/25"], &["192.168.10.22"]),
+            node("other", &["10.99.0.0/24"], &["192.168.10.23"]),
+            node("wide", &["10.0.0.0/8"], &["192.168.10.24"]),
+            node("good", &["10.244.5.0/24"], &["192.168.10.25"]),
+        ];
+        let d = desired(&nodes, &local(), &opts());
+        let dsts: Vec<String> = d.routes.iter().map(|r| r.dst.to_string()).collect();
+        assert_eq!(dsts, vec!["10.244.5.0/24"], "{:?}", d.problems);
+        assert_eq!(d.problems.len(), 5, "{:?}", d.problems);
+        let said = |node: &str, what: &str| {
+            d.problems
+                .iter()
+                .any(|p| p.starts_with(&format!("node {node}:")) && p.contains(what))
+        };
+        assert!(said("half", "outside the cluster CIDR 10.244.0.0/16"));
+        assert!(said("all", "outside the cluster CIDR fd00:244::/32"));
+        assert!(said("lan", "outside the cluster CIDR"));
+        assert!(said("other", "outside the cluster CIDR"));
+        assert!(said("wide", "outside the cluster CIDR"));
+        // Inside the cluster CIDR but over this node's own network: not routed either.
+        let mut o = opts();
+        o.cluster_cidrs.push("192.168.0.0/16".parse().unwrap());
+        let d = desired(&nodes, &local(), &o);
+        assert!(d.problems.iter().any(|p| p.starts_with("node lan:")
+            && p.contains("overlaps this node's own network 192.168.10.0/24")));
+        assert!(!d.routes.iter().any(|r| r.node == "lan"));
+        // A family without a cluster CIDR routes nothing of that family, and says why.
+        let v4_only = Options {
+            cluster_cidrs: vec!["10.244.0.0/16".parse().unwrap()],
+            ..Options::default()
+        };
+        let d = desired(&cluster(), &local(), &v4_only);
+        assert!(d.routes.iter().all(|r| !r.is_v6()));
+        assert_eq!(d.routes.len(), 2);
+        assert!(d
+            .problems
+            .iter()
+            .any(|p| p.contains("fd00:244:2::/64") && p.contains("no cluster CIDR of its family")));
     }
 }

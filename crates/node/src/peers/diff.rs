@@ -97,6 +97,20 @@ pub struct Plan {
     pub skipped: Vec<String>,
 }
 
+impl Plan {
+    /// Only what adds or replaces: nothing in place is removed (while this node's own Node
+    /// object is unknown, the desired state cannot be trusted to be complete).
+    pub fn without_removals(mut self) -> Plan {
+        self.changes.retain(|c| {
+            !matches!(
+                c,
+                Change::DeleteRoute(_) | Change::DeleteNeighbour(_) | Change::DeleteFdb(_)
+            )
+        });
+        self
+    }
+}
+
 /// The route the agent writes for a peer CIDR.
 fn wanted_route(dst: IpNet, via: &Via, vxlan_index: Option<u32>) -> Option<Route> {
     let r = Route::new(dst).protocol(ROUTE_PROTOCOL);
@@ -223,8 +237,7 @@ pub fn diff(d: &Desired, o: &Observed) -> Plan {
 mod tests {
     use super::*;
     use crate::peers::desired::desired;
-    use crate::peers::desired::tests::{cluster, local, node};
-    use crate::peers::Options;
+    use crate::peers::desired::tests::{cluster, local, node, opts};
 
     fn device(name: &str, index: u32) -> Link {
         Link {
@@ -288,7 +301,7 @@ mod tests {
 
     #[test]
     fn from_nothing_fdb_then_neighbour_then_route_and_then_in_sync() {
-        let d = desired(&cluster(), &local(), &Options::default());
+        let d = desired(&cluster(), &local(), &opts());
         let mut o = empty_kernel();
         let plan = diff(&d, &o);
         assert!(plan.skipped.is_empty(), "{:?}", plan.skipped);
@@ -315,11 +328,11 @@ mod tests {
     #[test]
     fn a_deleted_node_loses_every_trace_routes_first() {
         let mut o = empty_kernel();
-        let d = desired(&cluster(), &local(), &Options::default());
+        let d = desired(&cluster(), &local(), &opts());
         let p = diff(&d, &o);
         apply(&mut o, &p);
         let without_n3: Vec<_> = cluster().into_iter().filter(|n| n.name != "n3").collect();
-        let d2 = desired(&without_n3, &local(), &Options::default());
+        let d2 = desired(&without_n3, &local(), &opts());
         let plan = diff(&d2, &o);
         assert_eq!(plan.changes.len(), 6, "{:#?}", plan.changes);
         let route = position(&plan, |c| matches!(c, Change::DeleteRoute(_)));
@@ -335,13 +348,13 @@ mod tests {
     #[test]
     fn a_moved_node_gets_its_route_and_fdb_replaced() {
         let mut o = empty_kernel();
-        let d = desired(&cluster(), &local(), &Options::default());
+        let d = desired(&cluster(), &local(), &opts());
         let p = diff(&d, &o);
         apply(&mut o, &p);
         let mut moved = cluster();
         moved[1].internal = vec!["192.168.10.22".parse().unwrap()]; // n2, still on-link
         moved[2].internal = vec!["192.168.20.33".parse().unwrap()]; // n3, still VXLAN
-        let plan = diff(&desired(&moved, &local(), &Options::default()), &o);
+        let plan = diff(&desired(&moved, &local(), &opts()), &o);
         let fdb_dst: Vec<_> = plan
             .changes
             .iter()
@@ -360,7 +373,7 @@ mod tests {
             Change::DeleteFdb(e) if e.dst == Some("192.168.20.3".parse().unwrap()))));
         apply(&mut o, &plan);
         assert_eq!(
-            diff(&desired(&moved, &local(), &Options::default()), &o),
+            diff(&desired(&moved, &local(), &opts()), &o),
             Plan::default()
         );
     }
@@ -371,11 +384,11 @@ mod tests {
         let ghost = node("ghost", &["10.244.77.0/24"], &["192.168.20.77"]);
         let mut with_ghost = cluster();
         with_ghost.push(ghost);
-        let d = desired(&with_ghost, &local(), &Options::default());
+        let d = desired(&with_ghost, &local(), &opts());
         let p = diff(&d, &o);
         apply(&mut o, &p);
         // Restart: the Node list no longer has the ghost.
-        let plan = diff(&desired(&cluster(), &local(), &Options::default()), &o);
+        let plan = diff(&desired(&cluster(), &local(), &opts()), &o);
         assert_eq!(plan.changes.len(), 3, "{:#?}", plan.changes);
         assert!(plan.changes.iter().all(|c| matches!(
             c,
@@ -392,7 +405,7 @@ mod tests {
         let unrelated =
             Route::new("172.16.0.0/12".parse().unwrap()).via("192.168.10.254".parse().unwrap());
         o.routes = vec![manual.clone(), unrelated.clone()];
-        let d = desired(&cluster(), &local(), &Options::default());
+        let d = desired(&cluster(), &local(), &opts());
         let plan = diff(&d, &o);
         assert!(plan
             .skipped
@@ -405,12 +418,61 @@ mod tests {
     #[test]
     fn a_missing_device_skips_its_routes() {
         let o = Observed::default();
-        let d = desired(&cluster(), &local(), &Options::default());
+        let d = desired(&cluster(), &local(), &opts());
         let plan = diff(&d, &o);
         assert_eq!(plan.skipped.len(), 2, "{:?}", plan.skipped);
         assert!(plan
             .changes
             .iter()
             .all(|c| matches!(c, Change::ReplaceRoute(r) if !r.onlink)));
+    }
+
+    /// Issue #22 item 12: this node's own Node object deleted must not withdraw its VXLAN peers.
+    #[test]
+    fn this_nodes_own_node_object_gone_changes_nothing_in_place() {
+        use crate::peers::{Local, OwnNode};
+        let mut o = empty_kernel();
+        let all = cluster();
+        let listed = OwnNode::find(&all, "n1", None);
+        assert!(matches!(listed, OwnNode::Listed(_)) && listed.problem().is_none());
+        let p = diff(&desired(&all, &local(), &opts()), &o);
+        apply(&mut o, &p);
+        let in_place = o.clone();
+
+        // Deleted from the API: the last Node seen stands in, and nothing changes.
+        let without_me: Vec<_> = all.iter().filter(|n| n.name != "n1").cloned().collect();
+        let own = OwnNode::find(&without_me, "n1", Some(listed.node()));
+        assert!(matches!(own, OwnNode::Remembered(_)));
+        assert!(own.problem().unwrap().contains("is gone"));
+        let l = Local {
+            node: own.node().clone(),
+            ..local()
+        };
+        assert_eq!(
+            diff(&desired(&without_me, &l, &opts()), &o),
+            Plan::default()
+        );
+
+        // Never seen (the agent restarted meanwhile): nothing is removed either, though a desired
+        // state without this node's addresses would withdraw every VXLAN peer.
+        let own = OwnNode::find(&without_me, "n1", None);
+        assert!(!own.may_remove());
+        assert!(own.problem().unwrap().contains("no Node object"));
+        let l = Local {
+            node: own.node().clone(),
+            ..local()
+        };
+        let raw = diff(&desired(&without_me, &l, &opts()), &o);
+        assert!(
+            raw.changes
+                .iter()
+                .any(|c| matches!(c, Change::DeleteRoute(_))),
+            "the guard is what keeps them: {raw:#?}"
+        );
+        let kept = raw.without_removals();
+        apply(&mut o, &kept);
+        assert_eq!(o.routes, in_place.routes);
+        assert_eq!(o.fdb, in_place.fdb);
+        assert_eq!(o.neighbours, in_place.neighbours);
     }
 }

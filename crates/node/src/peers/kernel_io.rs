@@ -4,7 +4,7 @@
 
 use super::desired::{desired, Desired};
 use super::diff::{diff, Change, Observed, Plan};
-use super::model::{Local, LocalAddress, Options, PeerNode};
+use super::model::{Local, LocalAddress, Options, OwnNode, PeerNode};
 use super::{ROUTE_PROTOCOL, VXLAN_DEVICE_V4, VXLAN_DEVICE_V6};
 use crate::Changes;
 use cni::{Error, Result};
@@ -47,69 +47,93 @@ pub fn local_facts(nl: &Netlink, node: PeerNode, skip: &[String]) -> Result<Loca
 
 /// Creates or fixes podwire's VXLAN devices as `specs` ask (an existing one whose tunnel differs,
 /// e.g. this node's address changed, is made again), up. Devices no longer needed are kept: a
-/// peer may come back, and an idle device costs nothing.
-pub fn ensure_devices(nl: &Netlink, specs: &[VxlanSpec], changes: &mut Changes) -> Result<()> {
-    for spec in specs {
-        let existing = nl
-            .link(spec.name.as_str())
-            .ok_if_not_found()
-            .map_err(kerr)?;
-        let existing = match existing {
-            Some(l) if l.kind.as_deref() != Some("vxlan") => {
-                return Err(Error::io(format!(
-                    "a link named {} exists and is not a VXLAN device ({}): rename or remove it",
-                    spec.name,
-                    l.kind.as_deref().unwrap_or("device")
-                )))
-            }
-            Some(l) if !l.vxlan.as_ref().is_some_and(|v| spec.tunnel_matches(v)) => {
-                nl.link_delete(l.index).ok_if_not_found().map_err(kerr)?;
-                changes.push(format!(
-                    "removed {} (its tunnel settings changed)",
-                    spec.name
-                ));
-                None
-            }
-            other => other,
-        };
-        let link = match existing {
-            Some(l) => l,
-            None => {
-                nl.vxlan_add(spec).map_err(kerr)?;
-                changes.push(format!(
-                    "created {} (vni {}, port {}, local {}, mtu {})",
-                    spec.name,
-                    spec.vni,
-                    spec.port,
-                    spec.local.map(|a| a.to_string()).unwrap_or_default(),
-                    spec.mtu.unwrap_or_default()
-                ));
-                nl.link(spec.name.as_str()).map_err(kerr)?
-            }
-        };
-        if let Some(mtu) = spec.mtu.filter(|m| *m != link.mtu) {
-            nl.link_set_mtu(link.index, mtu).map_err(kerr)?;
-            changes.push(format!("{} mtu {mtu}", spec.name));
+/// peer may come back, and an idle device costs nothing. A device that cannot be made right (a
+/// link of another kind squatting its name, another VXLAN device on the same VNI and port, as
+/// flannel's `flannel.1` during a migration) does not stop the others, nor the direct routes:
+/// it is returned with the reason, and its peers are left unrouted.
+pub fn ensure_devices(nl: &Netlink, specs: &[VxlanSpec], changes: &mut Changes) -> Vec<String> {
+    specs
+        .iter()
+        .filter_map(|spec| {
+            ensure_device(nl, spec, changes)
+                .err()
+                .map(|e| format!("{}: {}: its peers are not routed", spec.name, e.msg))
+        })
+        .collect()
+}
+
+fn ensure_device(nl: &Netlink, spec: &VxlanSpec, changes: &mut Changes) -> Result<()> {
+    let existing = nl
+        .link(spec.name.as_str())
+        .ok_if_not_found()
+        .map_err(kerr)?;
+    let existing = match existing {
+        Some(l) if l.kind.as_deref() != Some("vxlan") => {
+            return Err(Error::io(format!(
+                "a link named {} exists and is not a VXLAN device ({}): rename or remove it",
+                spec.name,
+                l.kind.as_deref().unwrap_or("device")
+            )))
         }
-        if let Some(mac) = spec.mac.filter(|m| Some(*m) != link.mac) {
-            nl.link_set_mac(link.index, mac).map_err(kerr)?;
-            changes.push(format!("{} address {mac}", spec.name));
+        Some(l) if !l.vxlan.as_ref().is_some_and(|v| spec.tunnel_matches(v)) => {
+            nl.link_delete(l.index).ok_if_not_found().map_err(kerr)?;
+            changes.push(format!(
+                "removed {} (its tunnel settings changed)",
+                spec.name
+            ));
+            None
         }
-        if !link.up {
-            nl.link_set_up(link.index, true).map_err(kerr)?;
-            changes.push(format!("{} up", spec.name));
+        other => other,
+    };
+    let link = match existing {
+        Some(l) => l,
+        None => {
+            nl.vxlan_add(spec).map_err(|e| {
+                Error::io(format!(
+                    "{e} (another VXLAN device on VNI {} and UDP port {}, such as flannel's \
+                     flannel.1, takes the same packets: remove it, or give --vxlan-vni or \
+                     --vxlan-port)",
+                    spec.vni, spec.port
+                ))
+            })?;
+            changes.push(format!(
+                "created {} (vni {}, port {}, local {}, mtu {})",
+                spec.name,
+                spec.vni,
+                spec.port,
+                spec.local.map(|a| a.to_string()).unwrap_or_default(),
+                spec.mtu.unwrap_or_default()
+            ));
+            nl.link(spec.name.as_str()).map_err(kerr)?
         }
+    };
+    if let Some(mtu) = spec.mtu.filter(|m| *m != link.mtu) {
+        nl.link_set_mtu(link.index, mtu).map_err(kerr)?;
+        changes.push(format!("{} mtu {mtu}", spec.name));
+    }
+    if let Some(mac) = spec.mac.filter(|m| Some(*m) != link.mac) {
+        nl.link_set_mac(link.index, mac).map_err(kerr)?;
+        changes.push(format!("{} address {mac}", spec.name));
+    }
+    if !link.up {
+        nl.link_set_up(link.index, true).map_err(kerr)?;
+        changes.push(format!("{} up", spec.name));
     }
     Ok(())
+}
+
+/// podwire's VXLAN device of that name, if there is one: a link of another kind squatting the
+/// name is never taken for it (nor its neighbours read, nor itself removed).
+fn our_device(nl: &Netlink, name: &str) -> Result<Option<kernel::Link>> {
+    let link = nl.link(name).ok_if_not_found().map_err(kerr)?;
+    Ok(link.filter(|l| l.kind.as_deref() == Some("vxlan")))
 }
 
 /// What the kernel holds now.
 pub fn observe(nl: &Netlink) -> Result<Observed> {
     let mut o = Observed::default();
     for name in [VXLAN_DEVICE_V4, VXLAN_DEVICE_V6] {
-        if let Some(l) = nl.link(name).ok_if_not_found().map_err(kerr)? {
-            o.devices.push(l);
-        }
+        o.devices.extend(our_device(nl, name)?);
     }
     for fam in [IpFamily::V4, IpFamily::V6] {
         o.routes.extend(
@@ -176,31 +200,26 @@ pub struct Report {
     pub links: Vec<u32>,
 }
 
-/// One full pass: `nodes` (every Node, this one included) → this netns.
+/// One full pass: `nodes` (every Node, this one included, or not: see [`OwnNode`]) → this netns.
 pub fn reconcile(
     nl: &Netlink,
-    own_name: &str,
+    own: &OwnNode,
     nodes: &[PeerNode],
     opts: &Options,
     skip_links: &[String],
 ) -> Result<Report> {
-    let own = nodes
-        .iter()
-        .find(|n| n.name == own_name)
-        .cloned()
-        .unwrap_or_else(|| PeerNode {
-            name: own_name.to_string(),
-            pod_cidrs: vec![],
-            internal: vec![],
-            external: vec![],
-        });
-    let local = local_facts(nl, own, skip_links)?;
+    let local = local_facts(nl, own.node().clone(), skip_links)?;
     let d = desired(nodes, &local, opts);
     let mut report = Report::default();
-    ensure_devices(nl, &d.devices, &mut report.changes)?;
+    let device_problems = ensure_devices(nl, &d.devices, &mut report.changes);
     let observed = observe(nl)?;
-    let plan = diff(&d, &observed);
-    report.problems = d.problems.clone();
+    let mut plan = diff(&d, &observed);
+    if !own.may_remove() {
+        plan = plan.without_removals();
+    }
+    report.problems.extend(own.problem());
+    report.problems.extend(d.problems.iter().cloned());
+    report.problems.extend(device_problems);
     report.problems.extend(plan.skipped.iter().cloned());
     if let Err(f) = apply(nl, &plan, &mut report.changes) {
         report.failed = f;
@@ -227,13 +246,15 @@ pub fn remove_all(nl: &Netlink, changes: &mut Changes) -> Result<()> {
         }
     }
     for name in [VXLAN_DEVICE_V4, VXLAN_DEVICE_V6] {
-        if nl
-            .link_delete(name)
-            .ok_if_not_found()
-            .map_err(kerr)?
-            .is_some()
-        {
-            changes.push(format!("removed {name}"));
+        if let Some(l) = our_device(nl, name)? {
+            if nl
+                .link_delete(l.index)
+                .ok_if_not_found()
+                .map_err(kerr)?
+                .is_some()
+            {
+                changes.push(format!("removed {name}"));
+            }
         }
     }
     Ok(())

@@ -22,7 +22,7 @@ pub mod vtep;
 
 pub use desired::{desired, Desired, PeerRoute, Via};
 pub use diff::{diff, Change, Observed, Plan};
-pub use model::{Backend, Local, Options, PeerNode};
+pub use model::{Backend, Local, Options, OwnNode, PeerNode};
 
 /// RTPROT_* of every route the agent makes (unassigned in iproute2's rt_protos): how it finds its
 /// own routes, and why it never removes one it did not make.

@@ -37,6 +37,64 @@ impl PeerNode {
     }
 }
 
+/// This node as routing sees it. Its own Node object gives the VTEP's address and MAC: without
+/// it no VXLAN peer can be routed, so losing it (deleted by mistake, or while the node is being
+/// re-registered) must not withdraw what is in place: never disrupt.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OwnNode {
+    /// Its Node object is in the list.
+    Listed(PeerNode),
+    /// Its Node object is gone: the last one seen stands in until it comes back.
+    Remembered(PeerNode),
+    /// Not seen since the agent started (only its name is known): nothing already programmed is
+    /// removed until it appears.
+    Unknown(PeerNode),
+}
+
+impl OwnNode {
+    /// `name`'s Node in `nodes`, else the one `last` seen, else only its name.
+    pub fn find(nodes: &[PeerNode], name: &str, last: Option<&PeerNode>) -> OwnNode {
+        match (nodes.iter().find(|n| n.name == name), last) {
+            (Some(n), _) => OwnNode::Listed(n.clone()),
+            (None, Some(l)) => OwnNode::Remembered(l.clone()),
+            (None, None) => OwnNode::Unknown(PeerNode {
+                name: name.to_string(),
+                pod_cidrs: vec![],
+                internal: vec![],
+                external: vec![],
+            }),
+        }
+    }
+
+    pub fn node(&self) -> &PeerNode {
+        match self {
+            OwnNode::Listed(n) | OwnNode::Remembered(n) | OwnNode::Unknown(n) => n,
+        }
+    }
+
+    /// Whether a pass may remove what is programmed (it may not while this node is unknown).
+    pub fn may_remove(&self) -> bool {
+        !matches!(self, OwnNode::Unknown(_))
+    }
+
+    /// What to say while the Node object is missing.
+    pub fn problem(&self) -> Option<String> {
+        match self {
+            OwnNode::Listed(_) => None,
+            OwnNode::Remembered(n) => Some(format!(
+                "this node's own Node object ({}) is gone: peers stay routed as when it was last \
+                 seen, until it comes back",
+                n.name
+            )),
+            OwnNode::Unknown(n) => Some(format!(
+                "this node has no Node object ({}) yet: nothing already routed is removed until \
+                 it appears",
+                n.name
+            )),
+        }
+    }
+}
+
 /// An address of this node's netns with its prefix and link: what decides on-link.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LocalAddress {
@@ -92,11 +150,34 @@ pub enum Backend {
 }
 
 /// The agent's settings.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Options {
     pub backend: Backend,
     pub vni: u32,
     pub port: u16,
+    /// The cluster's pod network(s) (`--cluster-cidr`): only peer pod CIDRs inside one of these
+    /// are routed. A family without one routes nothing, so a wrong Node object can never take
+    /// the node's egress or underlay.
+    pub cluster_cidrs: Vec<IpNet>,
+}
+
+impl Options {
+    /// The cluster CIDR holding `cidr`, or why there is none.
+    pub fn cluster_cidr_of(&self, cidr: &IpNet) -> Result<IpNet, String> {
+        let same_family: Vec<&IpNet> = self
+            .cluster_cidrs
+            .iter()
+            .filter(|c| c.addr().is_ipv6() == cidr.addr().is_ipv6())
+            .collect();
+        if let Some(c) = same_family.iter().find(|c| c.contains(cidr)) {
+            return Ok(**c);
+        }
+        if same_family.is_empty() {
+            return Err("no cluster CIDR of its family is configured (--cluster-cidr)".into());
+        }
+        let list: Vec<String> = same_family.iter().map(ToString::to_string).collect();
+        Err(format!("outside the cluster CIDR {}", list.join(", ")))
+    }
 }
 
 impl Default for Options {
@@ -105,6 +186,7 @@ impl Default for Options {
             backend: Backend::Auto,
             vni: super::DEFAULT_VNI,
             port: super::DEFAULT_VXLAN_PORT,
+            cluster_cidrs: Vec::new(),
         }
     }
 }
