@@ -195,7 +195,12 @@ fn restore_puts_back_what_a_flushed_ruleset_lost() {
         cni::CniResult::from_value(&n.prev_result(p1)).unwrap(),
     )
     .unwrap();
-    let r = n.node.ns.run(|| restore(std::slice::from_ref(&att))).unwrap().unwrap();
+    let r = n
+        .node
+        .ns
+        .run(|| restore(std::slice::from_ref(&att)))
+        .unwrap()
+        .unwrap();
     assert_eq!(r.found, Structure::Absent);
     assert_eq!((r.in_place, r.failed.len()), (1, 0));
     n.ok("CHECK", p1, &c1);
@@ -207,4 +212,65 @@ fn restore_puts_back_what_a_flushed_ruleset_lost() {
     let again = n.node.ns.run(|| restore(&[att])).unwrap().unwrap();
     assert_eq!(again.found, Structure::Intact);
     assert_eq!(again.in_place, 1);
+}
+
+/// The node's UDP conntrack entries to port `dport`, by original destination address.
+fn udp_flows_to(n: &Node, dport: u16) -> Vec<String> {
+    let ct = kernel::Conntrack::new_in(&n.node.ns).unwrap();
+    let mut dsts: Vec<String> = ct
+        .flows(false, 17)
+        .unwrap()
+        .into_iter()
+        .filter(|f| f.dport == Some(dport))
+        .filter_map(|f| f.dst.map(|d| d.to_string()))
+        .collect();
+    dsts.sort();
+    dsts
+}
+
+/// One datagram from `ns` to `to` (a conntrack entry in every netns it crosses).
+fn udp_send(ns: &kernel::Netns, to: &str) {
+    let s = ns
+        .run(|| std::net::UdpSocket::bind("0.0.0.0:0"))
+        .unwrap()
+        .unwrap();
+    s.send_to(b"q", to).unwrap();
+}
+
+#[test]
+fn the_udp_flush_spares_flows_to_other_hosts_and_other_addresses() {
+    let mut n = Node::new();
+    let p1 = n.pod(2);
+    let p2 = n.pod(3);
+    // Flows through the node to port 53 elsewhere: a pod asking the LAN's DNS server.
+    udp_send(&n.pods[p2].ns.ns, "10.78.0.2:53");
+    // And flows to the node's own addresses: the LAN host to the uplink, a pod to the gateway.
+    udp_send(&n.client.ns, &format!("{NODE_UPLINK_V4}:53"));
+    udp_send(&n.pods[p2].ns.ns, &format!("{GATEWAY_V4}:53"));
+    assert_eq!(
+        udp_flows_to(&n, 53),
+        ["10.77.0.1", "10.78.0.1", "10.78.0.2"]
+    );
+
+    // A hostPort 53/udp bound to the uplink address: only the flow to that address goes.
+    let bound = n.conf(
+        p1,
+        json!([{"hostPort": 53, "containerPort": 53, "protocol": "udp", "hostIP": NODE_UPLINK_V4}]),
+    );
+    n.ok("ADD", p1, &bound);
+    assert_eq!(udp_flows_to(&n, 53), ["10.77.0.1", "10.78.0.2"]);
+    n.ok("DEL", p1, &bound);
+
+    // For every address of the node: the flows to the node's addresses go, the DNS flow through
+    // it stays.
+    udp_send(&n.client.ns, &format!("{NODE_UPLINK_V4}:53"));
+    let any = n.conf(
+        p1,
+        json!([{"hostPort": 53, "containerPort": 53, "protocol": "udp"}]),
+    );
+    n.ok("ADD", p1, &any);
+    assert_eq!(udp_flows_to(&n, 53), ["10.78.0.2"]);
+    udp_send(&n.client.ns, &format!("{NODE_UPLINK_V4}:53"));
+    n.ok("DEL", p1, &any);
+    assert_eq!(udp_flows_to(&n, 53), ["10.78.0.2"], "DEL likewise");
 }
