@@ -242,6 +242,8 @@ fn the_udp_flush_spares_flows_to_other_hosts_and_other_addresses() {
     let mut n = Node::new();
     let p1 = n.pod(2);
     let p2 = n.pod(3);
+    // Another pod's mapping first: conntrack tracks the node's flows once its nat hooks exist.
+    n.ok("ADD", p2, &n.conf(p2, web(8090)));
     // Flows through the node to port 53 elsewhere: a pod asking the LAN's DNS server.
     udp_send(&n.pods[p2].ns.ns, "10.78.0.2:53");
     // And flows to the node's own addresses: the LAN host to the uplink, a pod to the gateway.
