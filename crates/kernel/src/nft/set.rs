@@ -57,6 +57,8 @@ pub enum BaseChain {
     NatPostrouting,
     /// type filter hook forward priority filter
     FilterForward,
+    /// type filter hook prerouting priority mangle (-150): before any dstnat rewrites a packet
+    FilterPreroutingBeforeDnat,
 }
 
 impl BaseChain {
@@ -66,6 +68,7 @@ impl BaseChain {
             BaseChain::NatOutput => ("nat", 3, -100),
             BaseChain::NatPostrouting => ("nat", 4, 100),
             BaseChain::FilterForward => ("filter", 2, 0),
+            BaseChain::FilterPreroutingBeforeDnat => ("filter", 0, -150),
         }
     }
 }
