@@ -9,7 +9,7 @@ use crate::mapping::{Mapping, Protocol};
 use cni::{trace, Result};
 use kernel::conntrack::Flow;
 use kernel::nft::Nftables;
-use kernel::{IpFamily, Netlink};
+use kernel::IpFamily;
 use std::collections::{BTreeSet, HashSet};
 use std::net::IpAddr;
 
@@ -92,12 +92,9 @@ pub fn flush_udp<'m>(
 /// The addresses of the node (this netns), of one family.
 fn node_addresses(v6: bool) -> Result<HashSet<IpAddr>> {
     let family = if v6 { IpFamily::V6 } else { IpFamily::V4 };
-    let nl = Netlink::new().map_err(kernel_error)?;
-    Ok(nl
-        .addresses(None, Some(family))
+    Ok(kernel::local_addresses(family)
         .map_err(kernel_error)?
         .into_iter()
-        .map(|a| a.net.addr())
         .collect())
 }
 
