@@ -190,3 +190,44 @@ fn from_message(msg: &AddressMessage) -> Option<Address> {
         label,
     })
 }
+
+/// Every address of the calling thread's netns, of one family, through getifaddrs(3): for a
+/// program that needs only the addresses, without rtnetlink's message parser in its binary.
+pub fn local_addresses(family: IpFamily) -> Result<Vec<IpAddr>> {
+    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills `head` with a list we free below.
+    if unsafe { libc::getifaddrs(&mut head) } != 0 {
+        return Err(crate::Error::io(
+            "list the node's addresses",
+            std::io::Error::last_os_error(),
+        ));
+    }
+    let mut out = Vec::new();
+    let mut cur = head;
+    while !cur.is_null() {
+        // SAFETY: a node of the list getifaddrs returned, alive until freeifaddrs.
+        let ifa = unsafe { &*cur };
+        cur = ifa.ifa_next;
+        if ifa.ifa_addr.is_null() {
+            continue;
+        }
+        // SAFETY: ifa_addr points at a sockaddr whose family says which kind it is.
+        let addr = unsafe {
+            match (i32::from((*ifa.ifa_addr).sa_family), family) {
+                (libc::AF_INET, IpFamily::V4) => {
+                    let sin = &*(ifa.ifa_addr as *const libc::sockaddr_in);
+                    IpAddr::from(u32::from_be(sin.sin_addr.s_addr).to_be_bytes())
+                }
+                (libc::AF_INET6, IpFamily::V6) => {
+                    let sin6 = &*(ifa.ifa_addr as *const libc::sockaddr_in6);
+                    IpAddr::from(sin6.sin6_addr.s6_addr)
+                }
+                _ => continue,
+            }
+        };
+        out.push(addr);
+    }
+    // SAFETY: the list getifaddrs allocated, freed once.
+    unsafe { libc::freeifaddrs(head) };
+    Ok(out)
+}

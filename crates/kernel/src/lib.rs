@@ -22,7 +22,7 @@ pub mod sysctl;
 mod veth;
 mod vxlan;
 
-pub use address::{Address, AddressOptions, IpFamily};
+pub use address::{local_addresses, Address, AddressOptions, IpFamily};
 pub use bridge::BridgeSpec;
 pub use bridge_port::BridgeVlan;
 pub use conntrack::Conntrack;

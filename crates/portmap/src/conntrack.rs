@@ -1,10 +1,47 @@
-//! Forgetting the UDP conntrack entries of host ports whose mapping changed.
+//! Forgetting the UDP conntrack entries of host ports whose mapping changed: only those a
+//! mapping could translate, i.e. whose original destination is the mapping's host IP or, for a
+//! mapping on every address, one of the node's own addresses. A flow through the node to port
+//! 53 elsewhere (a pod asking an outside DNS server, a Service's DNAT to CoreDNS) is not the
+//! host port's and keeps its entry.
 
 use crate::kernel_error;
 use crate::mapping::{Mapping, Protocol};
 use cni::{trace, Result};
+use kernel::conntrack::Flow;
 use kernel::nft::Nftables;
-use std::collections::BTreeSet;
+use kernel::IpFamily;
+use std::collections::{BTreeSet, HashSet};
+use std::net::IpAddr;
+
+/// The UDP host ports of one family: on every address, and bound to one.
+#[derive(Default)]
+struct Ports {
+    any: HashSet<u16>,
+    bound: HashSet<(IpAddr, u16)>,
+}
+
+impl Ports {
+    fn is_empty(&self) -> bool {
+        self.any.is_empty() && self.bound.is_empty()
+    }
+
+    fn all(&self) -> BTreeSet<u16> {
+        self.any
+            .iter()
+            .copied()
+            .chain(self.bound.iter().map(|b| b.1))
+            .collect()
+    }
+
+    /// Whether a mapping of these could translate `flow`; `local`: the node's addresses.
+    fn translate(&self, flow: &Flow, local: &HashSet<IpAddr>) -> bool {
+        let (Some(dst), Some(port)) = (flow.dst, flow.dport) else {
+            return false;
+        };
+        self.bound.contains(&(dst, port))
+            || (self.any.contains(&port) && (dst.is_loopback() || local.contains(&dst)))
+    }
+}
 
 /// Forgets the UDP conntrack entries of these host ports (TCP and SCTP connections end on
 /// their own; a UDP "connection" lives as long as the client keeps sending). One dump per
@@ -15,27 +52,81 @@ pub fn flush_udp<'m>(
     mappings: impl Iterator<Item = (&'m Mapping, bool)> + Clone,
 ) -> Result<()> {
     for v6 in [false, true] {
-        let ports: BTreeSet<u16> = mappings
+        let mut ports = Ports::default();
+        for (m, _) in mappings
             .clone()
             .filter(|(m, is_v6)| m.protocol == Protocol::Udp && *is_v6 == v6)
-            .map(|(m, _)| m.host_port)
-            .collect();
-        let Some(&first) = ports.first() else {
+        {
+            match m.host_ip {
+                Some(ip) => ports.bound.insert((ip, m.host_port)),
+                None => ports.any.insert(m.host_port),
+            };
+        }
+        if ports.is_empty() {
             continue;
-        };
+        }
         let mut s = trace::step("conntrack");
+        let local = if ports.any.is_empty() {
+            HashSet::new()
+        } else {
+            node_addresses(v6)?
+        };
+        let all = ports.all();
         // One port: the kernel filters on it too.
-        let only = (ports.len() == 1).then_some(first);
+        let only = (all.len() == 1).then(|| all.first().copied()).flatten();
         let n = nft
             .conntrack_delete_where(v6, Protocol::Udp.number(), only, |f| {
-                f.dport.is_some_and(|p| ports.contains(&p))
+                ports.translate(f, &local)
             })
             .map_err(kernel_error)?;
         let fam = if v6 { "IPv6" } else { "IPv4" };
         s.detail(format_args!(
-            "flushed {n} {fam} UDP entries to {} port(s) from {first}",
-            ports.len()
+            "flushed {n} {fam} UDP entries to the node's address(es) on {} port(s) from {}",
+            all.len(),
+            all.first().copied().unwrap_or_default()
         ));
     }
     Ok(())
+}
+
+/// The addresses of the node (this netns), of one family.
+fn node_addresses(v6: bool) -> Result<HashSet<IpAddr>> {
+    let family = if v6 { IpFamily::V6 } else { IpFamily::V4 };
+    Ok(kernel::local_addresses(family)
+        .map_err(kernel_error)?
+        .into_iter()
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flow(dst: &str, dport: u16) -> Flow {
+        Flow {
+            proto: 17,
+            src: Some("10.77.0.3".parse().unwrap()),
+            dst: Some(dst.parse().unwrap()),
+            sport: Some(40000),
+            dport: Some(dport),
+        }
+    }
+
+    #[test]
+    fn only_flows_a_mapping_could_translate_are_flushed() {
+        let local: HashSet<IpAddr> = ["10.78.0.1".parse().unwrap()].into();
+        let mut p = Ports::default();
+        p.any.insert(53);
+        assert!(p.translate(&flow("10.78.0.1", 53), &local));
+        assert!(p.translate(&flow("127.0.0.1", 53), &local));
+        assert!(!p.translate(&flow("10.78.0.2", 53), &local), "elsewhere");
+        assert!(!p.translate(&flow("10.78.0.1", 54), &local), "another port");
+        let mut b = Ports::default();
+        b.bound.insert(("10.78.0.1".parse().unwrap(), 53));
+        assert!(b.translate(&flow("10.78.0.1", 53), &HashSet::new()));
+        assert!(
+            !b.translate(&flow("10.77.0.1", 53), &local),
+            "another address"
+        );
+    }
 }

@@ -124,6 +124,13 @@ fn parse_one(m: &Value) -> Result<Mapping> {
             let ip: IpAddr = s
                 .parse()
                 .map_err(|_| bad(format!("hostIP {s:?} is not an IP address")))?;
+            if ip.is_ipv6() && ip.is_loopback() {
+                return Err(bad(
+                    "hostIP ::1 cannot be mapped: the kernel never routes ::1 off the node's lo, \
+                     so no pod could answer it; use 127.0.0.1, or the node's IPv6 addresses"
+                        .into(),
+                ));
+            }
             (!ip.is_unspecified()).then_some(ip)
         }
     };
@@ -220,6 +227,7 @@ mod tests {
             json!([8080]),
             json!([{"hostPort": "80", "containerPort": 80}]),
             json!([{"hostPort": 80, "containerPort": 80, "hostIP": 1}]),
+            json!([{"hostPort": 80, "containerPort": 80, "hostIP": "::1"}]),
         ] {
             let e = from_conf(&conf(bad.clone())).unwrap_err();
             assert_eq!(e.code, cni::Code::InvalidConfig, "{bad}: {e}");

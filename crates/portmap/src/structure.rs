@@ -8,7 +8,10 @@
 //!   chain prerouting  (nat, dstnat): fib daddr type local iifname @bridges meta mark set mark or 0x2000
 //!                                    fib daddr type local jump hostports
 //!   chain output      (nat, dstnat): fib daddr type local ip saddr 127.0.0.0/8 meta mark set mark or 0x2000
-//!                                    fib daddr type local jump hostports
+//!                                    fib daddr type local meta nfproto ipv4 jump hostports
+//!                                    fib daddr type local meta nfproto ipv6 ip6 daddr != ::1 jump hostports
+//!   chain localnet (filter, prerouting, priority -150):
+//!                    iifname != "lo" meta nfproto ipv4 ip daddr 127.0.0.0/8 counter drop
 //!   chain hostports: dnat ip to ip daddr . meta l4proto . th dport map @hostip4
 //!                    dnat ip to meta l4proto . th dport map @hostport4   (and the ip6 pair)
 //!   chain postrouting (nat, srcnat): meta mark & 0x2000 == 0x2000 ct status dnat masquerade
@@ -37,6 +40,8 @@ pub const VERSION: &str = "podwire-portmap structure 2";
 pub const MASQ_MARK: u32 = 1 << 13;
 const IPS_DST_NAT: u32 = 1 << 5;
 const HOSTPORTS: &str = "hostports";
+/// The filter chain dropping 127.0.0.0/8 from outside.
+const LOCALNET: &str = "localnet";
 
 type Build = Box<dyn Fn(&mut Exprs<'_>)>;
 
@@ -71,7 +76,35 @@ fn rules() -> Vec<(&'static str, Build)> {
             "output",
             Box::new(|e| {
                 e.daddr_is_local();
+                e.nfproto(false);
                 e.jump(HOSTPORTS);
+            }),
+        ),
+        // ::1 is left alone: the kernel never lets a packet from ::1 off lo (IPv6 has no
+        // route_localnet), so a DNAT of it to a pod would go nowhere; a node service on
+        // [::1]:port keeps it.
+        (
+            "output",
+            Box::new(|e| {
+                e.daddr_is_local();
+                e.nfproto(true);
+                e.addr(Dir::Dst, Cmp::Neq, "::1/128".parse().expect("valid"));
+                e.jump(HOSTPORTS);
+            }),
+        ),
+        // CVE-2020-8558 and moby #45610: 127.0.0.0/8 arriving from outside (a pod, a LAN host
+        // routing it to the node) is dropped before any DNAT, so neither the node's loopback
+        // services nor mappings on 127.0.0.1 answer it, whatever route_localnet says. (IPv6's
+        // ::1 from outside the kernel drops itself.) Replies to the node's own 127.0.0.1 flows
+        // to pods arrive addressed to the bridge (masqueraded) and pass.
+        (
+            LOCALNET,
+            Box::new(|e| {
+                e.iifname_is(Cmp::Neq, "lo");
+                e.nfproto(false);
+                e.addr(Dir::Dst, Cmp::Eq, "127.0.0.0/8".parse().expect("valid"));
+                e.counter();
+                e.discard();
             }),
         ),
     ];
@@ -122,7 +155,8 @@ pub fn setup(tx: &mut Transaction<'_>) {
     tx.add_chain(HOSTPORTS, true)
         .add_base_chain("prerouting", BaseChain::NatPrerouting)
         .add_base_chain("output", BaseChain::NatOutput)
-        .add_base_chain("postrouting", BaseChain::NatPostrouting);
+        .add_base_chain("postrouting", BaseChain::NatPostrouting)
+        .add_base_chain(LOCALNET, BaseChain::FilterPreroutingBeforeDnat);
     for (chain, build) in rules() {
         tx.add_rule(chain, Some(VERSION), |e| build(e));
     }

@@ -600,7 +600,43 @@ fn portmap_and_loopback_cases(c: &Ctx) -> Vec<Case> {
             out.stderr
         );
     };
+    // The pod's own mapping, then a firewall reload's `nft flush table`: every hostPort is dead.
+    let flushed = |c: &Ctx| {
+        let call = Call::attachment(
+            "ADD",
+            "hostile-ctr",
+            &c.pod.path,
+            c.portmap_base().to_string().as_bytes(),
+        );
+        let out = plugin::run(
+            &binaries::release("podwire-portmap"),
+            Some(&c.node.ns),
+            &call,
+            None,
+        );
+        assert_eq!(out.code, Some(0), "ADD: {} {}", out.stdout, out.stderr);
+        let nft = std::process::Command::new("ip")
+            .args(["netns", "exec", &c.node.name, "nft", "flush", "table"])
+            .args(["inet", portmap::ruleset::TABLE])
+            .status()
+            .unwrap();
+        assert!(nft.success(), "nft flush table");
+    };
     vec![
+        case(
+            "portmap: hostIP ::1",
+            7,
+            maps(json!([{"hostPort": 8080, "containerPort": 80, "hostIP": "::1"}])),
+        )
+        .on(Bin::Portmap),
+        case(
+            "portmap: CHECK of a flushed table",
+            104,
+            c.portmap_base().to_string(),
+        )
+        .on(Bin::Portmap)
+        .env("CNI_COMMAND", Some("CHECK"))
+        .setup(flushed),
         case(
             "portmap: hostPort 0",
             7,

@@ -106,8 +106,10 @@ fn podman_publish_reaches_the_container_from_everywhere_and_rm_leaves_no_mapping
     ));
     // `podman run -p <host>:80` (a host port of this run's own instead of 8080: the mapping lives
     // in the host's netns, where another run could hold 8080).
-    let (port, _) = host::free_host_ports();
+    let (port, local_port) = host::free_host_ports();
     let publish = format!("{port}:80");
+    // And to the host alone (`-p 127.0.0.1:<port>:80`, issue #22 item 7).
+    let publish_local = format!("127.0.0.1:{local_port}:80");
     let web = pm
         .podman(&[
             "run",
@@ -118,6 +120,8 @@ fn podman_publish_reaches_the_container_from_everywhere_and_rm_leaves_no_mapping
             &pm.network.name,
             "-p",
             &publish,
+            "-p",
+            &publish_local,
             BUSYBOX_IMAGE,
             "sh",
             "-c",
@@ -141,6 +145,15 @@ fn podman_publish_reaches_the_container_from_everywhere_and_rm_leaves_no_mapping
             "the host via {to}: {body:?}"
         );
     }
+    let local = host::http_get(&format!("127.0.0.1:{local_port}")).unwrap_or_default();
+    assert!(
+        local.contains("served-by-pw-web"),
+        "the host via 127.0.0.1:{local_port}: {local:?}"
+    );
+    assert!(
+        host::http_get(&format!("{gateway}:{local_port}")).is_none(),
+        "a 127.0.0.1 mapping is not on the host's other addresses"
+    );
     let get = host::http_get_with_nc(gateway, port);
     for (from, who) in [
         ("pw-client", "another container"),
@@ -153,11 +166,12 @@ fn podman_publish_reaches_the_container_from_everywhere_and_rm_leaves_no_mapping
     }
     assert_eq!(
         host::portmap_elements_tagged(&pm.network.portmap_tag_prefix()).len(),
-        1,
-        "one mapping for {web}"
+        2,
+        "two mappings for {web}"
     );
     pm.podman(&["rm", "--force", "--time", "0", "pw-web", "pw-client"])
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(pm.leftovers(), Vec::<String>::new(), "after podman rm");
     assert!(host::http_get(&format!("{gateway}:{port}")).is_none());
+    assert!(host::http_get(&format!("127.0.0.1:{local_port}")).is_none());
 }

@@ -32,6 +32,7 @@ const NFT_META_L4PROTO: u32 = 16;
 const NFT_PAYLOAD_NETWORK_HEADER: u32 = 1;
 const NFT_PAYLOAD_TRANSPORT_HEADER: u32 = 2;
 const NF_ACCEPT: u32 = 1;
+const IFNAMSIZ: usize = 16;
 const NFT_JUMP: i32 = -3;
 const NFTA_VERDICT_CHAIN: u16 = 2;
 const NFPROTO_IPV4: u8 = 2;
@@ -259,6 +260,21 @@ impl<'a> Exprs<'a> {
         }
     }
 
+    /// `iifname [!=] "name"`.
+    pub fn iifname_is(&mut self, op: Cmp, name: &str) {
+        self.meta_load(NFT_META_IIFNAME, NFT_REG_1);
+        let mut padded = name.as_bytes().to_vec();
+        padded.resize(IFNAMSIZ, 0);
+        self.cmp(op, &padded);
+    }
+
+    /// `counter`: packets and bytes, shown by `nft list`.
+    pub fn counter(&mut self) {
+        self.w.nest(NFTA_LIST_ELEM, |e| {
+            e.str(NFTA_EXPR_NAME, "counter");
+        });
+    }
+
     pub fn masquerade(&mut self) {
         self.w.nest(NFTA_LIST_ELEM, |e| {
             e.str(NFTA_EXPR_NAME, "masq");
@@ -266,14 +282,7 @@ impl<'a> Exprs<'a> {
     }
 
     pub fn accept(&mut self) {
-        self.expr("immediate", |d| {
-            d.be32(1, NFT_REG_VERDICT); // DREG
-            d.nest(2, |data| {
-                data.nest(NFTA_DATA_VERDICT, |v| {
-                    v.be32(NFTA_VERDICT_CODE, NF_ACCEPT);
-                });
-            });
-        });
+        self.verdict(NF_ACCEPT, None);
     }
 }
 

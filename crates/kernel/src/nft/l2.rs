@@ -168,7 +168,7 @@ impl Exprs<'_> {
         self.verdict(NFT_GOTO as u32, Some(chain));
     }
 
-    fn verdict(&mut self, code: u32, chain: Option<&str>) {
+    pub(super) fn verdict(&mut self, code: u32, chain: Option<&str>) {
         self.expr("immediate", |d| {
             d.be32(1, 0); // DREG: the verdict register
             d.nest(2, |data| {

@@ -65,6 +65,8 @@ pub enum BaseChain {
     /// bridge family: type filter hook prerouting priority filter (-200), where frames enter
     /// the bridge from a port, before it learns their source MAC
     BridgePrerouting,
+    /// type filter hook prerouting priority mangle (-150): before any dstnat rewrites a packet
+    FilterPreroutingBeforeDnat,
 }
 
 impl BaseChain {
@@ -75,6 +77,7 @@ impl BaseChain {
             BaseChain::NatPostrouting => ("nat", 4, 100),
             BaseChain::FilterForward => ("filter", 2, 0),
             BaseChain::BridgePrerouting => ("filter", 0, -200),
+            BaseChain::FilterPreroutingBeforeDnat => ("filter", 0, -150),
         }
     }
 }
