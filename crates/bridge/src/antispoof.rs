@@ -15,16 +15,16 @@
 use crate::errors;
 use cni::{Error, Result};
 use kernel::nft::{
-    concat_key, datatype, ifname_key, BaseChain, Cmp, Element, Family, Field, Nftables, SetSpec,
-    Table, Transaction,
+    concat_key, datatype, ifname_key, BaseChain, Cmp, Element, Field, Nftables, SetSpec, Table,
+    Transaction,
 };
 use kernel::MacAddr;
 use std::net::IpAddr;
 
-pub const TABLE: &str = "podwire-antispoof";
+pub const TABLE: &str = kernel::owned::ANTISPOOF_TABLE;
 
 pub fn table() -> Table {
-    Table::new(Family::Bridge, TABLE)
+    kernel::owned::antispoof_table()
 }
 
 /// The sets: which ports are guarded, and what each may claim.

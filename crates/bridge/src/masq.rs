@@ -4,10 +4,10 @@
 use crate::errors;
 use cni::Result;
 use ipnet::IpNet;
-use kernel::nft::{Family, Nftables, Table};
+use kernel::nft::{Nftables, Table};
 
 pub fn table() -> Table {
-    Table::new(Family::Inet, "podwire")
+    kernel::owned::pod_masq_table()
 }
 
 /// Adds the rule; returns its handle when the kernel says it.

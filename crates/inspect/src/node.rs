@@ -341,7 +341,7 @@ fn port_mappings(nft: &Nftables) -> Vec<PortMappingView> {
 pub fn nft_tables() -> [Table; 3] {
     [
         bridge::masq::table(),
-        node::rules::table(),
+        kernel::owned::node_table(),
         portmap::ruleset::table(),
     ]
 }
@@ -804,7 +804,7 @@ fn protocol_names() -> BTreeMap<u8, String> {
     .map(|(n, s)| (n, s.to_string()))
     .collect();
     // The multi-node agent's routes, unless iproute2 has a name of its own for the number.
-    names.insert(node::peers::ROUTE_PROTOCOL, "podwire".into());
+    names.insert(kernel::owned::ROUTE_PROTOCOL, "podwire".into());
     let mut files = Vec::new();
     for dir in ["/usr/share/iproute2", "/usr/lib/iproute2", "/etc/iproute2"] {
         files.push(Path::new(dir).join("rt_protos"));

@@ -15,6 +15,7 @@ mod neighbour;
 mod netlink;
 pub mod netns;
 pub mod nft;
+pub mod owned;
 mod route;
 mod route_get;
 mod socket;

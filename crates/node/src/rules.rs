@@ -13,10 +13,10 @@ use kernel::nft::{Family, Nftables, Table};
 use kernel::ResultExt;
 use std::collections::BTreeMap;
 
-pub const TABLE: &str = "podwire-node";
+pub const TABLE: &str = kernel::owned::NODE_TABLE;
 
 pub fn table() -> Table {
-    Table::new(Family::Inet, TABLE)
+    kernel::owned::node_table()
 }
 
 /// "inet podwire-node", as recorded in the state and shown by `nft list tables`.
@@ -110,6 +110,21 @@ pub fn remove(nft: &Nftables, changes: &mut Changes) -> Result<()> {
         .is_some()
     {
         changes.push(format!("deleted nft table {}", table_label()));
+    }
+    Ok(())
+}
+
+/// Deletes the tables the plugins share between pods (see [`kernel::owned::plugin_tables`]).
+pub fn remove_plugin_tables(nft: &Nftables, changes: &mut Changes) -> Result<()> {
+    for t in kernel::owned::plugin_tables() {
+        if nft
+            .delete_table(&t)
+            .ok_if_not_found()
+            .map_err(kernel_err)?
+            .is_some()
+        {
+            changes.push(format!("deleted nft table {} {}", t.family, t.name));
+        }
     }
     Ok(())
 }

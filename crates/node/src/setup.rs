@@ -240,6 +240,9 @@ pub fn teardown(opts: &TeardownOptions) -> Result<Outcome> {
         bridge::remove(&nl, &b, &mut changes)?;
         store.save(&state)?;
     }
+    // The plugins' node-wide tables (masquerade, anti-spoofing, hostPorts) outlive every pod; the
+    // node is drained (or --force said so), so an uninstall leaves none of them behind.
+    rules::remove_plugin_tables(&nft, &mut changes)?;
     forwarding::restore(&opts.sysctl_dir, &mut state.forwarding, &mut changes)?;
     store.save(&State::default())?;
     Ok(Outcome {

@@ -17,11 +17,11 @@ use kernel::nft::{datatype, Element, Nftables, SetSpec, Table};
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-pub const TABLE: &str = "podwire-portmap";
+pub const TABLE: &str = kernel::owned::PORTMAP_TABLE;
 pub const BRIDGES: &str = "bridges";
 
 pub fn table() -> Table {
-    Table::new(kernel::nft::Family::Inet, TABLE)
+    kernel::owned::portmap_table()
 }
 
 /// The map holding a mapping: by family, and whether it is bound to a host IP.

@@ -26,7 +26,7 @@ pub use model::{Backend, Local, Options, OwnNode, PeerNode};
 
 /// RTPROT_* of every route the agent makes (unassigned in iproute2's rt_protos): how it finds its
 /// own routes, and why it never removes one it did not make.
-pub const ROUTE_PROTOCOL: u8 = 157;
+pub const ROUTE_PROTOCOL: u8 = kernel::owned::ROUTE_PROTOCOL;
 
 /// VXLAN device names: one per underlay family, as flannel's flannel.1 / flannel-v6.1.
 pub const VXLAN_DEVICE_V4: &str = "podwire.vxlan";
