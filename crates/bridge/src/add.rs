@@ -3,7 +3,7 @@
 //! part-way runs the undos in reverse before the error is returned.
 
 use crate::config::Config;
-use crate::{antispoof, errors, ipam, mac, masq, names};
+use crate::{antispoof, ipam, mac, masq, names};
 use cni::error::plugin_code;
 use cni::trace;
 use cni::{CmdArgs, CniResult, Error, Interface, Result, Route};
@@ -49,7 +49,7 @@ impl Rollback<'_> {
                     .host
                     .link_delete(name.as_str())
                     .or_else(ignore_missing)
-                    .map_err(errors::kernel),
+                    .map_err(cni::Error::from),
                 Undo::DeleteMasq(tag) => masq::delete(tag),
                 Undo::DeleteAntispoof(tag) => antispoof::delete(tag).map(drop),
             };
@@ -73,9 +73,9 @@ fn ignore_missing(e: kernel::Error) -> kernel::Result<()> {
 pub fn add(a: &CmdArgs) -> Result<CniResult> {
     let config = trace::timed("config", || Config::from_netconf(&a.conf))?;
     let mut s = trace::step("netns");
-    let pod_ns = Netns::open(&a.netns).map_err(|e| errors::netns(&a.netns, e))?;
-    let pod = Netlink::new_in(&pod_ns).map_err(errors::kernel)?;
-    let host = Netlink::new().map_err(errors::kernel)?;
+    let pod_ns = Netns::open(&a.netns).map_err(|e| e.netns_open_error(&a.netns))?;
+    let pod = Netlink::new_in(&pod_ns)?;
+    let host = Netlink::new()?;
     match pod.link(a.ifname.as_str()) {
         Ok(_) => {
             return Err(Error::plugin(
@@ -84,7 +84,7 @@ pub fn add(a: &CmdArgs) -> Result<CniResult> {
             ))
         }
         Err(e) if e.is_not_found() => {}
-        Err(e) => return Err(errors::kernel(e)),
+        Err(e) => return Err(cni::Error::from(e)),
     }
     let requested_mac = mac::requested(a)?;
     s.detail(format_args!("{} open, no {} yet", a.netns, a.ifname));
@@ -164,12 +164,11 @@ fn configure(
                 b.vlan.unwrap_or_default()
             ))
         } else {
-            errors::kernel(e)
+            cni::Error::from(e)
         }
     })?;
     if b.promisc_mode && !bridge.promisc {
-        host.link_set_promisc(bridge.index, true)
-            .map_err(errors::kernel)?;
+        host.link_set_promisc(bridge.index, true)?;
     }
     crate::gateway::refuse_router_adverts(&bridge.name)?;
     s.detail(format_args!(
@@ -222,8 +221,7 @@ fn configure(
             host.veth_add(&veth_spec)
         }
         other => other,
-    }
-    .map_err(errors::kernel)?;
+    }?;
     let host_name = veth_spec.name.clone();
     undo.push(Undo::DeleteLink(host_name.clone()));
     s.detail(format_args!(
@@ -236,13 +234,11 @@ fn configure(
     if b.hairpin_mode || b.vlan.is_some() {
         let mut s = trace::step("port");
         if b.hairpin_mode {
-            host.bridge_port_set_hairpin(pair.host.index, true)
-                .map_err(errors::kernel)?;
+            host.bridge_port_set_hairpin(pair.host.index, true)?;
             s.detail("hairpin on");
         }
         if let Some(vid) = b.vlan {
-            host.bridge_vlan_add(pair.host.index, kernel::BridgeVlan::access(vid))
-                .map_err(errors::kernel)?;
+            host.bridge_vlan_add(pair.host.index, kernel::BridgeVlan::access(vid))?;
             s.detail(format_args!("vlan {vid} untagged pvid"));
         }
     }
@@ -275,8 +271,7 @@ fn configure(
         pod.link_set_up_arp_notify(pod_index)
     } else {
         pod.link_set_up(pod_index, true)
-    }
-    .map_err(errors::kernel)?;
+    }?;
     s.detail(format_args!(
         "{} up{}",
         a.ifname,
@@ -291,8 +286,7 @@ fn configure(
             nodad: true,
             ..Default::default()
         };
-        pod.address_add_with(pod_index, ip.address, opts)
-            .map_err(errors::kernel)?;
+        pod.address_add_with(pod_index, ip.address, opts)?;
         s.detail(format_args!("{} on {}", ip.address, a.ifname));
     }
     s.end();
@@ -303,7 +297,7 @@ fn configure(
     let mut s = trace::step("routes");
     for r in &result.routes {
         let k = to_kernel_route(r, &result, pod_index);
-        pod.route_add(&k).map_err(errors::kernel)?;
+        pod.route_add(&k)?;
         match k.gateway {
             Some(gw) => s.detail(format_args!("{} via {gw}", k.dst)),
             None => s.detail(format_args!("{} dev {}", k.dst, a.ifname)),

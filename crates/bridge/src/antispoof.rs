@@ -12,7 +12,6 @@
 //! that are gone. Frames from a port that is not in the `ports` set (an uplink, a pod with
 //! `spoofCheck: false`) pass untouched.
 
-use crate::errors;
 use cni::{Error, Result};
 use kernel::nft::{
     concat_key, datatype, ifname_key, BaseChain, Cmp, Element, Field, Nftables, SetSpec, Table,
@@ -106,7 +105,7 @@ pub fn add(port: &Port, tag: &str) -> Result<()> {
             kernel::nft::MAX_TAG_LEN
         )));
     }
-    let nft = Nftables::new().map_err(errors::kernel)?;
+    let nft = Nftables::new()?;
     let els = elements(port, tag);
     let op = format!("guard port {} against spoofing ({tag})", port.name);
     nft.commit_with_setup(&table(), &op, setup, |tx| {
@@ -119,7 +118,7 @@ pub fn add(port: &Port, tag: &str) -> Result<()> {
             tx.add_elements(set.name, &mine, false);
         }
     })
-    .map_err(errors::kernel)
+    .map_err(cni::Error::from)
 }
 
 /// Removes the attachment's elements; returns how many.
@@ -133,7 +132,7 @@ pub fn delete_where(doomed: impl Fn(&str) -> bool) -> Result<usize> {
 }
 
 pub fn socket() -> Result<Nftables> {
-    Nftables::new().map_err(errors::kernel)
+    Nftables::new().map_err(cni::Error::from)
 }
 
 /// As `delete_where`, on `nft`. Removed elements are freed after an RCU grace period, and
@@ -146,7 +145,7 @@ pub fn delete_on(nft: &Nftables, doomed: impl Fn(&str) -> bool) -> Result<usize>
     for _ in 0..3 {
         let mut keys = Vec::new();
         for set in SETS {
-            for e in nft.elements(&table, set.name).map_err(errors::kernel)? {
+            for e in nft.elements(&table, set.name)? {
                 if e.tag.as_deref().is_some_and(&doomed) {
                     keys.push((set.name, e.key));
                 }
@@ -166,23 +165,19 @@ pub fn delete_on(nft: &Nftables, doomed: impl Fn(&str) -> bool) -> Result<usize>
         match tx.commit(&format!("remove spoofCheck elements from bridge {TABLE}")) {
             Ok(()) => return Ok(n),
             Err(e) if e.is_not_found() => last = Some(e),
-            Err(e) => return Err(errors::kernel(e)),
+            Err(e) => return Err(cni::Error::from(e)),
         }
     }
-    Err(errors::kernel(last.expect("the loop ran")))
+    Err(cni::Error::from(last.expect("the loop ran")))
 }
 
 /// The elements of `port` that are missing, described for a CHECK error.
 pub fn missing(port: &Port, tag: &str) -> Result<Vec<String>> {
-    let nft = Nftables::new().map_err(errors::kernel)?;
+    let nft = Nftables::new()?;
     let table = table();
     let mut out = Vec::new();
     for (set, e) in elements(port, tag) {
-        if nft
-            .element(&table, set, &e.key)
-            .map_err(errors::kernel)?
-            .is_none()
-        {
+        if nft.element(&table, set, &e.key)?.is_none() {
             out.push(format!("{set} {}", describe(port, set, &e.key)));
         }
     }

@@ -3,7 +3,7 @@
 //! port's elements in the anti-spoofing sets.
 
 use crate::config::Config;
-use crate::{antispoof, errors, ipam, names};
+use crate::{antispoof, ipam, names};
 use cni::error::plugin_code;
 use cni::{trace, CmdArgs, CniResult, Error, Result};
 use kernel::{IpFamily, Netlink, Netns};
@@ -22,8 +22,8 @@ pub fn check(a: &CmdArgs) -> Result<()> {
     ipam::check(a, &config)?;
 
     let mut s = trace::step("interface");
-    let ns = Netns::open(&a.netns).map_err(|e| errors::netns(&a.netns, e))?;
-    let pod = Netlink::new_in(&ns).map_err(errors::kernel)?;
+    let ns = Netns::open(&a.netns).map_err(|e| e.netns_open_error(&a.netns))?;
+    let pod = Netlink::new_in(&ns)?;
     let link = pod.link(a.ifname.as_str()).map_err(|e| {
         if e.is_not_found() {
             mismatch(format!(
@@ -31,7 +31,7 @@ pub fn check(a: &CmdArgs) -> Result<()> {
                 a.ifname, a.netns
             ))
         } else {
-            errors::kernel(e)
+            cni::Error::from(e)
         }
     })?;
     let want = prev
@@ -62,10 +62,8 @@ pub fn check(a: &CmdArgs) -> Result<()> {
         }
     } else if link.mtu != 1500 && config.bridge.mtu.is_none() {
         // No MTU configured: the veth's default is the bridge's (1500 for a new bridge).
-        let host = Netlink::new().map_err(errors::kernel)?;
-        let bridge = host
-            .link(config.bridge.bridge.as_str())
-            .map_err(errors::kernel)?;
+        let host = Netlink::new()?;
+        let bridge = host.link(config.bridge.bridge.as_str())?;
         if link.mtu != bridge.mtu {
             return Err(mismatch(format!(
                 "interface {} has MTU {}, the bridge has {}",
@@ -80,9 +78,7 @@ pub fn check(a: &CmdArgs) -> Result<()> {
     ));
     s.end();
     let mut s = trace::step("addresses");
-    let addrs = pod
-        .addresses(Some(link.index), None)
-        .map_err(errors::kernel)?;
+    let addrs = pod.addresses(Some(link.index), None)?;
     for ip in prev.ips.iter().filter(|ip| ip.interface == Some(want)) {
         if !addrs.iter().any(|x| x.net == ip.address) {
             return Err(mismatch(format!(
@@ -101,9 +97,7 @@ pub fn check(a: &CmdArgs) -> Result<()> {
     s.end();
     let mut s = trace::step("routes");
     for r in &prev.routes {
-        let routes = pod
-            .routes(IpFamily::of(r.dst.addr()))
-            .map_err(errors::kernel)?;
+        let routes = pod.routes(IpFamily::of(r.dst.addr()))?;
         let found = routes
             .iter()
             .any(|k| k.dst == r.dst.trunc() && (r.gw.is_none() || k.gateway == r.gw));
@@ -120,12 +114,12 @@ pub fn check(a: &CmdArgs) -> Result<()> {
     s.end();
     // The host end: the pod end's peer, in the node, must be a port of the bridge.
     let mut s = trace::step("host-end");
-    let host = Netlink::new().map_err(errors::kernel)?;
+    let host = Netlink::new()?;
     let bridge = host.link(config.bridge.bridge.as_str()).map_err(|e| {
         if e.is_not_found() {
             mismatch(format!("bridge {} is missing", config.bridge.bridge))
         } else {
-            errors::kernel(e)
+            cni::Error::from(e)
         }
     })?;
     let peer = link

@@ -5,7 +5,7 @@
 //! step runs even when an earlier one failed; the first failure is reported.
 
 use crate::config::Config;
-use crate::{antispoof, errors, ipam, masq, names};
+use crate::{antispoof, ipam, masq, names};
 use cni::{trace, CmdArgs, Result};
 use kernel::{Netlink, Netns};
 
@@ -58,9 +58,9 @@ pub fn del(a: &CmdArgs) -> Result<()> {
 fn delete_link(a: &CmdArgs, config: &Config, tag: &str) -> Result<String> {
     if !a.netns.is_empty() {
         if let Ok(ns) = Netns::open(&a.netns) {
-            let pod = Netlink::new_in(&ns).map_err(errors::kernel)?;
+            let pod = Netlink::new_in(&ns)?;
             return match pod.link_delete(a.ifname.as_str()) {
-                Err(e) if !e.is_not_found() => Err(errors::kernel(e)),
+                Err(e) if !e.is_not_found() => Err(cni::Error::from(e)),
                 Err(_) => Ok(format!("no {} in {}", a.ifname, a.netns)),
                 Ok(()) => Ok(format!(
                     "deleted {} in {} (and its host end)",
@@ -69,7 +69,7 @@ fn delete_link(a: &CmdArgs, config: &Config, tag: &str) -> Result<String> {
             };
         }
     }
-    let host = Netlink::new().map_err(errors::kernel)?;
+    let host = Netlink::new()?;
     let name = names::host_veth(&a.conf.name, &a.container_id, &a.ifname);
     let untagged_on_our_bridge = |link: &kernel::Link| {
         link.alias.is_none()
@@ -82,13 +82,13 @@ fn delete_link(a: &CmdArgs, config: &Config, tag: &str) -> Result<String> {
     match host.link(name.as_str()) {
         Ok(link) if link.alias.as_deref() == Some(tag) || untagged_on_our_bridge(&link) => {
             match host.link_delete(link.index) {
-                Err(e) if !e.is_not_found() => Err(errors::kernel(e)),
+                Err(e) if !e.is_not_found() => Err(cni::Error::from(e)),
                 _ => Ok(format!("deleted host veth {name} #{}", link.index)),
             }
         }
         // A clash: the attachment used a random name, which GC will find by alias.
         Ok(_) => Ok(format!("{name} belongs to another attachment: left alone")),
         Err(e) if e.is_not_found() => Ok(format!("no netns, no host veth {name}")),
-        Err(e) => Err(errors::kernel(e)),
+        Err(e) => Err(cni::Error::from(e)),
     }
 }

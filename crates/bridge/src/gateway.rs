@@ -1,7 +1,6 @@
 //! The gateway address on the bridge, IP forwarding on the node, and the bridge's refusal of
 //! pods' router advertisements.
 
-use crate::errors;
 use cni::{Error, Result};
 use ipnet::IpNet;
 use kernel::{AddressOptions, IpFamily, Link, Netlink};
@@ -10,9 +9,7 @@ use kernel::{AddressOptions, IpFamily, Link, Netlink};
 /// answer for the wrong gateway) unless `force` is set, which replaces it.
 pub fn ensure(host: &Netlink, bridge: &Link, gw: IpNet, force: bool) -> Result<()> {
     let family = IpFamily::of(gw.addr());
-    let present = host
-        .addresses(Some(bridge.index), Some(family))
-        .map_err(errors::kernel)?;
+    let present = host.addresses(Some(bridge.index), Some(family))?;
     if present.iter().any(|a| a.net == gw) {
         return Ok(());
     }
@@ -27,8 +24,7 @@ pub fn ensure(host: &Netlink, bridge: &Link, gw: IpNet, force: bool) -> Result<(
             )));
         }
         host.address_delete(bridge.index, other.net)
-            .or_else(ignore_missing)
-            .map_err(errors::kernel)?;
+            .or_else(ignore_missing)?;
     }
     let opts = AddressOptions {
         nodad: gw.addr().is_ipv6(),
@@ -37,7 +33,7 @@ pub fn ensure(host: &Netlink, bridge: &Link, gw: IpNet, force: bool) -> Result<(
     match host.address_add_with(bridge.index, gw, opts) {
         // A concurrent ADD put it there first.
         Err(e) if e.is_exists() => Ok(()),
-        other => other.map_err(errors::kernel),
+        other => other.map_err(cni::Error::from),
     }
 }
 
@@ -56,7 +52,7 @@ pub fn enable_forwarding() -> Result<()> {
         .map(|v| v.trim() == "1")
         .unwrap_or(false);
     if !on {
-        kernel::sysctl::write(KEY, "1").map_err(errors::kernel)?;
+        kernel::sysctl::write(KEY, "1")?;
     }
     Ok(())
 }
@@ -70,6 +66,6 @@ pub fn refuse_router_adverts(bridge: &str) -> Result<()> {
     match kernel::sysctl::read(&key) {
         Ok(v) if v.trim() == "0" => Ok(()),
         Err(e) if e.is_not_found() => Ok(()),
-        _ => kernel::sysctl::write(&key, "0").map_err(errors::kernel),
+        _ => kernel::sysctl::write(&key, "0").map_err(cni::Error::from),
     }
 }

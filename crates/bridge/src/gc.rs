@@ -4,7 +4,7 @@
 //! stop the others.
 
 use crate::config::Config;
-use crate::{antispoof, errors, ipam, masq, names};
+use crate::{antispoof, ipam, masq, names};
 use cni::{trace, CmdArgs, Error, Result};
 use kernel::Netlink;
 
@@ -23,7 +23,7 @@ pub fn gc(a: &CmdArgs) -> Result<()> {
         }
     };
 
-    let host = Netlink::new().map_err(errors::kernel)?;
+    let host = Netlink::new()?;
     let mut s = trace::step("links");
     match host.links() {
         Ok(links) => {
@@ -35,7 +35,7 @@ pub fn gc(a: &CmdArgs) -> Result<()> {
                 let r = host
                     .link_delete(link.index)
                     .or_else(|e| if e.is_not_found() { Ok(()) } else { Err(e) })
-                    .map_err(errors::kernel);
+                    .map_err(cni::Error::from);
                 if r.is_ok() {
                     s.detail(format_args!(
                         "deleted {} ({})",
@@ -46,7 +46,7 @@ pub fn gc(a: &CmdArgs) -> Result<()> {
                 note(r);
             }
         }
-        Err(e) => note(Err(errors::kernel(e))),
+        Err(e) => note(Err(cni::Error::from(e))),
     }
     s.end();
     let mut s = trace::step("nftables");

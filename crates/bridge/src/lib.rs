@@ -13,7 +13,6 @@ pub mod antispoof;
 pub mod check;
 pub mod config;
 pub mod del;
-mod errors;
 mod fault;
 pub mod gateway;
 pub mod gc;

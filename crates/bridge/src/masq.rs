@@ -1,7 +1,6 @@
 //! `ipMasq`: one masquerade rule per pod address (`saddr == pod and daddr != pod subnet`) in the
 //! node's nftables table `inet podwire`, tagged with the attachment so DEL and GC find it again.
 
-use crate::errors;
 use cni::Result;
 use ipnet::IpNet;
 use kernel::nft::{Nftables, Table};
@@ -13,9 +12,9 @@ pub fn table() -> Table {
 /// Adds the rule; returns its handle when the kernel says it.
 pub fn add(tag: &str, pod: IpNet) -> Result<Option<u64>> {
     let host = IpNet::new(pod.addr(), pod.max_prefix_len()).expect("a host prefix is valid");
-    let nft = Nftables::new().map_err(errors::kernel)?;
+    let nft = Nftables::new()?;
     nft.add_masquerade_handle(&table(), host, Some(pod.trunc()), tag)
-        .map_err(errors::kernel)
+        .map_err(cni::Error::from)
 }
 
 pub fn delete(tag: &str) -> Result<()> {
@@ -24,14 +23,14 @@ pub fn delete(tag: &str) -> Result<()> {
 
 /// Deletes the attachment's rules; returns their handles.
 pub fn delete_handles(tag: &str) -> Result<Vec<u64>> {
-    let nft = Nftables::new().map_err(errors::kernel)?;
+    let nft = Nftables::new()?;
     nft.delete_by_tag_handles(&table(), tag)
-        .map_err(errors::kernel)
+        .map_err(cni::Error::from)
 }
 
 /// Every tag in our table (each rule's identity).
 pub fn tags() -> Result<Vec<String>> {
-    let nft = Nftables::new().map_err(errors::kernel)?;
-    let rules = nft.rules(&table()).map_err(errors::kernel)?;
+    let nft = Nftables::new()?;
+    let rules = nft.rules(&table())?;
     Ok(rules.into_iter().filter_map(|r| r.tag).collect())
 }

@@ -169,6 +169,23 @@ impl<T> ResultExt<T> for Result<T> {
     }
 }
 
+/// The one conversion of a kernel failure into a CNI error: plugin code 100
+/// (`cni::error::plugin_code::KERNEL`), with the operation and the errno in the message, for the
+/// plugins, node setup, the agent and podwirectl alike.
+impl From<Error> for cni::Error {
+    fn from(e: Error) -> cni::Error {
+        cni::Error::plugin(cni::error::plugin_code::KERNEL, e.to_string())
+    }
+}
+
+impl Error {
+    /// Opening `CNI_NETNS` failed: a path that is missing or not a netns is the runtime's
+    /// mistake (code 4, invalid environment), not the kernel's.
+    pub fn netns_open_error(self, path: &str) -> cni::Error {
+        cni::Error::invalid_env(self.netns_open_message(path))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -211,5 +228,15 @@ mod tests {
         assert_eq!(r.ok_if_not_found().unwrap(), None);
         let r: Result<()> = Err(Error::os("del", libc::EPERM));
         assert!(r.ok_if_not_found().is_err());
+    }
+
+    #[test]
+    fn a_kernel_failure_is_cni_code_100_and_a_bad_netns_path_code_4() {
+        let e: cni::Error = Error::os("add link podwire0", libc::EEXIST).into();
+        assert_eq!(e.code.number(), 100, "{e:?}");
+        assert!(e.msg.contains("add link podwire0"), "{e:?}");
+        let e = Error::os("open netns", libc::ENOENT).netns_open_error("/run/netns/gone");
+        assert_eq!(e.code.number(), 4, "{e:?}");
+        assert!(e.msg.contains("/run/netns/gone"), "{e:?}");
     }
 }

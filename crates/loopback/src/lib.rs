@@ -36,27 +36,23 @@ impl Plugin for LoopbackPlugin {
     }
 }
 
-fn kernel_error(e: kernel::Error) -> Error {
-    Error::plugin(plugin_code::KERNEL, e.to_string())
-}
-
 /// Opening `CNI_NETNS`: missing or not a netns is the runtime's mistake (code 4).
 fn open_netns(path: &str) -> Result<Netns> {
-    Netns::open(path).map_err(|e| Error::invalid_env(e.netns_open_message(path)))
+    Netns::open(path).map_err(|e| e.netns_open_error(path))
 }
 
 pub fn add(a: &CmdArgs) -> Result<CniResult> {
     let ns = cni::trace::timed("netns", || open_netns(&a.netns))?;
     let mut s = cni::trace::step("link-up");
-    let nl = Netlink::new_in(&ns).map_err(kernel_error)?;
+    let nl = Netlink::new_in(&ns)?;
     // By name, in one request: no lookup first.
-    nl.link_set_up(LO, true).map_err(kernel_error)?;
+    nl.link_set_up(LO, true)?;
     s.detail(format_args!("lo #{LO_INDEX} up"));
     s.end();
     if let Some(prev) = &a.conf.prev_result {
         return CniResult::from_value(prev);
     }
-    let addrs = nl.addresses(Some(LO_INDEX), None).map_err(kernel_error)?;
+    let addrs = nl.addresses(Some(LO_INDEX), None)?;
     if let Some(odd) = addrs.iter().find(|x| !x.net.addr().is_loopback()) {
         return Err(Error::plugin(
             plugin_code::KERNEL,
@@ -103,12 +99,12 @@ pub fn del(a: &CmdArgs) -> Result<()> {
         Ok(ns) => ns,
         // Gone already (DEL after the sandbox was torn down, or called twice).
         Err(e) if e.is_not_found() || e.is_not_netns() => return Ok(()),
-        Err(e) => return Err(kernel_error(e)),
+        Err(e) => return Err(cni::Error::from(e)),
     };
     let mut s = cni::trace::step("link-down");
-    let nl = Netlink::new_in(&ns).map_err(kernel_error)?;
+    let nl = Netlink::new_in(&ns)?;
     match nl.link_set_up(LO, false) {
-        Err(e) if !e.is_not_found() => Err(kernel_error(e)),
+        Err(e) if !e.is_not_found() => Err(cni::Error::from(e)),
         _ => {
             s.detail("lo down");
             Ok(())
@@ -118,8 +114,8 @@ pub fn del(a: &CmdArgs) -> Result<()> {
 
 pub fn check(a: &CmdArgs) -> Result<()> {
     let ns = open_netns(&a.netns)?;
-    let nl = Netlink::new_in(&ns).map_err(kernel_error)?;
-    let lo = nl.link(LO).map_err(kernel_error)?;
+    let nl = Netlink::new_in(&ns)?;
+    let lo = nl.link(LO)?;
     if !lo.up {
         return Err(Error::plugin(
             plugin_code::CHECK_MISMATCH,

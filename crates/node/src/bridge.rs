@@ -8,10 +8,6 @@ use cni::{Error, Result};
 use ipnet::IpNet;
 use kernel::{AddressOptions, BridgeSpec, Netlink, ResultExt};
 
-fn kernel_err(e: kernel::Error) -> Error {
-    Error::io(e.to_string())
-}
-
 /// Brings the bridge to the plan: exists, is up, has the MTU and the gateways; addresses we added
 /// for an older plan are removed. `state` is updated as things change; `save` persists it.
 pub fn apply(
@@ -28,11 +24,7 @@ pub fn apply(
         save(state)?;
     }
 
-    let link = match nl
-        .link(c.bridge.as_str())
-        .ok_if_not_found()
-        .map_err(kernel_err)?
-    {
+    let link = match nl.link(c.bridge.as_str()).ok_if_not_found()? {
         Some(link) => {
             if link.kind.as_deref() != Some("bridge") {
                 return Err(Error::invalid_config(format!(
@@ -57,7 +49,7 @@ pub fn apply(
             if let Some(mtu) = c.mtu {
                 spec = spec.mtu(mtu);
             }
-            nl.bridge_add(&spec).map_err(kernel_err)?;
+            nl.bridge_add(&spec)?;
             // Recorded before anything else, so a failure below still lets teardown delete it.
             *state = Some(BridgeState {
                 name: c.bridge.clone(),
@@ -66,15 +58,15 @@ pub fn apply(
             });
             save(state)?;
             changes.push(format!("created bridge {}", c.bridge));
-            nl.link(c.bridge.as_str()).map_err(kernel_err)?
+            nl.link(c.bridge.as_str())?
         }
     };
     if let Some(mtu) = c.mtu.filter(|&m| m != link.mtu) {
-        nl.link_set_mtu(link.index, mtu).map_err(kernel_err)?;
+        nl.link_set_mtu(link.index, mtu)?;
         changes.push(format!("set MTU of {} to {mtu}", c.bridge));
     }
     if !link.up {
-        nl.link_set_up(link.index, true).map_err(kernel_err)?;
+        nl.link_set_up(link.index, true)?;
         changes.push(format!("brought {} up", c.bridge));
     }
     // CVE-2020-10749: no pod's router advertisement may configure the node (no IPv6: no key).
@@ -90,16 +82,13 @@ pub fn apply(
         .into_iter()
         .filter(|a| !wanted.contains(a))
     {
-        nl.address_delete(link.index, old)
-            .ok_if_not_found()
-            .map_err(kernel_err)?;
+        nl.address_delete(link.index, old).ok_if_not_found()?;
         ours(state).retain(|a| *a != old);
         save(state)?;
         changes.push(format!("removed address {old} from {}", c.bridge));
     }
     let present: Vec<IpNet> = nl
-        .addresses(Some(link.index), None)
-        .map_err(kernel_err)?
+        .addresses(Some(link.index), None)?
         .into_iter()
         .map(|a| a.net)
         .collect();
@@ -125,8 +114,7 @@ pub fn apply(
             nodad: gw.addr().is_ipv6(),
             ..Default::default()
         };
-        nl.address_add_with(link.index, gw, opts)
-            .map_err(kernel_err)?;
+        nl.address_add_with(link.index, gw, opts)?;
         ours(state).push(gw);
         save(state)?;
         changes.push(format!("added gateway {gw} to {}", c.bridge));
@@ -140,12 +128,11 @@ fn ours(state: &mut Option<BridgeState>) -> &mut Vec<IpNet> {
 
 /// Names of the links enslaved to the bridge (pods still attached).
 pub fn ports(nl: &Netlink, name: &str) -> Result<Vec<String>> {
-    let Some(link) = nl.link(name).ok_if_not_found().map_err(kernel_err)? else {
+    let Some(link) = nl.link(name).ok_if_not_found()? else {
         return Ok(Vec::new());
     };
     Ok(nl
-        .links()
-        .map_err(kernel_err)?
+        .links()?
         .into_iter()
         .filter(|l| l.master == Some(link.index))
         .map(|l| l.name)
@@ -155,25 +142,16 @@ pub fn ports(nl: &Netlink, name: &str) -> Result<Vec<String>> {
 /// Undoes `apply`: deletes the bridge if we created it (its ports go with it), else removes the
 /// addresses we added.
 pub fn remove(nl: &Netlink, st: &BridgeState, changes: &mut Changes) -> Result<()> {
-    let Some(link) = nl
-        .link(st.name.as_str())
-        .ok_if_not_found()
-        .map_err(kernel_err)?
-    else {
+    let Some(link) = nl.link(st.name.as_str()).ok_if_not_found()? else {
         return Ok(());
     };
     if st.created {
-        nl.link_delete(link.index)
-            .ok_if_not_found()
-            .map_err(kernel_err)?;
+        nl.link_delete(link.index).ok_if_not_found()?;
         changes.push(format!("deleted bridge {}", st.name));
         return Ok(());
     }
     for a in &st.addresses {
-        let gone = nl
-            .address_delete(link.index, *a)
-            .ok_if_not_found()
-            .map_err(kernel_err)?;
+        let gone = nl.address_delete(link.index, *a).ok_if_not_found()?;
         if gone.is_some() {
             changes.push(format!("removed address {a} from {}", st.name));
         }

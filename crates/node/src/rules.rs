@@ -8,7 +8,7 @@
 
 use crate::config::Plan;
 use crate::Changes;
-use cni::{Error, Result};
+use cni::Result;
 use kernel::nft::{Family, Nftables, Table};
 use kernel::ResultExt;
 use std::collections::BTreeMap;
@@ -22,10 +22,6 @@ pub fn table() -> Table {
 /// "inet podwire-node", as recorded in the state and shown by `nft list tables`.
 pub fn table_label() -> String {
     format!("{} {}", Family::Inet, TABLE)
-}
-
-fn kernel_err(e: kernel::Error) -> Error {
-    Error::io(e.to_string())
 }
 
 /// What a rule is for, and its tag.
@@ -73,7 +69,7 @@ pub fn wanted(plan: &Plan) -> Vec<Want> {
 pub fn apply(nft: &Nftables, plan: &Plan, changes: &mut Changes) -> Result<()> {
     let t = table();
     let mut present: BTreeMap<String, usize> = BTreeMap::new();
-    for r in nft.rules(&t).map_err(kernel_err)? {
+    for r in nft.rules(&t)? {
         *present.entry(r.tag.unwrap_or_default()).or_default() += 1;
     }
     let wanted = wanted(plan);
@@ -82,7 +78,7 @@ pub fn apply(nft: &Nftables, plan: &Plan, changes: &mut Changes) -> Result<()> {
             .iter()
             .any(|w| w.tag() == *tag && w.rule_count() == *n);
         if !keep && !tag.is_empty() {
-            nft.delete_by_tag(&t, tag).map_err(kernel_err)?;
+            nft.delete_by_tag(&t, tag)?;
             changes.push(format!("removed nft rule(s) \"{tag}\""));
         }
     }
@@ -94,8 +90,7 @@ pub fn apply(nft: &Nftables, plan: &Plan, changes: &mut Changes) -> Result<()> {
         match *w {
             Want::Forward(c) => nft.add_forward_accept(&t, c, &tag),
             Want::Masquerade { pod, cluster } => nft.add_masquerade(&t, pod, Some(cluster), &tag),
-        }
-        .map_err(kernel_err)?;
+        }?;
         changes.push(format!("added nft rule(s) \"{tag}\""));
     }
     Ok(())
@@ -103,12 +98,7 @@ pub fn apply(nft: &Nftables, plan: &Plan, changes: &mut Changes) -> Result<()> {
 
 /// Deletes the whole table (it holds nothing but ours).
 pub fn remove(nft: &Nftables, changes: &mut Changes) -> Result<()> {
-    if nft
-        .delete_table(&table())
-        .ok_if_not_found()
-        .map_err(kernel_err)?
-        .is_some()
-    {
+    if nft.delete_table(&table()).ok_if_not_found()?.is_some() {
         changes.push(format!("deleted nft table {}", table_label()));
     }
     Ok(())
@@ -117,12 +107,7 @@ pub fn remove(nft: &Nftables, changes: &mut Changes) -> Result<()> {
 /// Deletes the tables the plugins share between pods (see [`kernel::owned::plugin_tables`]).
 pub fn remove_plugin_tables(nft: &Nftables, changes: &mut Changes) -> Result<()> {
     for t in kernel::owned::plugin_tables() {
-        if nft
-            .delete_table(&t)
-            .ok_if_not_found()
-            .map_err(kernel_err)?
-            .is_some()
-        {
+        if nft.delete_table(&t).ok_if_not_found()?.is_some() {
             changes.push(format!("deleted nft table {} {}", t.family, t.name));
         }
     }

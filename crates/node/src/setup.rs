@@ -40,10 +40,6 @@ impl Outcome {
     }
 }
 
-fn kernel_err(e: kernel::Error) -> Error {
-    Error::io(e.to_string())
-}
-
 /// Brings this netns and the config directory to `config`: bridge with gateway(s), forwarding,
 /// the nftables table, the conflist. A second run with the same config changes nothing; another
 /// pod CIDR replaces what the previous run set.
@@ -52,8 +48,8 @@ pub fn setup(config: NodeConfig) -> Result<Outcome> {
     let c = &plan.config;
     let store = Store::lock(&c.state_dir)?;
     let mut state = store.load()?;
-    let nl = Netlink::new().map_err(kernel_err)?;
-    let nft = Nftables::new().map_err(kernel_err)?;
+    let nl = Netlink::new()?;
+    let nft = Nftables::new()?;
     let mut changes = Changes::new();
 
     let mut br = state.bridge.take();
@@ -207,8 +203,8 @@ pub fn teardown(opts: &TeardownOptions) -> Result<Outcome> {
     let store = Store::lock(&opts.state_dir)?;
     let mut state = store.load()?;
     check_same_setup(opts, &state, &store.path())?;
-    let nl = Netlink::new().map_err(kernel_err)?;
-    let nft = Nftables::new().map_err(kernel_err)?;
+    let nl = Netlink::new()?;
+    let nft = Nftables::new()?;
     let mut changes = Changes::new();
 
     // Refuse before changing anything, not half-way.

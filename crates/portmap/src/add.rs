@@ -5,7 +5,7 @@
 use crate::mapping::{self, Mapping};
 use crate::ruleset::{self, Entry, MapKind};
 use crate::structure::{self, Structure};
-use crate::{conflict, conntrack, kernel_error, list, prev_result, retry, tag_of, Attempt};
+use crate::{conflict, conntrack, list, prev_result, retry, tag_of, Attempt};
 use cni::{trace, CmdArgs, CniResult, Error, Result};
 use kernel::nft::{Element, Nftables, Transaction};
 use std::collections::{HashMap, HashSet};
@@ -27,7 +27,7 @@ pub fn add(a: &CmdArgs) -> Result<CniResult> {
         return Ok(prev);
     }
     let bridge = mapping::host_interface(&prev);
-    let nft = Nftables::new().map_err(kernel_error)?;
+    let nft = Nftables::new()?;
     let tag = tag_of(a);
     let mut s = trace::step("nftables");
     add_entries(&nft, &entries, &tag, bridge)?;
@@ -90,7 +90,7 @@ pub(crate) fn add_entries(
                 tx.add_elements(ruleset::BRIDGES, &[b], false);
             }
         };
-        let committed = match structure::structure(nft).map_err(kernel_error)? {
+        let committed = match structure::structure(nft)? {
             Structure::Intact => {
                 let mut tx = nft.transaction(&table);
                 for map in MapKind::ALL {
@@ -116,13 +116,13 @@ pub(crate) fn add_entries(
             Ok(()) => return Ok(Attempt::Done(())),
             Err(e) if e.is_generation_changed() => return Ok(Attempt::Changed),
             Err(e) if e.is_exists() || e.is_not_found() => {}
-            Err(e) => return Err(kernel_error(e)),
+            Err(e) => return Err(cni::Error::from(e)),
         }
         // A key is taken (or one we meant to replace went away): by whom?
         replace.clear();
         let mut already_ours = 0;
         let keys: Vec<(MapKind, &[u8])> = entries.iter().map(|e| (e.map, &e.key[..])).collect();
-        let held = ruleset::held(nft, &keys).map_err(kernel_error)?;
+        let held = ruleset::held(nft, &keys)?;
         for (e, held) in entries.iter().zip(held) {
             let Some(held) = held else {
                 continue;
@@ -155,8 +155,8 @@ fn rebuild(
     add: impl Fn(&mut Transaction<'_>),
 ) -> Result<kernel::Result<()>> {
     let mut s = trace::step("restore");
-    let generation = nft.generation().map_err(kernel_error)?;
-    let mut keep = structure::all_elements(nft).map_err(kernel_error)?;
+    let generation = nft.generation()?;
+    let mut keep = structure::all_elements(nft)?;
     let ours: HashMap<(&str, &[u8]), &Entry> = entries
         .iter()
         .map(|e| ((e.map.name(), &e.key[..]), e))

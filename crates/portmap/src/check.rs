@@ -2,7 +2,7 @@
 
 use crate::ruleset;
 use crate::structure::{self, Structure};
-use crate::{conflict, kernel_error, mapping, prev_result, tag_of};
+use crate::{conflict, mapping, prev_result, tag_of};
 use cni::error::plugin_code;
 use cni::{trace, CmdArgs, Error, Result};
 use kernel::nft::Nftables;
@@ -15,7 +15,7 @@ pub fn check(a: &CmdArgs) -> Result<()> {
     }
     let (v4, v6) = mapping::pod_addresses(&prev);
     let tag = tag_of(a);
-    let nft = Nftables::new().map_err(kernel_error)?;
+    let nft = Nftables::new()?;
     let table = ruleset::table();
     let mut s = trace::step("nftables");
     let broken = |why: &str| {
@@ -28,7 +28,7 @@ pub fn check(a: &CmdArgs) -> Result<()> {
             ),
         ))
     };
-    match structure::structure(&nft).map_err(kernel_error)? {
+    match structure::structure(&nft)? {
         Structure::Intact => {}
         Structure::Absent => return broken("missing (flushed?)"),
         Structure::Broken(why) => return broken(&why),
@@ -36,9 +36,7 @@ pub fn check(a: &CmdArgs) -> Result<()> {
     let entries = ruleset::entries(&mappings, v4, v6);
     s.detail(format_args!("{} map element(s) to verify", entries.len()));
     for e in entries {
-        let held = nft
-            .element(&table, e.map.name(), &e.key)
-            .map_err(kernel_error)?;
+        let held = nft.element(&table, e.map.name(), &e.key)?;
         let fail = |what: &str| {
             Err(Error::plugin(
                 plugin_code::CHECK_MISMATCH,

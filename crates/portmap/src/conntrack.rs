@@ -4,7 +4,6 @@
 //! 53 elsewhere (a pod asking an outside DNS server, a Service's DNAT to CoreDNS) is not the
 //! host port's and keeps its entry.
 
-use crate::kernel_error;
 use crate::mapping::{Mapping, Protocol};
 use cni::{trace, Result};
 use kernel::conntrack::Flow;
@@ -74,11 +73,9 @@ pub fn flush_udp<'m>(
         let all = ports.all();
         // One port: the kernel filters on it too.
         let only = (all.len() == 1).then(|| all.first().copied()).flatten();
-        let n = nft
-            .conntrack_delete_where(v6, Protocol::Udp.number(), only, |f| {
-                ports.translate(f, &local)
-            })
-            .map_err(kernel_error)?;
+        let n = nft.conntrack_delete_where(v6, Protocol::Udp.number(), only, |f| {
+            ports.translate(f, &local)
+        })?;
         let fam = if v6 { "IPv6" } else { "IPv4" };
         s.detail(format_args!(
             "flushed {n} {fam} UDP entries to the node's address(es) on {} port(s) from {}",
@@ -92,10 +89,7 @@ pub fn flush_udp<'m>(
 /// The addresses of the node (this netns), of one family.
 fn node_addresses(v6: bool) -> Result<HashSet<IpAddr>> {
     let family = if v6 { IpFamily::V6 } else { IpFamily::V4 };
-    Ok(kernel::local_addresses(family)
-        .map_err(kernel_error)?
-        .into_iter()
-        .collect())
+    Ok(kernel::local_addresses(family)?.into_iter().collect())
 }
 
 #[cfg(test)]

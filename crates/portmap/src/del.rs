@@ -3,7 +3,7 @@
 
 use crate::mapping::{self, Mapping};
 use crate::ruleset::{self, MapKind};
-use crate::{conntrack, kernel_error, list, retry, tag_of, Attempt};
+use crate::{conntrack, list, retry, tag_of, Attempt};
 use cni::{trace, CmdArgs, Result};
 use kernel::nft::Nftables;
 
@@ -14,7 +14,7 @@ pub fn del(a: &CmdArgs) -> Result<()> {
     }
     let tag = tag_of(a);
     let op = format!("delete port mappings of {tag}");
-    let nft = Nftables::new().map_err(kernel_error)?;
+    let nft = Nftables::new()?;
     let table = ruleset::table();
     let mut s = trace::step("nftables");
     let doomed = retry(&op, || {
@@ -29,7 +29,7 @@ pub fn del(a: &CmdArgs) -> Result<()> {
             })
             .collect();
         let keys: Vec<(MapKind, &[u8])> = doomed.iter().map(|d| (d.1, &d.2[..])).collect();
-        let held = ruleset::held(&nft, &keys).map_err(kernel_error)?;
+        let held = ruleset::held(&nft, &keys)?;
         let mut held = held.into_iter();
         doomed.retain(|_| {
             held.next()
@@ -49,7 +49,7 @@ pub fn del(a: &CmdArgs) -> Result<()> {
             Ok(()) => Ok(Attempt::Done(doomed)),
             // Deleted meanwhile (a concurrent DEL or GC): look again.
             Err(e) if e.is_not_found() => Ok(Attempt::Changed),
-            Err(e) => Err(kernel_error(e)),
+            Err(e) => Err(cni::Error::from(e)),
         }
     })?;
     if doomed.is_empty() {

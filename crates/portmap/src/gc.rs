@@ -2,13 +2,13 @@
 //! STATUS: nf_tables answers.
 
 use crate::ruleset::{self, MapKind};
-use crate::{kernel_error, parse_tag, retry, Attempt};
+use crate::{parse_tag, retry, Attempt};
 use cni::{trace, CmdArgs, Result};
 use kernel::nft::Nftables;
 
 pub fn gc(a: &CmdArgs) -> Result<()> {
     let valid = a.conf.valid_attachments()?;
-    let nft = Nftables::new().map_err(kernel_error)?;
+    let nft = Nftables::new()?;
     let table = ruleset::table();
     let op = format!("garbage-collect port mappings of network {}", a.conf.name);
     let mut s = trace::step("nftables");
@@ -17,8 +17,7 @@ pub fn gc(a: &CmdArgs) -> Result<()> {
         let mut removed = 0;
         for map in MapKind::ALL {
             let stale: Vec<Vec<u8>> = nft
-                .elements(&table, map.name())
-                .map_err(kernel_error)?
+                .elements(&table, map.name())?
                 .into_iter()
                 .filter(|el| match el.tag.as_deref().and_then(parse_tag) {
                     Some((n, c, i)) => {
@@ -34,7 +33,7 @@ pub fn gc(a: &CmdArgs) -> Result<()> {
         match tx.commit(&op) {
             Ok(()) => Ok(Attempt::Done(removed)),
             Err(e) if e.is_not_found() => Ok(Attempt::Changed),
-            Err(e) => Err(kernel_error(e)),
+            Err(e) => Err(cni::Error::from(e)),
         }
     })?;
     s.detail(format_args!("removed {removed} stale map element(s)"));
@@ -42,8 +41,8 @@ pub fn gc(a: &CmdArgs) -> Result<()> {
 }
 
 pub fn status() -> Result<()> {
-    let nft = Nftables::new().map_err(kernel_error)?;
+    let nft = Nftables::new()?;
     nft.elements(&ruleset::table(), MapKind::ALL[0].name())
         .map(drop)
-        .map_err(kernel_error)
+        .map_err(cni::Error::from)
 }

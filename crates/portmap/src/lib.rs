@@ -48,10 +48,6 @@ impl Plugin for PortmapPlugin {
     }
 }
 
-fn kernel_error(e: kernel::Error) -> Error {
-    Error::plugin(plugin_code::KERNEL, e.to_string())
-}
-
 const TAG_PREFIX: &str = "podwire-portmap/";
 
 /// The owner tag on an attachment's elements: `podwire-portmap/<network>/<container>/<ifname>`

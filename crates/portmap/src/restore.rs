@@ -9,7 +9,7 @@
 use crate::add::{add_entries, route_localnet};
 use crate::mapping::{self, Mapping};
 use crate::structure::{self, Structure};
-use crate::{kernel_error, ruleset, tag};
+use crate::{ruleset, tag};
 use cni::{CniResult, Error, Result};
 use kernel::nft::Nftables;
 use serde_json::Value;
@@ -64,8 +64,8 @@ pub struct Restored {
 /// intact node it only reads. An attachment whose port is now held by another is reported in
 /// [`Restored::failed`], the others are restored all the same.
 pub fn restore(attachments: &[Attachment]) -> Result<Restored> {
-    let nft = Nftables::new().map_err(kernel_error)?;
-    let found = structure::structure(&nft).map_err(kernel_error)?;
+    let nft = Nftables::new()?;
+    let found = structure::structure(&nft)?;
     let mut r = Restored {
         found,
         in_place: 0,

@@ -10,10 +10,6 @@ use crate::Changes;
 use cni::{Error, Result};
 use kernel::{IpFamily, Netlink, ResultExt, VxlanSpec};
 
-fn kerr(e: kernel::Error) -> Error {
-    Error::io(e.to_string())
-}
-
 fn is_ours(name: &str) -> bool {
     name == VXLAN_DEVICE_V4 || name == VXLAN_DEVICE_V6
 }
@@ -21,8 +17,8 @@ fn is_ours(name: &str) -> bool {
 /// This node's facts: its Node and the addresses of this netns, except those on `skip` links
 /// (the pod bridges) and on podwire's VXLAN devices, link-local IPv6 and host-scope ones.
 pub fn local_facts(nl: &Netlink, node: PeerNode, skip: &[String]) -> Result<Local> {
-    let links = nl.links().map_err(kerr)?;
-    let addrs = nl.addresses(None, None).map_err(kerr)?;
+    let links = nl.links()?;
+    let addrs = nl.addresses(None, None)?;
     let mut addresses = Vec::new();
     for a in addrs {
         let Some(link) = links.iter().find(|l| l.index == a.index) else {
@@ -63,10 +59,7 @@ pub fn ensure_devices(nl: &Netlink, specs: &[VxlanSpec], changes: &mut Changes) 
 }
 
 fn ensure_device(nl: &Netlink, spec: &VxlanSpec, changes: &mut Changes) -> Result<()> {
-    let existing = nl
-        .link(spec.name.as_str())
-        .ok_if_not_found()
-        .map_err(kerr)?;
+    let existing = nl.link(spec.name.as_str()).ok_if_not_found()?;
     let existing = match existing {
         Some(l) if l.kind.as_deref() != Some("vxlan") => {
             return Err(Error::io(format!(
@@ -76,7 +69,7 @@ fn ensure_device(nl: &Netlink, spec: &VxlanSpec, changes: &mut Changes) -> Resul
             )))
         }
         Some(l) if !l.vxlan.as_ref().is_some_and(|v| spec.tunnel_matches(v)) => {
-            nl.link_delete(l.index).ok_if_not_found().map_err(kerr)?;
+            nl.link_delete(l.index).ok_if_not_found()?;
             changes.push(format!(
                 "removed {} (its tunnel settings changed)",
                 spec.name
@@ -104,19 +97,19 @@ fn ensure_device(nl: &Netlink, spec: &VxlanSpec, changes: &mut Changes) -> Resul
                 spec.local.map(|a| a.to_string()).unwrap_or_default(),
                 spec.mtu.unwrap_or_default()
             ));
-            nl.link(spec.name.as_str()).map_err(kerr)?
+            nl.link(spec.name.as_str())?
         }
     };
     if let Some(mtu) = spec.mtu.filter(|m| *m != link.mtu) {
-        nl.link_set_mtu(link.index, mtu).map_err(kerr)?;
+        nl.link_set_mtu(link.index, mtu)?;
         changes.push(format!("{} mtu {mtu}", spec.name));
     }
     if let Some(mac) = spec.mac.filter(|m| Some(*m) != link.mac) {
-        nl.link_set_mac(link.index, mac).map_err(kerr)?;
+        nl.link_set_mac(link.index, mac)?;
         changes.push(format!("{} address {mac}", spec.name));
     }
     if !link.up {
-        nl.link_set_up(link.index, true).map_err(kerr)?;
+        nl.link_set_up(link.index, true)?;
         changes.push(format!("{} up", spec.name));
     }
     Ok(())
@@ -125,7 +118,7 @@ fn ensure_device(nl: &Netlink, spec: &VxlanSpec, changes: &mut Changes) -> Resul
 /// podwire's VXLAN device of that name, if there is one: a link of another kind squatting the
 /// name is never taken for it (nor its neighbours read, nor itself removed).
 fn our_device(nl: &Netlink, name: &str) -> Result<Option<kernel::Link>> {
-    let link = nl.link(name).ok_if_not_found().map_err(kerr)?;
+    let link = nl.link(name).ok_if_not_found()?;
     Ok(link.filter(|l| l.kind.as_deref() == Some("vxlan")))
 }
 
@@ -137,8 +130,7 @@ pub fn observe(nl: &Netlink) -> Result<Observed> {
     }
     for fam in [IpFamily::V4, IpFamily::V6] {
         o.routes.extend(
-            nl.routes(fam)
-                .map_err(kerr)?
+            nl.routes(fam)?
                 .into_iter()
                 .filter(|r| r.table == kernel::TABLE_MAIN && r.kind == 1),
         );
@@ -149,9 +141,8 @@ pub fn observe(nl: &Netlink) -> Result<Observed> {
         } else {
             IpFamily::V4
         };
-        o.neighbours
-            .extend(nl.neighbours(fam, Some(d.index)).map_err(kerr)?);
-        o.fdb.extend(nl.fdb_entries(d.index).map_err(kerr)?);
+        o.neighbours.extend(nl.neighbours(fam, Some(d.index))?);
+        o.fdb.extend(nl.fdb_entries(d.index)?);
     }
     Ok(o)
 }
@@ -238,21 +229,16 @@ pub fn reconcile(
 /// VXLAN devices (their FDB and neighbour entries go with them). For `node teardown`.
 pub fn remove_all(nl: &Netlink, changes: &mut Changes) -> Result<()> {
     for fam in [IpFamily::V4, IpFamily::V6] {
-        for r in nl.routes(fam).map_err(kerr)? {
+        for r in nl.routes(fam)? {
             if r.protocol == ROUTE_PROTOCOL {
-                nl.route_delete(&r).ok_if_not_found().map_err(kerr)?;
+                nl.route_delete(&r).ok_if_not_found()?;
                 changes.push(format!("removed route {}", r.dst));
             }
         }
     }
     for name in [VXLAN_DEVICE_V4, VXLAN_DEVICE_V6] {
         if let Some(l) = our_device(nl, name)? {
-            if nl
-                .link_delete(l.index)
-                .ok_if_not_found()
-                .map_err(kerr)?
-                .is_some()
-            {
+            if nl.link_delete(l.index).ok_if_not_found()?.is_some() {
                 changes.push(format!("removed {name}"));
             }
         }

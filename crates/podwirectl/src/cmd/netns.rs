@@ -19,23 +19,19 @@ pub enum NetnsCmd {
     List,
 }
 
-fn kernel_err(e: kernel::Error) -> Failure {
-    runtime::Error::new(cni::Error::io(e.to_string()))
-}
-
 pub fn run(cmd: &NetnsCmd, as_json: bool) -> Result<(), Failure> {
     match cmd {
         NetnsCmd::Add { name } => {
-            let ns = kernel::Netns::add(name).map_err(kernel_err)?;
+            let ns = kernel::Netns::add(name).map_err(cni::Error::from)?;
             if as_json {
                 print_json(&json!({"name": name, "path": ns.path()}));
             } else {
                 println!("{}", ns.path().display());
             }
         }
-        NetnsCmd::Del { name } => kernel::Netns::delete(name).map_err(kernel_err)?,
+        NetnsCmd::Del { name } => kernel::Netns::delete(name).map_err(cni::Error::from)?,
         NetnsCmd::List => {
-            let names = kernel::Netns::list().map_err(kernel_err)?;
+            let names = kernel::Netns::list().map_err(cni::Error::from)?;
             if as_json {
                 print_json(&json!(names));
             } else {
