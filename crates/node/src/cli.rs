@@ -87,6 +87,10 @@ pub struct AgentFlags {
     /// Seconds the API server keeps one Node watch open before the agent renews it.
     #[arg(long, value_name = "SECONDS", default_value_t = 290)]
     pub watch_timeout: u32,
+    /// libcni's cache directory (holding results/): the agent puts hostPort mappings recorded
+    /// there back into podwire-portmap's table when a firewall reload flushed it.
+    #[arg(long, value_name = "DIR", default_value = crate::agent::config::DEFAULT_CNI_CACHE_DIR)]
+    pub cni_cache_dir: PathBuf,
 }
 
 /// `--backend`, as the command line spells it ([`Backend`] is the routing model's own).
@@ -231,6 +235,7 @@ fn agent_config(setup: &NodeFlags, kube: &KubeFlags, a: &AgentFlags) -> Result<A
     };
     c.resync = std::time::Duration::from_secs(a.resync);
     c.watch_timeout = std::time::Duration::from_secs(a.watch_timeout.into());
+    c.cni_cache_dir = a.cni_cache_dir.clone();
     Ok(c)
 }
 

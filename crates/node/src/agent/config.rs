@@ -6,6 +6,9 @@ use crate::peers::Options;
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// libcni's default cache directory (containerd's CRI and Podman use it).
+pub const DEFAULT_CNI_CACHE_DIR: &str = "/var/lib/cni";
+
 /// The node agent's settings.
 #[derive(Clone, Debug)]
 pub struct AgentConfig {
@@ -21,6 +24,8 @@ pub struct AgentConfig {
     pub resync: Duration,
     /// How long the API server keeps one Node watch open before the agent renews it.
     pub watch_timeout: Duration,
+    /// libcni's cache directory (holding `results/`), where hostPort mappings are put back from.
+    pub cni_cache_dir: PathBuf,
 }
 
 impl AgentConfig {
@@ -33,6 +38,7 @@ impl AgentConfig {
             routing: Options::default(),
             resync: Duration::from_secs(60),
             watch_timeout: Duration::from_secs(290),
+            cni_cache_dir: PathBuf::from(DEFAULT_CNI_CACHE_DIR),
         }
     }
 }

@@ -25,6 +25,7 @@ pub mod config;
 pub mod kernel_watch;
 pub mod nodes;
 pub mod own_setup;
+pub mod plugin_tables;
 pub mod routing;
 
 pub use config::AgentConfig;
@@ -100,6 +101,10 @@ async fn run_async(cfg: &AgentConfig) -> Result<String> {
     let mut controllers: Vec<Box<dyn Controller>> = vec![
         Box::new(own_setup::OwnSetup::new(cfg.setup.clone())),
         Box::new(routing::Routing::new(cfg, watched)?),
+        Box::new(plugin_tables::PluginTables::new(
+            cfg.cni_cache_dir.clone(),
+            cfg.setup.network.clone(),
+        )),
     ];
 
     let timeout = u32::try_from(cfg.watch_timeout.as_secs()).unwrap_or(u32::MAX);
