@@ -51,6 +51,16 @@ echo "== podwire-bench (podwire $label)"
     --out-dir "$out_dir" \
     "${ipam_args[@]}" "$@"
 
+if [ "${SKIP_SPOOF_BENCH:-0}" != 1 ]; then
+    # What spoofCheck costs (issue #22 item 2): ADD with and without, pod-to-pod TCP guarded and
+    # not; its own section of the same page.
+    echo "== spoofCheck's cost (cargo run --release -p podwire-bridge --example spoofcheck_cost)"
+    cargo build --release --quiet -p podwire-bridge --example spoofcheck_cost
+    "$CARGO_TARGET_DIR/release/examples/spoofcheck_cost" "$CARGO_TARGET_DIR/release/podwire" 50 2 \
+        --write "$(realpath "$out_dir")/benchmarks.md"
+    link_plugins_static
+fi
+
 if [ "${SKIP_SCALE_BENCH:-0}" != 1 ]; then
     # The multi-node agent against 1,000 and 5,000 Node objects (tests/cluster/benches/scale.rs):
     # its own section of the same page.

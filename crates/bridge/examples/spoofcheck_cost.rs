@@ -5,8 +5,10 @@
 //!
 //! ```sh
 //! source scripts/setup-host.sh; link_static podwire-bridge:podwire
-//! cargo run -p podwire-bridge --example spoofcheck_cost -- target/release/podwire [ADDS] [SECONDS]
+//! cargo run -p podwire-bridge --example spoofcheck_cost -- target/release/podwire [ADDS] [SECONDS] [--write docs/benchmarks.md]
 //! ```
+//!
+//! scripts/bench.sh runs it with `--write`: its section of docs/benchmarks.md.
 
 use kernel::Netns;
 use serde_json::{json, Value};
@@ -17,7 +19,12 @@ use std::time::{Duration, Instant};
 use testkit::TestNs;
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
+    let mut args: Vec<String> = std::env::args().collect();
+    let write = args.iter().position(|a| a == "--write").map(|i| {
+        let path = args.get(i + 1).expect("--write FILE").clone();
+        args.drain(i..i + 2);
+        path
+    });
     let plugin = std::fs::canonicalize(args.get(1).expect("usage: PLUGIN [ADDS] [SECONDS]"))
         .expect("plugin binary");
     let adds: usize = args.get(2).map_or(50, |s| s.parse().unwrap());
@@ -77,12 +84,20 @@ fn main() {
             run("DEL", &conf(spoof), &ctr, &pod.path());
         }
     }
+    let mut rows = Vec::new();
     for (k, label) in [(0, "spoofCheck on "), (1, "spoofCheck off")] {
         let s = stats(&mut times[k]);
         println!(
             "ADD {label}: median {:.3} ms, p10 {:.3}, p90 {:.3} ({adds} ADDs)",
             s.0, s.1, s.2
         );
+        rows.push(format!(
+            "| ADD, {} | {:.3} ms | {:.3} ms | {:.3} ms |",
+            label.trim(),
+            s.0,
+            s.1,
+            s.2
+        ));
     }
 
     // Throughput: a guarded pair and an unguarded pair on the same bridge.
@@ -147,9 +162,31 @@ fn main() {
             v[0],
             v[v.len() - 1]
         );
+        rows.push(format!(
+            "| pod-to-pod TCP, {} | {:.2} Gbit/s | {:.2} (min) | {:.2} (max) |",
+            label.trim(),
+            s.0,
+            v[0],
+            v[v.len() - 1]
+        ));
+    }
+    if let Some(path) = write {
+        let section = format!(
+            "{HEADING}\n\n`cargo run --release -p podwire-bridge --example spoofcheck_cost` \
+             (scripts/bench.sh runs it): the plugin's ADD wall time with `spoofCheck` on and off \
+             ({adds} each, interleaved, one pod netns per ADD, the bridge and table made before), \
+             and one TCP stream between two pods of one bridge, 5 rounds of {secs} s each: two \
+             guarded pods, two unguarded ones while the table exists, the same with the table \
+             gone.\n\n| case | median | p10 / min | p90 / max |\n| --- | --- | --- | --- |\n{}\n",
+            rows.join("\n")
+        );
+        testkit::bench_page::write_section(std::path::Path::new(&path), HEADING, &section);
+        println!("written to {path}");
     }
     let _ = std::fs::remove_dir_all(&data);
 }
+
+const HEADING: &str = "## spoofCheck's cost";
 
 /// (median, p10, p90), sorting `v`.
 fn stats(v: &mut [f64]) -> (f64, f64, f64) {

@@ -190,34 +190,12 @@ fn main() {
     if !out.is_empty() {
         // cargo runs a bench from its package's directory: a relative path is the workspace's.
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-        write_section(&root.join(&out), &section);
+        testkit::bench_page::write_section(&root.join(&out), HEADING, &section);
         println!("written to {out}");
     }
 }
 
 const HEADING: &str = "## Multi-node agent";
-
-/// Puts `section` into a benchmarks page, in place of an earlier one, else before "## Method"
-/// (podwire-bench writes the rest of the page).
-fn write_section(path: &std::path::Path, section: &str) {
-    let page = std::fs::read_to_string(path).unwrap_or_default();
-    let mut kept = String::new();
-    let mut skipping = false;
-    for line in page.lines() {
-        if line.starts_with("## ") {
-            skipping = line.starts_with(HEADING);
-        }
-        if !skipping {
-            kept.push_str(line);
-            kept.push('\n');
-        }
-    }
-    let out = match kept.find("\n## Method") {
-        Some(i) => format!("{}\n{section}\n{}", &kept[..i], &kept[i + 1..]),
-        None => format!("{kept}\n{section}"),
-    };
-    std::fs::write(path, out).unwrap();
-}
 
 fn report(figures: &[Figures], adds: u32) -> String {
     let mut s = format!(

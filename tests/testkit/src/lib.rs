@@ -1,6 +1,7 @@
 //! Test support shared by the real-kernel suites: unique names, running commands, and throwaway
 //! network namespaces that are deleted on drop, even when the test fails.
 
+pub mod bench_page;
 pub mod frames;
 
 use kernel::{Netlink, Netns};
