@@ -89,7 +89,7 @@ pub struct AgentFlags {
     pub watch_timeout: u32,
     /// libcni's cache directory (holding results/): the agent puts hostPort mappings recorded
     /// there back into podwire-portmap's table when a firewall reload flushed it.
-    #[arg(long, value_name = "DIR", default_value = crate::agent::config::DEFAULT_CNI_CACHE_DIR)]
+    #[arg(long, value_name = "DIR", default_value = config::DEFAULT_CNI_CACHE_DIR)]
     pub cni_cache_dir: PathBuf,
 }
 

@@ -14,6 +14,8 @@ pub const DEFAULT_CONF_FILE: &str = "10-podwire.conflist";
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/podwire";
 pub const DEFAULT_SYSCTL_DIR: &str = "/proc/sys";
 pub const DEFAULT_CNI_BIN_DIR: &str = "/opt/cni/bin";
+/// libcni's default cache directory (containerd's CRI and Podman use it).
+pub const DEFAULT_CNI_CACHE_DIR: &str = "/var/lib/cni";
 
 /// Everything `setup` needs; paths are configurable so tests use temporary directories.
 #[derive(Clone, Debug)]

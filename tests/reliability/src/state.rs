@@ -79,6 +79,26 @@ pub fn port_mappings(node: &Node) -> Vec<String> {
         .collect()
 }
 
+/// Owner tags of the spoofCheck elements (`bridge podwire-antispoof` set elements) in the node,
+/// one per element (a guarded port has several: the port, its MAC, each address); empty if there
+/// is no table.
+pub fn guard_elements(node: &Node) -> Vec<String> {
+    let nft = Nftables::new_in(&node.ns).expect("nftables socket in node");
+    let table = kernel::owned::antispoof_table();
+    let mut out = Vec::new();
+    for set in ["ports", "pod-macs", "pod-ipv4", "pod-ipv6"] {
+        match nft.elements(&table, set) {
+            Ok(els) => out.extend(
+                els.into_iter()
+                    .map(|e| e.tag.unwrap_or_else(|| "<untagged>".into())),
+            ),
+            Err(e) if e.is_not_found() => {}
+            Err(e) => panic!("list spoofCheck elements in node: {e}"),
+        }
+    }
+    out
+}
+
 /// Runtime cache entries as `network/container/ifname`.
 pub fn cache_entries(cache_dir: &Path) -> Vec<String> {
     runtime::Cache::new(cache_dir)
@@ -103,7 +123,7 @@ pub fn pod_ipv4(ns: &Netns) -> Vec<IpAddr> {
 }
 
 /// Everything that must not change when a bad input is refused: the node's links (name,
-/// kind, master, alias, up), its addresses and nft rules.
+/// kind, master, alias, up), its addresses, nft rules, port mappings and spoofCheck elements.
 pub fn kernel_fingerprint(node: &Node) -> String {
     let nl = node.netlink();
     let mut links: Vec<String> = nl
@@ -126,8 +146,9 @@ pub fn kernel_fingerprint(node: &Node) -> String {
         .collect();
     addrs.sort();
     format!(
-        "links: {links:?}\naddresses: {addrs:?}\nnft: {:?}\nport mappings: {:?}",
+        "links: {links:?}\naddresses: {addrs:?}\nnft: {:?}\nport mappings: {:?}\nspoofCheck elements: {:?}",
         nft_rules(node),
-        port_mappings(node)
+        port_mappings(node),
+        guard_elements(node)
     )
 }

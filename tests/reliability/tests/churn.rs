@@ -304,6 +304,7 @@ fn run(shape: Shape) {
     let files = state::allocations(&node.data_dir(), net);
     let rules = state::nft_rules(&node);
     let mappings = state::port_mappings(&node);
+    let guards = state::guard_elements(&node);
     let cache = state::cache_entries(&node.cache_dir());
     let tally = tally.into_inner().unwrap();
     let ledger = ledger.into_inner().unwrap();
@@ -327,8 +328,8 @@ fn run(shape: Shape) {
         report.line(format!("  violation: {v}"));
     }
     report.line(format!(
-        "after DEL of the {live_at_end} pods still attached: host veths on the bridge {}, host veths in the node {}, allocation files {}, nft rules {}, port mappings {}, cache entries {}",
-        veths.len(), all_veths.len(), files.len(), rules.len(), mappings.len(), cache.len()
+        "after DEL of the {live_at_end} pods still attached: host veths on the bridge {}, host veths in the node {}, allocation files {}, nft rules {}, port mappings {}, spoofCheck elements {}, cache entries {}",
+        veths.len(), all_veths.len(), files.len(), rules.len(), mappings.len(), guards.len(), cache.len()
     ));
     report.finish();
 
@@ -341,6 +342,7 @@ fn run(shape: Shape) {
     assert!(files.is_empty(), "leaked allocations: {files:?}");
     assert!(rules.is_empty(), "leaked nft rules: {rules:?}");
     assert!(mappings.is_empty(), "leaked port mappings: {mappings:?}");
+    assert!(guards.is_empty(), "leaked spoofCheck elements: {guards:?}");
     assert!(cache.is_empty(), "leaked cache entries: {cache:?}");
     assert!(
         tally.ops.get("ADD").copied().unwrap_or(0) > ops / 4,

@@ -135,6 +135,12 @@ impl Suite {
                 .map(|t| format!("nft rule {t}")),
         );
         out.extend(
+            state::guard_elements(&self.node)
+                .into_iter()
+                .filter(|t| *t == tag)
+                .map(|t| format!("spoofCheck element {t}")),
+        );
+        out.extend(
             state::cache_entries(&self.node.cache_dir())
                 .into_iter()
                 .filter(|e| e.contains(&format!("/{cid}/")))
@@ -178,6 +184,11 @@ impl Suite {
         for t in &rules {
             if !live_tags.contains(t) {
                 leaks.push(format!("nft rule {t}"));
+            }
+        }
+        for t in state::guard_elements(&self.node) {
+            if !live_tags.contains(&t) {
+                leaks.push(format!("spoofCheck element {t}"));
             }
         }
         for e in state::cache_entries(&self.node.cache_dir()) {

@@ -6,8 +6,7 @@ use crate::peers::Options;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// libcni's default cache directory (containerd's CRI and Podman use it).
-pub const DEFAULT_CNI_CACHE_DIR: &str = "/var/lib/cni";
+pub use crate::config::DEFAULT_CNI_CACHE_DIR;
 
 /// The node agent's settings.
 #[derive(Clone, Debug)]
