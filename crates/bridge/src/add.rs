@@ -141,7 +141,9 @@ fn configure(
     }
 
     let b = &config.bridge;
-    let mut spec = BridgeSpec::new(&b.bridge).up();
+    // A pod can forge link-local frames (LLDP) that the bridge learns MACs from before any
+    // netfilter hook, spoofCheck's included: the bridge must not learn from them.
+    let mut spec = BridgeSpec::new(&b.bridge).up().no_linklocal_learn();
     if let Some(mtu) = b.mtu {
         spec = spec.mtu(mtu);
     }
@@ -167,12 +169,15 @@ fn configure(
             cni::Error::from(e)
         }
     })?;
+    if bridge.no_linklocal_learn == Some(false) {
+        host.bridge_set_no_linklocal_learn(bridge.index, true)?;
+    }
     if b.promisc_mode && !bridge.promisc {
         host.link_set_promisc(bridge.index, true)?;
     }
     crate::gateway::refuse_router_adverts(&bridge.name)?;
     s.detail(format_args!(
-        "{} {} #{}, accept_ra 0",
+        "{} {} #{}, accept_ra 0, no_linklocal_learn",
         if found { "found" } else { "ensured" },
         bridge.name,
         bridge.index

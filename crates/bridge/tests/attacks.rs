@@ -311,6 +311,59 @@ fn a_pod_cannot_send_from_another_pods_mac() {
     assert_eq!(lan.dropped("spoofed-mac"), 1);
 }
 
+/// An LLDP frame (to the 802.1AB group 01:80:c2:00:00:0e) from pod 0 with pod 1's MAC as its
+/// source: the bridge learns source MACs from link-local frames before any netfilter hook runs,
+/// so without `no_linklocal_learn` it moved pod 1's MAC to the attacker's port until pod 1 sent
+/// again. The bridge must not learn from such frames (and spoofCheck still drops the frame).
+#[test]
+fn a_link_local_frame_cannot_move_another_pods_mac() {
+    let lan = Lan::new(48, json!({}), 2);
+    let (a, victim) = (&lan.pods[0], &lan.pods[1]);
+    let lldp_group = kernel::MacAddr([0x01, 0x80, 0xc2, 0, 0, 0x0e]);
+    // Chassis ID, port ID and TTL TLVs, then the end TLV: a well-formed LLDPDU.
+    let mut lldpdu = vec![0x02, 0x07, 0x04];
+    lldpdu.extend_from_slice(&victim.mac.0);
+    lldpdu.extend_from_slice(&[0x04, 0x02, 0x07, b'1', 0x06, 0x02, 0x00, 0x78, 0x00, 0x00]);
+    let frame = frames::ethernet(lldp_group, victim.mac, 0x88cc, &lldpdu);
+    frames::send(&a.ns, "eth0", &frame);
+    let fdb = common::run(&[
+        "bridge",
+        "-n",
+        &lan.node.name,
+        "-j",
+        "fdb",
+        "show",
+        "br",
+        "pwa0",
+    ]);
+    let fdb: Value = serde_json::from_str(&fdb).unwrap();
+    let ports: Vec<&str> = fdb
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["mac"] == victim.mac.to_string())
+        .map(|e| e["ifname"].as_str().unwrap())
+        .collect();
+    assert!(
+        !ports.contains(&a.port.as_str()),
+        "the bridge learnt the victim's MAC on the attacker's port from an LLDP frame: {ports:?}"
+    );
+    let opts = common::run(&[
+        "ip",
+        "-n",
+        &lan.node.name,
+        "-d",
+        "-j",
+        "link",
+        "show",
+        "pwa0",
+    ]);
+    assert!(
+        opts.contains("\"no_linklocal_learn\":1") || opts.contains("\"no_linklocal_learn\":true"),
+        "the pod bridge has no_linklocal_learn: {opts}"
+    );
+}
+
 /// Pod 0 tells the node that pod 1's address of one family is at pod 0's MAC (a gratuitous
 /// ARP, or an unsolicited neighbour advertisement with override): the node's entry must keep
 /// pod 1's MAC.

@@ -1,7 +1,8 @@
 //! Linux bridges: create, and "ensure" for idempotent plugin ADDs.
 
 use netlink_packet_route::link::{
-    InfoBridge, InfoData, InfoKind, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+    BridgeBooleanOptionFlags, BridgeBooleanOptions, InfoBridge, InfoData, InfoKind, LinkAttribute,
+    LinkFlags, LinkInfo, LinkMessage,
 };
 
 use crate::error::{Error, Result};
@@ -19,6 +20,8 @@ pub struct BridgeSpec {
     pub vlan_filtering: Option<bool>,
     /// Bring it up in the creating request.
     pub up: bool,
+    /// Learn no source MAC from link-local frames (see [`Link::no_linklocal_learn`]).
+    pub no_linklocal_learn: bool,
 }
 
 impl BridgeSpec {
@@ -44,6 +47,10 @@ impl BridgeSpec {
         self.up = true;
         self
     }
+    pub fn no_linklocal_learn(mut self) -> Self {
+        self.no_linklocal_learn = true;
+        self
+    }
 
     fn message(&self) -> LinkMessage {
         let mut msg = LinkMessage::default();
@@ -60,17 +67,51 @@ impl BridgeSpec {
             msg.attributes.push(LinkAttribute::Address(mac.0.to_vec()));
         }
         let mut info = vec![LinkInfo::Kind(InfoKind::Bridge)];
+        let mut data = Vec::new();
         if let Some(v) = self.vlan_filtering {
-            info.push(LinkInfo::Data(InfoData::Bridge(vec![
-                InfoBridge::VlanFiltering(v),
-            ])));
+            data.push(InfoBridge::VlanFiltering(v));
+        }
+        if self.no_linklocal_learn {
+            data.push(no_ll_learn(true));
+        }
+        if !data.is_empty() {
+            info.push(LinkInfo::Data(InfoData::Bridge(data)));
         }
         msg.attributes.push(LinkAttribute::LinkInfo(info));
         msg
     }
 }
 
+fn no_ll_learn(on: bool) -> InfoBridge {
+    let flag = BridgeBooleanOptionFlags::NoLinkLocalLearn;
+    InfoBridge::MultiBoolOpt(BridgeBooleanOptions {
+        value: if on {
+            flag
+        } else {
+            BridgeBooleanOptionFlags::empty()
+        },
+        mask: flag,
+    })
+}
+
 impl Netlink {
+    /// Turns the bridge's learning from link-local frames off (`on`) or back on.
+    pub fn bridge_set_no_linklocal_learn(&self, index: u32, on: bool) -> Result<()> {
+        let mut msg = LinkMessage::default();
+        msg.header.index = index;
+        msg.attributes.push(LinkAttribute::LinkInfo(vec![
+            LinkInfo::Kind(InfoKind::Bridge),
+            LinkInfo::Data(InfoData::Bridge(vec![no_ll_learn(on)])),
+        ]));
+        // RTM_NEWLINK without NLM_F_CREATE: the kernel's changelink (RTM_SETLINK ignores
+        // IFLA_LINKINFO).
+        self.request(
+            netlink_packet_route::RouteNetlinkMessage::NewLink(msg),
+            0,
+            &format!("set no_linklocal_learn {} on bridge #{index}", on as u8),
+        )
+    }
+
     /// Creates a bridge; EEXIST if the name is taken.
     pub fn bridge_add(&self, spec: &BridgeSpec) -> Result<()> {
         self.link_add_raw(spec.message(), &format!("create bridge {}", spec.name))

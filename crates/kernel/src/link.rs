@@ -4,8 +4,8 @@
 
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
 use netlink_packet_route::link::{
-    AfSpecInet, AfSpecUnspec, InetDevConf, InfoBridge, InfoBridgePort, InfoData, InfoPortData,
-    LinkAttribute, LinkExtentMask, LinkFlags, LinkInfo, LinkMessage, State,
+    AfSpecInet, AfSpecUnspec, BridgeBooleanOptionFlags, InetDevConf, InfoBridge, InfoBridgePort,
+    InfoData, InfoPortData, LinkAttribute, LinkExtentMask, LinkFlags, LinkInfo, LinkMessage, State,
 };
 use netlink_packet_route::RouteNetlinkMessage;
 
@@ -87,6 +87,9 @@ pub struct Link {
     pub hairpin: Option<bool>,
     /// For a bridge: whether VLAN filtering is on.
     pub vlan_filtering: Option<bool>,
+    /// For a bridge: whether it refuses to learn source MACs from link-local frames
+    /// (01:80:c2:00:00:0X, e.g. LLDP), which it would otherwise do before any netfilter hook.
+    pub no_linklocal_learn: Option<bool>,
     /// IFLA_IFALIAS: free text a plugin can tag its links with.
     pub alias: Option<String>,
     /// For a VXLAN device: its tunnel parameters.
@@ -109,6 +112,7 @@ impl Link {
             peer_netnsid: None,
             hairpin: None,
             vlan_filtering: None,
+            no_linklocal_learn: None,
             alias: None,
             vxlan: None,
         };
@@ -151,8 +155,13 @@ fn read_link_info(link: &mut Link, infos: &[LinkInfo]) {
             }
             LinkInfo::Data(InfoData::Bridge(opts)) => {
                 for o in opts {
-                    if let InfoBridge::VlanFiltering(v) = o {
-                        link.vlan_filtering = Some(*v);
+                    match o {
+                        InfoBridge::VlanFiltering(v) => link.vlan_filtering = Some(*v),
+                        InfoBridge::MultiBoolOpt(b) => {
+                            link.no_linklocal_learn =
+                                Some(b.value.contains(BridgeBooleanOptionFlags::NoLinkLocalLearn))
+                        }
+                        _ => {}
                     }
                 }
             }

@@ -45,7 +45,7 @@ pub fn apply(
             link
         }
         None => {
-            let mut spec = BridgeSpec::new(&c.bridge).up();
+            let mut spec = BridgeSpec::new(&c.bridge).up().no_linklocal_learn();
             if let Some(mtu) = c.mtu {
                 spec = spec.mtu(mtu);
             }
@@ -64,6 +64,11 @@ pub fn apply(
     if let Some(mtu) = c.mtu.filter(|&m| m != link.mtu) {
         nl.link_set_mtu(link.index, mtu)?;
         changes.push(format!("set MTU of {} to {mtu}", c.bridge));
+    }
+    // As the plugin does: a pod's forged LLDP frame must not move another pod's MAC.
+    if link.no_linklocal_learn == Some(false) {
+        nl.bridge_set_no_linklocal_learn(link.index, true)?;
+        changes.push(format!("set no_linklocal_learn on {}", c.bridge));
     }
     if !link.up {
         nl.link_set_up(link.index, true)?;
