@@ -140,6 +140,27 @@ impl Lan {
 
     /// The bridge's MAC now (a bridge takes the lowest of its ports' until one is set, so an
     /// ADD's result may name an older one).
+    /// The bridge ports the FDB has `mac` on.
+    fn fdb_ports(&self, mac: MacAddr) -> Vec<String> {
+        let fdb = common::run(&[
+            "bridge",
+            "-n",
+            &self.node.name,
+            "-j",
+            "fdb",
+            "show",
+            "br",
+            "pwa0",
+        ]);
+        let fdb: Value = serde_json::from_str(&fdb).unwrap();
+        fdb.as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["mac"] == mac.to_string())
+            .map(|e| e["ifname"].as_str().unwrap().to_string())
+            .collect()
+    }
+
     fn bridge_mac(&self) -> MacAddr {
         let link = self.node.ip_json(&["link", "show", "pwa0"]);
         link[0]["address"].as_str().unwrap().parse().unwrap()
@@ -286,26 +307,9 @@ fn a_pod_cannot_send_from_another_pods_mac() {
         got.is_empty(),
         "the node took a frame from a forged MAC: {got:?}"
     );
-    let fdb = common::run(&[
-        "bridge",
-        "-n",
-        &lan.node.name,
-        "-j",
-        "fdb",
-        "show",
-        "br",
-        "pwa0",
-    ]);
-    let fdb: Value = serde_json::from_str(&fdb).unwrap();
-    let ports: Vec<&str> = fdb
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["mac"] == victim.mac.to_string())
-        .map(|e| e["ifname"].as_str().unwrap())
-        .collect();
+    let ports = lan.fdb_ports(victim.mac);
     assert!(
-        !ports.contains(&a.port.as_str()),
+        !ports.contains(&a.port),
         "the bridge learnt the victim's MAC on the attacker's port: {ports:?}"
     );
     assert_eq!(lan.dropped("spoofed-mac"), 1);
@@ -326,26 +330,9 @@ fn a_link_local_frame_cannot_move_another_pods_mac() {
     lldpdu.extend_from_slice(&[0x04, 0x02, 0x07, b'1', 0x06, 0x02, 0x00, 0x78, 0x00, 0x00]);
     let frame = frames::ethernet(lldp_group, victim.mac, 0x88cc, &lldpdu);
     frames::send(&a.ns, "eth0", &frame);
-    let fdb = common::run(&[
-        "bridge",
-        "-n",
-        &lan.node.name,
-        "-j",
-        "fdb",
-        "show",
-        "br",
-        "pwa0",
-    ]);
-    let fdb: Value = serde_json::from_str(&fdb).unwrap();
-    let ports: Vec<&str> = fdb
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["mac"] == victim.mac.to_string())
-        .map(|e| e["ifname"].as_str().unwrap())
-        .collect();
+    let ports = lan.fdb_ports(victim.mac);
     assert!(
-        !ports.contains(&a.port.as_str()),
+        !ports.contains(&a.port),
         "the bridge learnt the victim's MAC on the attacker's port from an LLDP frame: {ports:?}"
     );
     let opts = common::run(&[

@@ -254,6 +254,7 @@ mod tests {
             peer_netnsid: None,
             hairpin: None,
             vlan_filtering: None,
+            no_linklocal_learn: None,
             alias: None,
             vxlan: None,
         }
