@@ -3,6 +3,7 @@
 
 use crate::config::NodeConfig;
 use crate::peers::Options;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -21,7 +22,13 @@ pub struct AgentConfig {
     pub resync: Duration,
     /// How long the API server keeps one Node watch open before the agent renews it.
     pub watch_timeout: Duration,
+    /// Where `/healthz`, `/readyz` and `/metrics` are served; `None`: nowhere.
+    pub metrics_addr: Option<SocketAddr>,
+    /// Tests only: SIGUSR2 stops the kernel watch (so a test sees `/healthz` fail).
+    pub test_hooks: bool,
 }
+
+pub use crate::config::DEFAULT_METRICS_ADDR;
 
 impl AgentConfig {
     /// Defaults for everything but the cluster's pod network(s).
@@ -33,6 +40,8 @@ impl AgentConfig {
             routing: Options::default(),
             resync: Duration::from_secs(60),
             watch_timeout: Duration::from_secs(290),
+            metrics_addr: DEFAULT_METRICS_ADDR.parse().ok(),
+            test_hooks: false,
         }
     }
 }
