@@ -326,8 +326,12 @@ impl SimNode {
     /// `GET path` from the agent's listener inside the node (status and body); `None` while
     /// nothing listens.
     pub fn http_get(&self, path: &str) -> Option<(u16, String)> {
+        self.http_get_at(METRICS_ADDR.parse().unwrap(), path)
+    }
+
+    /// `GET path` from `addr` inside the node (as kubelet's httpGet probe of a hostNetwork pod).
+    pub fn http_get_at(&self, addr: std::net::SocketAddr, path: &str) -> Option<(u16, String)> {
         use std::io::{Read, Write};
-        let addr: std::net::SocketAddr = METRICS_ADDR.parse().unwrap();
         let mut s = self
             .ns
             .ns
