@@ -91,6 +91,13 @@ pub struct AgentFlags {
     /// there back into podwire-portmap's table when a firewall reload flushed it.
     #[arg(long, value_name = "DIR", default_value = config::DEFAULT_CNI_CACHE_DIR)]
     pub cni_cache_dir: PathBuf,
+    /// Where the agent serves /healthz, /readyz and /metrics (Prometheus), as ADDRESS:PORT;
+    /// "" serves nothing. The default is the node's loopback, so nothing new is exposed.
+    #[arg(long, value_name = "ADDR", default_value = config::DEFAULT_METRICS_ADDR)]
+    pub metrics_addr: String,
+    /// Tests only: SIGUSR2 stops the agent's kernel watch, so /healthz can be seen to fail.
+    #[arg(long, hide = true)]
+    pub test_hooks: bool,
 }
 
 /// `--backend`, as the command line spells it ([`Backend`] is the routing model's own).
@@ -236,6 +243,15 @@ fn agent_config(setup: &NodeFlags, kube: &KubeFlags, a: &AgentFlags) -> Result<A
     c.resync = std::time::Duration::from_secs(a.resync);
     c.watch_timeout = std::time::Duration::from_secs(a.watch_timeout.into());
     c.cni_cache_dir = a.cni_cache_dir.clone();
+    c.metrics_addr = match a.metrics_addr.trim() {
+        "" => None,
+        s => Some(s.parse().map_err(|e| {
+            Error::invalid_config(format!(
+                "--metrics-addr {s:?}: {e} (an ADDRESS:PORT such as 127.0.0.1:9799, or \"\")"
+            ))
+        })?),
+    };
+    c.test_hooks = a.test_hooks;
     Ok(c)
 }
 
@@ -573,6 +589,22 @@ mod tests {
         let e = bad.a.config().unwrap_err();
         assert_eq!(e.code.number(), 7);
         assert!(e.msg.contains("10.244.0.0/33"), "{e}");
+        // The listener: on the node's loopback unless told, off with "".
+        assert_eq!(c.metrics_addr, Some("127.0.0.1:9799".parse().unwrap()));
+        assert!(!c.test_hooks);
+        let with = |v: &str| {
+            Agent::try_parse_from(["agent", "--cluster-cidr", "10.0.0.0/8", "--metrics-addr", v])
+                .unwrap()
+                .a
+                .config()
+        };
+        assert_eq!(
+            with("0.0.0.0:9100").unwrap().metrics_addr,
+            Some("0.0.0.0:9100".parse().unwrap())
+        );
+        assert_eq!(with("").unwrap().metrics_addr, None);
+        let e = with("localhost").unwrap_err();
+        assert!(e.msg.contains("--metrics-addr"), "{e}");
         // Flags the one-shot setup has and the agent has not.
         for f in [
             &["--pod-cidr", "10.244.1.0/24"][..],

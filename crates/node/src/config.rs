@@ -6,6 +6,9 @@ use ipnet::IpNet;
 use std::net::IpAddr;
 use std::path::PathBuf;
 
+/// Where the agent serves /healthz, /readyz and /metrics by default: the node's loopback, so
+/// nothing new is exposed unless asked (docs/kubernetes.md).
+pub const DEFAULT_METRICS_ADDR: &str = "127.0.0.1:9799";
 pub const DEFAULT_BRIDGE: &str = "cni0";
 pub const DEFAULT_NETWORK: &str = "podwire";
 pub const DEFAULT_CONF_DIR: &str = "/etc/cni/net.d";

@@ -7,7 +7,7 @@
 use clap::Parser;
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Container, PodSpec, ServiceAccount};
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::Value;
@@ -61,6 +61,8 @@ struct Objects {
     service_accounts: Vec<ServiceAccount>,
     cluster_roles: Vec<ClusterRole>,
     bindings: Vec<ClusterRoleBinding>,
+    roles: Vec<Role>,
+    role_bindings: Vec<RoleBinding>,
     config_maps: Vec<ConfigMap>,
 }
 
@@ -72,6 +74,8 @@ fn load(file: &str) -> Objects {
             "ServiceAccount" => o.service_accounts.push(typed(&doc)),
             "ClusterRole" => o.cluster_roles.push(typed(&doc)),
             "ClusterRoleBinding" => o.bindings.push(typed(&doc)),
+            "Role" => o.roles.push(typed(&doc)),
+            "RoleBinding" => o.role_bindings.push(typed(&doc)),
             "ConfigMap" => o.config_maps.push(typed(&doc)),
             other => panic!("{file}: unexpected kind {other:?}"),
         }
@@ -228,6 +232,31 @@ fn install_manifest() {
     assert_eq!(subject.kind, "ServiceAccount");
     assert_eq!(Some(&subject.name), sa.metadata.name.as_ref());
     assert_eq!(subject.namespace.as_deref(), Some(ns));
+    // Events on Nodes: create and patch, in `default` (where Node events live), nothing more.
+    assert_eq!(o.roles.len(), 1);
+    let events = &o.roles[0];
+    assert_eq!(events.metadata.namespace.as_deref(), Some("default"));
+    let rules = events.rules.as_ref().unwrap();
+    assert_eq!(rules.len(), 1);
+    assert_eq!(rules[0].api_groups.as_deref(), Some(&[String::new()][..]));
+    assert_eq!(
+        rules[0].resources.as_deref(),
+        Some(&["events".to_string()][..])
+    );
+    let mut verbs = rules[0].verbs.clone();
+    verbs.sort();
+    assert_eq!(verbs, vec!["create", "patch"]);
+    let rb = &o.role_bindings[0];
+    assert_eq!(rb.metadata.namespace, events.metadata.namespace);
+    assert_eq!(
+        (rb.role_ref.kind.as_str(), Some(&rb.role_ref.name)),
+        ("Role", events.metadata.name.as_ref())
+    );
+    let subject = &rb.subjects.as_ref().unwrap()[0];
+    assert_eq!(
+        (Some(&subject.name), subject.namespace.as_deref()),
+        (sa.metadata.name.as_ref(), Some(ns))
+    );
 
     // Init container: copies the binaries from where the image has them to the host's bin dir.
     let init = &pod.init_containers.as_ref().unwrap()[0];
@@ -303,6 +332,38 @@ fn install_manifest() {
         .setup
         .node_config(vec!["10.244.1.0/24".parse().unwrap()])
         .unwrap();
+
+    // The probes hit the agent's listener: where it listens (its flag, or its default), the
+    // node's loopback (hostNetwork), the right paths; the scrape annotations name the port.
+    let config = resolved.config().unwrap();
+    let listen = config.metrics_addr.expect("the listener is on");
+    assert!(listen.ip().is_loopback(), "nothing new exposed: {listen}");
+    for (probe, path) in [
+        (&main.liveness_probe, "/healthz"),
+        (&main.readiness_probe, "/readyz"),
+    ] {
+        let get = probe.as_ref().unwrap().http_get.as_ref().unwrap();
+        assert_eq!(get.host.as_deref(), Some("127.0.0.1"));
+        assert_eq!(
+            get.port,
+            k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(listen.port().into())
+        );
+        assert_eq!(get.path.as_deref(), Some(path));
+    }
+    let annotations = spec
+        .template
+        .metadata
+        .as_ref()
+        .unwrap()
+        .annotations
+        .as_ref()
+        .unwrap();
+    assert_eq!(annotations["prometheus.io/scrape"], "true");
+    assert_eq!(annotations["prometheus.io/port"], listen.port().to_string());
+    assert_eq!(annotations["prometheus.io/path"], "/metrics");
+    // The memory limit stays.
+    let limits = main.resources.as_ref().unwrap().limits.as_ref().unwrap();
+    assert_eq!(limits["memory"].0, "100Mi");
 }
 
 #[test]

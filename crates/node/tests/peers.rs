@@ -6,7 +6,7 @@ mod common;
 use common::Node;
 use kernel::Netlink;
 use node::peers::kernel_io::{reconcile, Report};
-use node::peers::{Options, OwnNode, PeerNode};
+use node::peers::{Options, OwnNode, PeerNode, ProblemKind};
 
 /// The node's underlay: `eth0` (a veth whose peer stays in the netns, so it has a carrier) with
 /// 192.168.77.1/24 and fd77::1/64.
@@ -105,13 +105,24 @@ fn a_link_squatting_the_vxlan_name_costs_only_the_vxlan_peers_of_its_family() {
         r.problems
     );
     assert!(
-        r.problems.iter().any(|p| p.starts_with("podwire.vxlan: ")
-            && p.contains("not a VXLAN device (bridge)")
-            && p.contains("its peers are not routed")),
+        r.problems
+            .iter()
+            .any(|p| p.text.starts_with("podwire.vxlan: ")
+                && p.text.contains("not a VXLAN device (bridge)")
+                && p.text.contains("its peers are not routed")),
         "{:?}",
         r.problems
     );
-    assert!(r.problems.iter().any(|p| p.contains("10.253.3.0/24")));
+    assert!(r.problems.iter().any(|p| p.text.contains("10.253.3.0/24")));
+    // What the agent's metrics see: one IPv4 peer unrouted for its device, the rest routed.
+    let unrouted: usize = r
+        .problems
+        .iter()
+        .filter(|p| p.kind == ProblemKind::VxlanDevice)
+        .map(|p| p.unrouted)
+        .sum();
+    assert_eq!((r.direct, r.vxlan, unrouted), (2, 1, 1), "{:?}", r.problems);
+    assert_eq!(r.kinds.get("route"), Some(&3), "{:?}", r.kinds);
     // The squatter is left as it was: still a bridge, nothing put on it.
     let link = n.ns.ip_json(&["-d", "link", "show", "podwire.vxlan"]);
     assert_eq!(link[0]["linkinfo"]["info_kind"], "bridge");
@@ -169,7 +180,8 @@ fn another_vxlan_device_on_the_same_vni_and_port_is_reported_not_fatal() {
     assert!(
         r.problems
             .iter()
-            .any(|p| p.starts_with("podwire.vxlan: ") && p.contains("VNI 1 and UDP port 8472")),
+            .any(|p| p.text.starts_with("podwire.vxlan: ")
+                && p.text.contains("VNI 1 and UDP port 8472")),
         "{:?}",
         r.problems
     );

@@ -8,6 +8,11 @@
 //! to the API server until its route is in the node's kernel (p50/p99 over `--adds`, seen through
 //! rtnetlink notifications, so it includes the watch's delivery); kernel writes during resyncs
 //! with nothing to change; the agent's RSS; its CPU while idle. Prints a Markdown table.
+//!
+//! Then what the health and metrics listener costs (`--listener-nodes 1000 --listener-reps 5`):
+//! the same agent restarted in turn with `--metrics-addr ""` (no listener), with the listener
+//! unscraped, and scraped once a second; RSS and idle CPU of each, median and range over the
+//! repetitions, and how long one `/metrics` scrape takes.
 //! No packet is sent: the fake nodes' addresses (198.18.0.0/15) are never routed.
 
 use cluster::kubesim::Fleet;
@@ -174,17 +179,156 @@ fn run(nodes: u32, adds: u32) -> Figures {
     }
 }
 
+/// One way of running the agent for the listener's cost.
+#[derive(Clone, Copy, PartialEq)]
+enum Listener {
+    Off,
+    On,
+    Scraped,
+}
+
+impl Listener {
+    fn label(self) -> &'static str {
+        match self {
+            Listener::Off => "no listener (`--metrics-addr \"\"`)",
+            Listener::On => "listener, not scraped",
+            Listener::Scraped => "listener, `/metrics` scraped every 1 s",
+        }
+    }
+}
+
+struct ListenerFigures {
+    nodes: u32,
+    reps: usize,
+    /// Per mode: RSS (KiB) and idle CPU (%) of each repetition.
+    runs: Vec<(Listener, Vec<u64>, Vec<f64>)>,
+    /// How long one scrape took, and its size.
+    scrape: Vec<Duration>,
+    scrape_bytes: usize,
+}
+
+/// The listener's cost: one cluster, the agent restarted in each mode in turn (`reps` rounds,
+/// modes interleaved so drift hits them alike), 3 s to settle, then 10 s measured.
+fn listener_cost(nodes: u32, reps: usize) -> ListenerFigures {
+    let mut c = Cluster::new([1, 0]);
+    c.api.add_nodes(Fleet::default().nodes(0..nodes)).unwrap();
+    let ns = kernel::Netns::open(c.node(0).ns.path()).unwrap();
+    let nl = Netlink::new_in(&ns).unwrap();
+    let modes = [Listener::Off, Listener::On, Listener::Scraped];
+    let mut runs: Vec<(Listener, Vec<u64>, Vec<f64>)> =
+        modes.iter().map(|m| (*m, vec![], vec![])).collect();
+    let mut scrape = Vec::new();
+    let mut scrape_bytes = 0;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    for _ in 0..reps {
+        for (i, mode) in modes.iter().enumerate() {
+            c.agent_args = vec!["--resync".into(), "2".into()];
+            if *mode == Listener::Off {
+                c.agent_args
+                    .extend(["--metrics-addr".into(), String::new()]);
+            }
+            c.start_agent(0);
+            let t = Instant::now();
+            while podwire_routes(&nl) < nodes as usize && t.elapsed() < Duration::from_secs(60) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            std::thread::sleep(Duration::from_secs(3));
+            let pid = c.node(0).agent_pid().unwrap();
+            let t0 = cpu_ticks(pid);
+            let w = Instant::now();
+            while w.elapsed() < Duration::from_secs(10) {
+                if *mode == Listener::Scraped {
+                    let t = Instant::now();
+                    let (code, body) = c.node(0).http_get("/metrics").expect("/metrics");
+                    scrape.push(t.elapsed());
+                    assert_eq!(code, 200);
+                    scrape_bytes = body.len();
+                }
+                std::thread::sleep(Duration::from_secs(1));
+            }
+            let cpu = (cpu_ticks(pid) - t0) as f64 / hz / w.elapsed().as_secs_f64() * 100.0;
+            runs[i].1.push(proc_status(pid, "VmRSS:"));
+            runs[i].2.push(cpu);
+            c.nodes[0].stop_agent();
+        }
+    }
+    scrape.sort();
+    ListenerFigures {
+        nodes,
+        reps,
+        runs,
+        scrape,
+        scrape_bytes,
+    }
+}
+
+fn median<T: Copy + PartialOrd>(v: &[T]) -> T {
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    s[s.len() / 2]
+}
+
+fn range<T: Copy + PartialOrd>(v: &[T]) -> (T, T) {
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    (s[0], s[s.len() - 1])
+}
+
+fn listener_report(f: &ListenerFigures) -> String {
+    let mut s = format!(
+        "\n### The health and metrics listener\n\nThe agent at {} Nodes (resync every 2 s), \
+         restarted in turn with each setting, {} rounds interleaved; 10 s measured after 3 s \
+         to settle. Median (min–max).\n\n| agent | RSS | CPU, idle |\n| --- | ---: | ---: |\n",
+        f.nodes, f.reps
+    );
+    for (mode, rss, cpu) in &f.runs {
+        let (rlo, rhi) = range(rss);
+        let (clo, chi) = range(cpu);
+        s += &format!(
+            "| {} | {:.2} MiB ({:.2}–{:.2}) | {:.2} % ({:.2}–{:.2}) |\n",
+            mode.label(),
+            median(rss) as f64 / 1024.0,
+            rlo as f64 / 1024.0,
+            rhi as f64 / 1024.0,
+            median(cpu),
+            clo,
+            chi
+        );
+    }
+    if !f.scrape.is_empty() {
+        s += &format!(
+            "\nOne `/metrics` scrape ({:.1} KiB): p50 {:.2} ms, max {:.2} ms (a fresh TCP \
+             connection each, from the node's namespace).\n",
+            f.scrape_bytes as f64 / 1024.0,
+            percentile(&f.scrape, 0.5).as_secs_f64() * 1e3,
+            f.scrape.last().unwrap().as_secs_f64() * 1e3
+        );
+    }
+    s
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--list" || a == "--test") {
         return; // `cargo test --benches` / `--list`: nothing to run quickly.
     }
     let sizes: Vec<u32> = arg("--nodes", "1000,5000")
         .split(',')
+        .filter(|s| !s.is_empty())
         .map(|s| s.parse().unwrap())
         .collect();
     let adds: u32 = arg("--adds", "50").parse().unwrap();
-    let figures: Vec<Figures> = sizes.iter().map(|n| run(*n, adds)).collect();
-    let section = report(&figures, adds);
+    let figures: Vec<Figures> = if sizes.is_empty() {
+        Vec::new()
+    } else {
+        sizes.iter().map(|n| run(*n, adds)).collect()
+    };
+    let mut section = report(&figures, adds);
+    let listener_nodes: u32 = arg("--listener-nodes", "1000").parse().unwrap();
+    let reps: usize = arg("--listener-reps", "5").parse().unwrap();
+    if reps > 0 {
+        section += &listener_report(&listener_cost(listener_nodes, reps));
+    }
     println!("{section}");
     let out = arg("--write", "");
     if !out.is_empty() {

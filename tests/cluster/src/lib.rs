@@ -28,6 +28,9 @@ pub use kubesim;
 /// The cluster CIDRs every node's setup gets (`--cluster-cidr`).
 pub const CLUSTER_V4: &str = "10.246.0.0/16";
 pub const CLUSTER_V6: &str = "fd00:246::/48";
+/// Where every agent serves /healthz, /readyz and /metrics: its default, the node's loopback
+/// (each node namespace has its own).
+pub const METRICS_ADDR: &str = "127.0.0.1:9799";
 /// podwire's route protocol (node::peers::ROUTE_PROTOCOL), as `ip -j route` prints it.
 pub const ROUTE_PROTOCOL: &str = "157";
 
@@ -320,6 +323,41 @@ impl SimNode {
         }
     }
 
+    /// `GET path` from the agent's listener inside the node (status and body); `None` while
+    /// nothing listens.
+    pub fn http_get(&self, path: &str) -> Option<(u16, String)> {
+        self.http_get_at(METRICS_ADDR.parse().unwrap(), path)
+    }
+
+    /// `GET path` from `addr` inside the node (as kubelet's httpGet probe of a hostNetwork pod).
+    pub fn http_get_at(&self, addr: std::net::SocketAddr, path: &str) -> Option<(u16, String)> {
+        use std::io::{Read, Write};
+        let mut s = self
+            .ns
+            .ns
+            .run(|| std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)))
+            .unwrap()
+            .ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        )
+        .ok()?;
+        let mut out = String::new();
+        s.read_to_string(&mut out).ok()?;
+        let status = out.get(9..12)?.parse().ok()?;
+        let (_, body) = out.split_once("\r\n\r\n")?;
+        Some((status, body.to_string()))
+    }
+
+    /// Sends `sig` to the agent.
+    pub fn signal_agent(&self, sig: i32) {
+        let pid = self.agent_pid().expect("agent running");
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(pid as i32, sig) };
+    }
+
     /// The agent's log so far (stdout and stderr).
     pub fn agent_log(&self) -> String {
         std::fs::read_to_string(self.dir.join("agent.log")).unwrap_or_default()
@@ -368,6 +406,8 @@ impl Cluster {
         for n in &nodes {
             api.create_node(&n.object()).unwrap();
         }
+        // Where the agents write their Events about Nodes, as in any cluster.
+        api.create(&kubesim::namespace("default", &[])).unwrap();
         Cluster {
             bin,
             api,

@@ -92,6 +92,29 @@ pub static NETWORK_POLICIES: Kind = Kind {
     decodes: decodes::<k8s_openapi::api::networking::v1::NetworkPolicy>,
 };
 
+/// core/v1 Events, as kubelet and podwire's agent write them about a Node (`kubectl describe
+/// node` lists them by these field selectors). events.k8s.io/v1 is not served.
+pub static EVENTS: Kind = Kind {
+    resource: "events",
+    qualified: "events",
+    singular: "event",
+    kind: "Event",
+    group: "",
+    api_version: "v1",
+    namespaced: true,
+    status: false,
+    short_names: &["ev"],
+    fields: &[
+        "involvedObject.kind",
+        "involvedObject.name",
+        "involvedObject.namespace",
+        "involvedObject.uid",
+        "reason",
+        "type",
+    ],
+    decodes: decodes::<k8s_openapi::api::core::v1::Event>,
+};
+
 impl PartialEq for Kind {
     fn eq(&self, other: &Kind) -> bool {
         (self.group, self.resource) == (other.group, other.resource)
@@ -100,7 +123,7 @@ impl PartialEq for Kind {
 
 impl Eq for Kind {}
 
-pub static ALL: [&Kind; 4] = [&NODES, &NAMESPACES, &PODS, &NETWORK_POLICIES];
+pub static ALL: [&Kind; 5] = [&NODES, &NAMESPACES, &PODS, &NETWORK_POLICIES, &EVENTS];
 
 impl Kind {
     /// The kind serving `resource` of `group`.

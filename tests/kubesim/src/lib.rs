@@ -37,7 +37,7 @@ mod watch;
 
 pub use error::ApiError;
 pub use fleet::Fleet;
-pub use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
+pub use k8s_openapi::api::core::v1::{Event, Namespace, Node, Pod};
 pub use k8s_openapi::api::networking::v1::NetworkPolicy;
 pub use node::NodeBuilder;
 pub use pod::{namespace, PodBuilder};

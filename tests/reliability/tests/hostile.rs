@@ -936,7 +936,7 @@ fn hostile_node_objects_and_a_squatting_device_route_nothing_they_claim() {
         assert!(
             r.problems
                 .iter()
-                .any(|p| p.starts_with(who) && p.contains(why)),
+                .any(|p| p.text.starts_with(who) && p.text.contains(why)),
             "{who}: {:?}",
             r.problems
         );

@@ -100,6 +100,40 @@ impl Manifest {
             .collect()
     }
 
+    /// The rules of the Roles bound to the DaemonSet's service account, with their namespace.
+    pub fn service_account_role_rules(&self) -> Vec<(String, PolicyRule)> {
+        let sa = self.pod_spec()["serviceAccountName"].as_str().unwrap_or("");
+        let mut out = Vec::new();
+        for b in self.docs.iter().filter(|d| {
+            d["kind"] == "RoleBinding"
+                && d["subjects"]
+                    .as_array()
+                    .is_some_and(|s| s.iter().any(|s| s["name"] == sa))
+        }) {
+            let ns = &b["metadata"]["namespace"];
+            let role = self
+                .docs
+                .iter()
+                .find(|d| {
+                    d["kind"] == "Role"
+                        && d["metadata"]["name"] == b["roleRef"]["name"]
+                        && &d["metadata"]["namespace"] == ns
+                })
+                .unwrap_or_else(|| panic!("no Role {} in {ns}", b["roleRef"]["name"]));
+            for r in role["rules"].as_array().into_iter().flatten() {
+                out.push((
+                    ns.as_str().unwrap_or("").to_string(),
+                    PolicyRule {
+                        api_groups: strings(&r["apiGroups"]),
+                        resources: strings(&r["resources"]),
+                        verbs: strings(&r["verbs"]),
+                    },
+                ));
+            }
+        }
+        out
+    }
+
     /// The rules of the ClusterRole bound to the DaemonSet's service account.
     pub fn service_account_rules(&self) -> Vec<PolicyRule> {
         let sa = self.pod_spec()["serviceAccountName"]
@@ -156,6 +190,56 @@ pub struct PodPlan {
     pub containers: Vec<ContainerConfig>,
     /// terminationGracePeriodSeconds (StopContainer's timeout).
     pub grace_seconds: i64,
+    /// The containers' probes, for the test to run as kubelet would.
+    pub probes: Vec<HttpProbe>,
+}
+
+/// A container's `httpGet` probe (the only handler this harness runs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpProbe {
+    pub container: String,
+    /// `livenessProbe` or `readinessProbe`.
+    pub kind: String,
+    /// The address kubelet connects to: `host` and `port`.
+    pub addr: SocketAddr,
+    pub path: String,
+}
+
+/// The `livenessProbe` / `readinessProbe` of a container. Only `httpGet` with an explicit
+/// `host` (an address) and a numeric `port` is run; anything else is refused.
+fn probes(c: &Value) -> Result<Vec<HttpProbe>, String> {
+    let name = text(&c["name"], "container name")?;
+    let mut out = Vec::new();
+    for kind in ["livenessProbe", "readinessProbe"] {
+        let p = &c[kind];
+        if p.is_null() {
+            continue;
+        }
+        let what = format!("container {name}: {kind}");
+        only_known(p, PROBE_FIELDS, &what)?;
+        let get = &p["httpGet"];
+        only_known(get, &["host", "port", "path", "scheme"], &what)?;
+        if !get["scheme"].is_null() && get["scheme"] != "HTTP" {
+            return Err(format!(
+                "{what}: scheme {} is not implemented",
+                get["scheme"]
+            ));
+        }
+        let host: std::net::IpAddr = text(&get["host"], &format!("{what}: host"))?
+            .parse()
+            .map_err(|e| format!("{what}: host: {e} (an address is needed)"))?;
+        let port = get["port"]
+            .as_u64()
+            .and_then(|p| u16::try_from(p).ok())
+            .ok_or_else(|| format!("{what}: port: a number is needed, not {}", get["port"]))?;
+        out.push(HttpProbe {
+            container: name.into(),
+            kind: kind.into(),
+            addr: SocketAddr::new(host, port),
+            path: get["path"].as_str().unwrap_or("/").into(),
+        });
+    }
+    Ok(out)
 }
 
 fn text<'a>(v: &'a Value, what: &str) -> Result<&'a str, String> {
@@ -185,6 +269,16 @@ const CONTAINER_FIELDS: &[&str] = &[
     "securityContext",
     "resources",
     "volumeMounts",
+    "livenessProbe",
+    "readinessProbe",
+];
+const PROBE_FIELDS: &[&str] = &[
+    "httpGet",
+    "initialDelaySeconds",
+    "periodSeconds",
+    "timeoutSeconds",
+    "failureThreshold",
+    "successThreshold",
 ];
 const SECURITY_FIELDS: &[&str] = &[
     "runAsUser",
@@ -276,11 +370,21 @@ impl Node {
                 })
                 .collect()
         };
+        let mut all_probes = Vec::new();
+        for c in spec["containers"].as_array().into_iter().flatten() {
+            all_probes.extend(probes(c)?);
+        }
+        for c in spec["initContainers"].as_array().into_iter().flatten() {
+            if !probes(c)?.is_empty() {
+                return Err("an init container with a probe (kubelet refuses it)".into());
+            }
+        }
         Ok(PodPlan {
             sandbox,
             init_containers: containers("initContainers")?,
             containers: containers("containers")?,
             grace_seconds: spec["terminationGracePeriodSeconds"].as_i64().unwrap_or(30),
+            probes: all_probes,
         })
     }
 
@@ -620,6 +724,18 @@ mod tests {
         let r = main.linux.as_ref().unwrap().resources.as_ref().unwrap();
         assert_eq!(r.memory_limit_in_bytes, 100 << 20);
         assert_eq!(r.cpu_shares, 10);
+        let probes: Vec<(&str, String, &str)> = plan
+            .probes
+            .iter()
+            .map(|p| (p.kind.as_str(), p.addr.to_string(), p.path.as_str()))
+            .collect();
+        assert_eq!(
+            probes,
+            vec![
+                ("livenessProbe", "127.0.0.1:9799".into(), "/healthz"),
+                ("readinessProbe", "127.0.0.1:9799".into(), "/readyz"),
+            ]
+        );
     }
 
     #[test]
@@ -648,5 +764,21 @@ mod tests {
                 "env": [{"name": "A", "valueFrom": {"configMapKeyRef": {"name": "x", "key": "y"}}}]}],
         });
         assert!(n.plan(&spec, "ns", "p").unwrap_err().contains("x/y"));
+        for probe in [
+            serde_json::json!({"exec": {"command": ["true"]}}),
+            serde_json::json!({"httpGet": {"port": 80}}),
+            serde_json::json!({"httpGet": {"host": "127.0.0.1", "port": "http"}}),
+            serde_json::json!({"httpGet": {"host": "127.0.0.1", "port": 80, "scheme": "HTTPS"}}),
+        ] {
+            let spec = serde_json::json!({
+                "containers": [{"name": "c", "image": "i", "livenessProbe": probe}],
+            });
+            assert!(
+                n.plan(&spec, "ns", "p")
+                    .unwrap_err()
+                    .contains("livenessProbe"),
+                "{probe}"
+            );
+        }
     }
 }

@@ -33,6 +33,24 @@ fn the_cluster_role_grants_get_list_watch_on_nodes_and_nothing_more() {
     );
 }
 
+/// The manifest's Role: Events about Nodes, created and patched in `default`; nothing else.
+#[test]
+fn the_role_grants_create_and_patch_on_events_in_default_and_nothing_more() {
+    let rules = Manifest::podwire().service_account_role_rules();
+    let s = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        rules,
+        vec![(
+            "default".to_string(),
+            PolicyRule {
+                api_groups: s(&[""]),
+                resources: s(&["events"]),
+                verbs: s(&["create", "patch"]),
+            }
+        )]
+    );
+}
+
 /// What a node's agent programmed, with the names of `me` and `partner` (an on-link node)
 /// replaced by SELF and PARTNER, so that two nodes of one segment compare equal when they
 /// did the same thing.
@@ -179,7 +197,15 @@ fn the_daemonset_pod_spec_runs_under_cri_in_a_node_and_routes_as_the_agent_run_d
     );
     std::fs::write(&c.kubeconfig, c.api.kubeconfig_with_token(&agents_token)).unwrap();
     let sa_token = testkit::unique("tks");
-    for rule in manifest.service_account_rules() {
+    let role_rules = manifest
+        .service_account_role_rules()
+        .into_iter()
+        .map(|(_, r)| r);
+    for rule in manifest
+        .service_account_rules()
+        .into_iter()
+        .chain(role_rules)
+    {
         let verbs: Vec<&str> = rule.verbs.iter().map(String::as_str).collect();
         for resource in &rule.resources {
             c.api.grant(
@@ -299,6 +325,25 @@ fn the_daemonset_pod_spec_runs_under_cri_in_a_node_and_routes_as_the_agent_run_d
          ({waited:?} of it waiting for routes)",
         t.elapsed()
     );
+    // kubelet's probes, as the manifest gives them, from the node (hostNetwork): live, ready.
+    assert_eq!(plan.probes.len(), 2, "{:?}", plan.probes);
+    for p in &plan.probes {
+        let answer = n1.http_get_at(p.addr, &p.path);
+        assert_eq!(
+            answer.as_ref().map(|a| a.0),
+            Some(200),
+            "{} {}{}: {answer:?}\n{}",
+            p.kind,
+            p.addr,
+            p.path,
+            pod_logs(&plan)
+        );
+    }
+    let (code, metrics) = n1.http_get("/metrics").expect("/metrics");
+    assert_eq!(code, 200);
+    assert!(metrics.contains("podwire_agent_nodes 3"), "{metrics}");
+    assert!(metrics.contains("podwire_agent_ready 1"), "{metrics}");
+
     // containerd itself now finds the node's network ready: the conflist is one it loads.
     layout
         .wait_condition("NetworkReady", &mut || ctrd.pid().is_some_and(cmd::alive))

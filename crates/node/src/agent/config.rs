@@ -3,6 +3,7 @@
 
 use crate::config::NodeConfig;
 use crate::peers::Options;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -25,7 +26,13 @@ pub struct AgentConfig {
     pub watch_timeout: Duration,
     /// libcni's cache directory (holding `results/`), where hostPort mappings are put back from.
     pub cni_cache_dir: PathBuf,
+    /// Where `/healthz`, `/readyz` and `/metrics` are served; `None`: nowhere.
+    pub metrics_addr: Option<SocketAddr>,
+    /// Tests only: SIGUSR2 stops the kernel watch (so a test sees `/healthz` fail).
+    pub test_hooks: bool,
 }
+
+pub use crate::config::DEFAULT_METRICS_ADDR;
 
 impl AgentConfig {
     /// Defaults for everything but the cluster's pod network(s).
@@ -38,6 +45,8 @@ impl AgentConfig {
             resync: Duration::from_secs(60),
             watch_timeout: Duration::from_secs(290),
             cni_cache_dir: PathBuf::from(DEFAULT_CNI_CACHE_DIR),
+            metrics_addr: DEFAULT_METRICS_ADDR.parse().ok(),
+            test_hooks: false,
         }
     }
 }

@@ -11,14 +11,46 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 /// A thread reading rtnetlink notifications in this netns; anything that may undo the agent's
-/// work kicks the loop.
-pub fn spawn(kick: mpsc::UnboundedSender<()>, watched: WatchedLinks) -> Result<()> {
+/// work kicks the loop. `/healthz` fails once the thread is gone (ended or panicked); reopens
+/// are counted.
+pub fn spawn(
+    kick: mpsc::UnboundedSender<()>,
+    watched: WatchedLinks,
+    tel: &super::Telemetry,
+) -> Result<()> {
+    let health = tel.health.clone();
+    let metrics = tel.metrics.clone();
     let mon = Monitor::new().map_err(|e| Error::io(e.to_string()))?;
+    let guard = health.kernel_watch_guard();
+    let first = Stoppable(mon, health.clone());
+    let reopen = move || {
+        let m = Monitor::new()?;
+        metrics.kernel_watch_reopened();
+        Ok(Stoppable(m, health.clone()))
+    };
     std::thread::Builder::new()
         .name("kernel-watch".into())
-        .spawn(move || watch(mon, Monitor::new, &kick, &watched, std::thread::sleep))
+        .spawn(move || {
+            let _alive = guard;
+            watch(first, reopen, &kick, &watched, std::thread::sleep)
+        })
         .map_err(|e| Error::io(format!("start the kernel watch: {e}")))?;
     Ok(())
+}
+
+/// A monitor that a test can stop (`--test-hooks`, SIGUSR2): its thread dies at the next
+/// notification, as if it had crashed.
+struct Stoppable(Monitor, super::health::Health);
+
+impl Notifications for Stoppable {
+    fn recv(&mut self) -> kernel::Result<Vec<KernelEvent>> {
+        let r = self.0.recv();
+        if self.1.kernel_watch_asked_to_stop() {
+            log("kernel watch: stopped by the test hook");
+            panic!("kernel watch stopped by the test hook");
+        }
+        r
+    }
 }
 
 /// Where notifications come from: the kernel's [`Monitor`] (a test gives a script).

@@ -20,16 +20,25 @@
 //!   traffic while it restarts or is upgraded.
 //! - Reconciling never flushes: it diffs, so a restart that finds everything in place writes
 //!   nothing.
+//! - What operators see ([`telemetry`]): `/healthz`, `/readyz` and `/metrics` on one listener
+//!   ([`http`], `--metrics-addr`), problems as Events on this node's Node ([`events`]). Every
+//!   controller reports through the [`Telemetry`] in its [`Pass`].
 
 pub mod config;
+pub mod events;
+pub mod health;
+pub mod http;
 pub mod kernel_watch;
+pub mod metrics;
 pub mod nodes;
 pub mod own_setup;
 pub mod plugin_tables;
 pub mod routing;
+pub mod telemetry;
 
 pub use config::AgentConfig;
 pub use nodes::NodeMap;
+pub use telemetry::{Telemetry, Trigger};
 
 use crate::kubernetes::{client, default_node_name, Fetch};
 use cni::{Error, Result};
@@ -46,6 +55,11 @@ use tokio::sync::mpsc;
 /// others.
 pub trait Controller {
     fn reconcile(&mut self, pass: &Pass<'_>);
+
+    /// Its name in metrics (`controller` label) and logs.
+    fn name(&self) -> &'static str {
+        "controller"
+    }
 }
 
 /// What one pass gives every controller.
@@ -56,6 +70,8 @@ pub struct Pass<'a> {
     pub nodes: &'a NodeMap,
     /// A periodic full pass: re-apply what is only applied on change, repeat what is wrong.
     pub resync: bool,
+    /// Where the controller reports what it did and what is wrong (metrics, Events, health).
+    pub telemetry: &'a Telemetry,
 }
 
 /// Why the loop woke up.
@@ -86,17 +102,29 @@ async fn run_async(cfg: &AgentConfig) -> Result<String> {
     // First: as a container's PID 1 a default SIGTERM would be ignored.
     let sig = |k: SignalKind| signal(k).map_err(|e| Error::io(format!("catch signals: {e}")));
     let (mut term, mut int) = (sig(SignalKind::terminate())?, sig(SignalKind::interrupt())?);
+    let tel = Telemetry::start(cfg)?;
+    if cfg.test_hooks {
+        // Tests only: SIGUSR2 stops the kernel watch, as a crash of its thread would.
+        let mut usr2 = sig(SignalKind::user_defined2())?;
+        let health = tel.health.clone();
+        tokio::spawn(async move {
+            usr2.recv().await;
+            health.stop_kernel_watch();
+        });
+    }
     let name = match &cfg.node {
         Some(n) if !n.is_empty() => n.clone(),
         _ => default_node_name()?,
     };
     let mut f = Fetch::new(name.clone());
     f.kubeconfig = cfg.kubeconfig.clone();
-    let api: kube::Api<Node> = kube::Api::all(client(&f).await?);
+    let client = client(&f).await?;
+    tel.events.connect(client.clone(), &name);
+    let api: kube::Api<Node> = kube::Api::all(client);
 
     let (kick_tx, mut kick_rx) = mpsc::unbounded_channel::<()>();
     let watched = kernel_watch::WatchedLinks::default();
-    kernel_watch::spawn(kick_tx, watched.clone())?;
+    kernel_watch::spawn(kick_tx, watched.clone(), &tel)?;
     // The controllers, in the order a pass runs them: this node first, then its peers.
     let mut controllers: Vec<Box<dyn Controller>> = vec![
         Box::new(own_setup::OwnSetup::new(cfg.setup.clone())),
@@ -133,8 +161,10 @@ async fn run_async(cfg: &AgentConfig) -> Result<String> {
                 if due.is_some() => Wake::KernelDue,
             _ = resync.tick() => Wake::Resync,
         };
+        tel.health.woke();
         let mut dirty = false;
         let mut full = false;
+        let mut kernel = false;
         match wake {
             Wake::Stop(why) => {
                 log(&format!("{why}: stopping, the data path stays as it is"));
@@ -142,7 +172,7 @@ async fn run_async(cfg: &AgentConfig) -> Result<String> {
             }
             Wake::Nodes(e) => match *e {
                 None => return Err(Error::io("the Node watch ended")),
-                Some(e) => dirty |= take(&mut map, e),
+                Some(e) => dirty |= take(&mut map, e, &tel),
             },
             Wake::KernelHeard => {
                 kernel_due.get_or_insert_with(|| tokio::time::Instant::now() + KERNEL_SETTLE);
@@ -151,12 +181,15 @@ async fn run_async(cfg: &AgentConfig) -> Result<String> {
             Wake::KernelDue => {
                 kernel_due = None;
                 dirty = true;
+                kernel = true;
             }
             Wake::Resync => full = true,
         }
         // Everything already waiting (a list page, a burst of changes) goes into one pass.
         while let Some(Some(e)) = futures_util::FutureExt::now_or_never(events.next()) {
-            dirty |= take(&mut map, e);
+            let changed = take(&mut map, e, &tel);
+            dirty |= changed;
+            kernel &= !changed;
         }
         if !map.ready || !(dirty || full) {
             continue;
@@ -165,19 +198,38 @@ async fn run_async(cfg: &AgentConfig) -> Result<String> {
             node: &name,
             nodes: &map,
             resync: full,
+            telemetry: &tel,
         };
-        for c in &mut controllers {
-            c.reconcile(&pass);
-        }
+        let trigger = match (full, kernel) {
+            (true, _) => Trigger::Resync,
+            (false, true) => Trigger::Kernel,
+            (false, false) => Trigger::Nodes,
+        };
+        tel.pass(trigger, &mut controllers, &pass);
     }
 }
 
-fn take(map: &mut NodeMap, e: std::result::Result<Event<Node>, watcher::Error>) -> bool {
+fn take(
+    map: &mut NodeMap,
+    e: std::result::Result<Event<Node>, watcher::Error>,
+    tel: &Telemetry,
+) -> bool {
     match e {
-        Ok(e) => map.apply(e),
+        Ok(e) => {
+            if matches!(e, Event::Init) && map.ready {
+                tel.metrics.relist("nodes");
+            }
+            map.apply(e)
+        }
         Err(e) => {
             // The watcher retries with backoff (410 Gone means re-list): say it, keep going.
             log(&format!("Node watch: {e}"));
+            let op = match e {
+                watcher::Error::InitialListFailed(_) | watcher::Error::NoResourceVersion => "list",
+                _ => "watch",
+            };
+            tel.metrics.api_error(op);
+            tel.metrics.watch_restart("nodes");
             false
         }
     }

@@ -43,12 +43,31 @@ impl Controller for OwnSetup {
                         if o.changed() {
                             println!("{}", o.summary());
                         }
+                        pass.telemetry.changed(NAME, "node_setup", o.changes.len());
                         self.applied = Some(c);
                     }
-                    Err(e) => log(&e.msg),
+                    Err(e) => {
+                        log(&e.msg);
+                        pass.telemetry.failed("NodeSetupFailed", &e.msg);
+                    }
                 }
             }
             _ => {}
         }
+        // Waiting for a pod CIDR is a problem of this controller's, shown as a gauge.
+        let waiting = self.applied.is_none()
+            && pass
+                .nodes
+                .get(pass.node)
+                .is_none_or(|n| n.pod_cidrs.is_empty());
+        pass.telemetry
+            .metrics
+            .set_problem(NAME, "no_pod_cidr", usize::from(waiting));
+    }
+
+    fn name(&self) -> &'static str {
+        NAME
     }
 }
+
+const NAME: &str = "node_setup";

@@ -43,12 +43,28 @@ impl Controller for Routing {
         match reconcile(&self.nl, &own, &nodes, &self.opts, &self.skip) {
             Ok(r) => {
                 self.watched.set(&r.links);
-                report(&r, pass.nodes.len(), start.elapsed(), pass.resync)
+                report(&r, pass.nodes.len(), start.elapsed(), pass.resync);
+                let t = pass.telemetry;
+                for (kind, n) in &r.kinds {
+                    t.changed(NAME, kind, *n);
+                }
+                t.write_failures(NAME, "RouteProgrammingFailed", &r.failed);
+                t.problems(NAME, &r.problems);
+                t.metrics.set_peers(r.direct, r.vxlan, &r.problems);
             }
-            Err(e) => log(&format!("reconcile: {}", e.msg)),
+            Err(e) => {
+                log(&format!("reconcile: {}", e.msg));
+                pass.telemetry.failed("RoutingFailed", &e.msg);
+            }
         }
     }
+
+    fn name(&self) -> &'static str {
+        NAME
+    }
 }
+
+const NAME: &str = "routing";
 
 fn report(r: &Report, nodes: usize, took: Duration, resync: bool) {
     if !r.changes.is_empty() {

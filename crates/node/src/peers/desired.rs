@@ -1,6 +1,7 @@
 //! Nodes + this node's facts → what the kernel should hold. Pure.
 
 use super::model::{Backend, Local, Options, PeerNode};
+use super::problem::{Problem, ProblemKind};
 use super::vtep::vtep_mac;
 use super::{vxlan_device, vxlan_overhead};
 use ipnet::IpNet;
@@ -42,8 +43,8 @@ pub struct Desired {
     pub routes: Vec<PeerRoute>,
     /// The VXLAN devices the routes need (at most one per family).
     pub devices: Vec<VxlanSpec>,
-    /// One line per peer CIDR left unrouted.
-    pub problems: Vec<String>,
+    /// One per peer CIDR left unrouted (one per family for VXLAN as a whole).
+    pub problems: Vec<Problem>,
 }
 
 /// The routes, devices and problems for `nodes` (which may include this node: it is skipped).
@@ -54,9 +55,10 @@ pub fn desired(nodes: &[PeerNode], local: &Local, opts: &Options) -> Desired {
         for cidr in &peer.pod_cidrs {
             match route_for(peer, cidr, local, opts) {
                 Ok(r) => d.routes.push(r),
-                Err(why) => d
-                    .problems
-                    .push(format!("node {}: {cidr}: {why}", peer.name)),
+                Err((kind, why)) => d.problems.push(Problem::peer(
+                    kind,
+                    format!("node {}: {cidr}: {why}", peer.name),
+                )),
             }
         }
     }
@@ -70,10 +72,14 @@ pub fn desired(nodes: &[PeerNode], local: &Local, opts: &Options) -> Desired {
             .unwrap_or(d.routes.len());
         if j - i > 1 {
             let names: Vec<String> = d.routes[i..j].iter().map(|r| r.node.clone()).collect();
-            d.problems.push(format!(
-                "pod CIDR {} is claimed by nodes {}: not routed",
-                d.routes[i].dst,
-                names.join(", ")
+            d.problems.push(Problem::new(
+                ProblemKind::PodCidrConflict,
+                format!(
+                    "pod CIDR {} is claimed by nodes {}: not routed",
+                    d.routes[i].dst,
+                    names.join(", ")
+                ),
+                j - i,
             ));
             d.routes.drain(i..j);
         } else {
@@ -88,10 +94,13 @@ pub fn desired(nodes: &[PeerNode], local: &Local, opts: &Options) -> Desired {
             Ok(spec) => d.devices.push(spec),
             Err(why) => {
                 let fam = if v6 { "IPv6" } else { "IPv4" };
-                d.problems.push(format!(
-                    "no VXLAN for {fam} pod CIDRs: {why}: those peers are not routed"
-                ));
+                let before = d.routes.len();
                 d.routes.retain(|r| r.is_v6() != v6 || !is_vxlan(r));
+                d.problems.push(Problem::new(
+                    ProblemKind::NoVxlan,
+                    format!("no VXLAN for {fam} pod CIDRs: {why}: those peers are not routed"),
+                    before - d.routes.len(),
+                ));
             }
         }
     }
@@ -107,19 +116,24 @@ fn route_for(
     cidr: &IpNet,
     local: &Local,
     opts: &Options,
-) -> Result<PeerRoute, String> {
+) -> Result<PeerRoute, (ProblemKind, String)> {
+    use ProblemKind::*;
     // Checked first: a CIDR outside the cluster's (128.0.0.0/1, the underlay's prefix) would take
     // this node's egress or cut it from its peers, whatever else is right about it.
-    opts.cluster_cidr_of(cidr)?;
+    opts.cluster_cidr_of(cidr)
+        .map_err(|why| (PodCidrOutsideCluster, why))?;
     if let Some(a) = local
         .addresses
         .iter()
         .find(|a| overlaps(&a.net.trunc(), cidr))
     {
-        return Err(format!(
-            "overlaps this node's own network {} (link #{})",
-            a.net.trunc(),
-            a.ifindex
+        return Err((
+            PodCidrOverlap,
+            format!(
+                "overlaps this node's own network {} (link #{})",
+                a.net.trunc(),
+                a.ifindex
+            ),
         ));
     }
     let addr = peer.address_for(cidr).ok_or_else(|| {
@@ -128,11 +142,17 @@ fn route_for(
         } else {
             "IPv6"
         };
-        format!("the node has no {fam} InternalIP or ExternalIP")
+        (
+            PeerNoAddress,
+            format!("the node has no {fam} InternalIP or ExternalIP"),
+        )
     })?;
     if let Some(own) = local.node.pod_cidr(cidr.addr().is_ipv6()) {
         if own.contains(cidr) || cidr.contains(&own) {
-            return Err(format!("overlaps this node's pod CIDR {own}"));
+            return Err((
+                PodCidrOverlap,
+                format!("overlaps this node's pod CIDR {own}"),
+            ));
         }
     }
     let onlink = local.onlink(addr).is_some();
@@ -141,8 +161,9 @@ fn route_for(
         Backend::Vxlan => false,
         Backend::Direct if onlink => true,
         Backend::Direct => {
-            return Err(format!(
-                "its address {addr} is not on-link and --backend is direct"
+            return Err((
+                PeerNotOnLink,
+                format!("its address {addr} is not on-link and --backend is direct"),
             ))
         }
     };
@@ -321,7 +342,13 @@ pub(crate) mod tests {
             2,
             "n3's two CIDRs are said, not dropped silently"
         );
-        assert!(d.problems[0].contains("not on-link"), "{:?}", d.problems);
+        assert!(
+            d.problems[0].text.contains("not on-link"),
+            "{:?}",
+            d.problems
+        );
+        assert_eq!(d.problems[0].kind, ProblemKind::PeerNotOnLink);
+        assert_eq!(d.problems[0].unrouted, 1);
         assert!(d.devices.is_empty(), "no device when nothing needs it");
     }
 
@@ -351,7 +378,7 @@ pub(crate) mod tests {
         let no_v6 = node("n5", &["fd00:244:5::/64"], &["192.168.10.5"]);
         let d = desired(&[no_v6], &local(), &opts());
         assert!(d.routes.is_empty());
-        assert!(d.problems[0].contains("no IPv6"), "{:?}", d.problems);
+        assert!(d.problems[0].text.contains("no IPv6"), "{:?}", d.problems);
     }
 
     #[test]
@@ -368,8 +395,13 @@ pub(crate) mod tests {
         assert!(d
             .problems
             .iter()
-            .any(|p| p.contains("claimed by nodes a, b")));
-        assert!(d.problems.iter().any(|p| p.contains("overlaps")));
+            .any(|p| p.text.contains("claimed by nodes a, b")
+                && p.kind == ProblemKind::PodCidrConflict
+                && p.unrouted == 2));
+        assert!(d
+            .problems
+            .iter()
+            .any(|p| p.text.contains("overlaps") && p.kind == ProblemKind::PodCidrOverlap));
     }
 
     #[test]
@@ -379,7 +411,12 @@ pub(crate) mod tests {
         let d = desired(&cluster(), &l, &opts());
         assert!(d.routes.is_empty());
         assert!(d.devices.is_empty());
-        assert!(d.problems.iter().any(|p| p.contains("no VXLAN for IPv4")));
+        assert!(d
+            .problems
+            .iter()
+            .any(|p| p.text.contains("no VXLAN for IPv4")
+                && p.kind == ProblemKind::NoVxlan
+                && p.unrouted == 2));
     }
 
     /// A wrong Node object (a CIDR taking all egress, the underlay's own prefix, another
@@ -402,19 +439,24 @@ pub(crate) mod tests {
         let said = |node: &str, what: &str| {
             d.problems
                 .iter()
-                .any(|p| p.starts_with(&format!("node {node}:")) && p.contains(what))
+                .any(|p| p.text.starts_with(&format!("node {node}:")) && p.text.contains(what))
         };
         assert!(said("half", "outside the cluster CIDR 10.244.0.0/16"));
         assert!(said("all", "outside the cluster CIDR fd00:244::/32"));
         assert!(said("lan", "outside the cluster CIDR"));
         assert!(said("other", "outside the cluster CIDR"));
         assert!(said("wide", "outside the cluster CIDR"));
+        assert!(d
+            .problems
+            .iter()
+            .all(|p| p.kind == ProblemKind::PodCidrOutsideCluster));
         // Inside the cluster CIDR but over this node's own network: not routed either.
         let mut o = opts();
         o.cluster_cidrs.push("192.168.0.0/16".parse().unwrap());
         let d = desired(&nodes, &local(), &o);
-        assert!(d.problems.iter().any(|p| p.starts_with("node lan:")
-            && p.contains("overlaps this node's own network 192.168.10.0/24")));
+        assert!(d.problems.iter().any(|p| p.text.starts_with("node lan:")
+            && p.text
+                .contains("overlaps this node's own network 192.168.10.0/24")));
         assert!(!d.routes.iter().any(|r| r.node == "lan"));
         // A family without a cluster CIDR routes nothing of that family, and says why.
         let v4_only = Options {
@@ -424,9 +466,7 @@ pub(crate) mod tests {
         let d = desired(&cluster(), &local(), &v4_only);
         assert!(d.routes.iter().all(|r| !r.is_v6()));
         assert_eq!(d.routes.len(), 2);
-        assert!(d
-            .problems
-            .iter()
-            .any(|p| p.contains("fd00:244:2::/64") && p.contains("no cluster CIDR of its family")));
+        assert!(d.problems.iter().any(|p| p.text.contains("fd00:244:2::/64")
+            && p.text.contains("no cluster CIDR of its family")));
     }
 }

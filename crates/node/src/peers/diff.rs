@@ -3,6 +3,7 @@
 //! reverse when removing. Pure: a resync where nothing changed yields no change at all.
 
 use super::desired::{Desired, Via};
+use super::problem::{Problem, ProblemKind};
 use super::ROUTE_PROTOCOL;
 use ipnet::IpNet;
 use kernel::MacAddr;
@@ -50,6 +51,20 @@ pub enum Change {
     DeleteFdb(FdbEntry),
 }
 
+impl Change {
+    /// What it changes, as the agent's metrics count it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Change::AddFdb(_) => "fdb",
+            Change::AddNeighbour(_) => "neighbour",
+            Change::ReplaceRoute(_) => "route",
+            Change::DeleteRoute(_) => "route_removed",
+            Change::DeleteNeighbour(_) => "neighbour_removed",
+            Change::DeleteFdb(_) => "fdb_removed",
+        }
+    }
+}
+
 impl std::fmt::Display for Change {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let dst = |d: &Option<std::net::IpAddr>| d.map(|a| a.to_string()).unwrap_or_default();
@@ -94,7 +109,10 @@ fn describe(r: &Route) -> String {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Plan {
     pub changes: Vec<Change>,
-    pub skipped: Vec<String>,
+    pub skipped: Vec<Problem>,
+    /// Peer pod CIDRs routed once the plan is applied, directly and over VXLAN.
+    pub direct: usize,
+    pub vxlan: usize,
 }
 
 impl Plan {
@@ -150,9 +168,9 @@ pub fn diff(d: &Desired, o: &Observed) -> Plan {
     for pr in &d.routes {
         let dev = o.device_index(pr.is_v6());
         let Some(want) = wanted_route(pr.dst, &pr.via, dev) else {
-            plan.skipped.push(format!(
-                "{} (node {}): its VXLAN device is missing",
-                pr.dst, pr.node
+            plan.skipped.push(Problem::peer(
+                ProblemKind::VxlanDevice,
+                format!("{} (node {}): its VXLAN device is missing", pr.dst, pr.node),
             ));
             continue;
         };
@@ -188,17 +206,34 @@ pub fn diff(d: &Desired, o: &Observed) -> Plan {
             }
         }
         let same_dst = routes_have.get(&pr.dst).map(Vec::as_slice).unwrap_or(&[]);
-        match same_dst.iter().find(|r| r.protocol == ROUTE_PROTOCOL) {
-            Some(have) if same_route(&want, have) => {}
-            Some(_) => route_add.push(Change::ReplaceRoute(want)),
+        let routed = match same_dst.iter().find(|r| r.protocol == ROUTE_PROTOCOL) {
+            Some(have) if same_route(&want, have) => true,
+            Some(_) => {
+                route_add.push(Change::ReplaceRoute(want));
+                true
+            }
             None => match same_dst.first() {
-                Some(foreign) => plan.skipped.push(format!(
-                    "{} (node {}): a route to it exists that podwire did not make (protocol \
-                     {}): left alone",
-                    pr.dst, pr.node, foreign.protocol
-                )),
-                None => route_add.push(Change::ReplaceRoute(want)),
+                Some(foreign) => {
+                    plan.skipped.push(Problem::peer(
+                        ProblemKind::ForeignRoute,
+                        format!(
+                            "{} (node {}): a route to it exists that podwire did not make \
+                             (protocol {}): left alone",
+                            pr.dst, pr.node, foreign.protocol
+                        ),
+                    ));
+                    false
+                }
+                None => {
+                    route_add.push(Change::ReplaceRoute(want));
+                    true
+                }
             },
+        };
+        match (&pr.via, routed) {
+            (Via::Direct { .. }, true) => plan.direct += 1,
+            (Via::Vxlan { .. }, true) => plan.vxlan += 1,
+            (_, false) => {}
         }
     }
 
@@ -296,6 +331,11 @@ mod tests {
         }
     }
 
+    /// What a plan would write and what it leaves out (not what it counts as routed).
+    fn quiet(p: Plan) -> (Vec<Change>, Vec<Problem>) {
+        (p.changes, p.skipped)
+    }
+
     fn position(plan: &Plan, f: impl Fn(&Change) -> bool) -> usize {
         plan.changes.iter().position(f).expect("change present")
     }
@@ -306,6 +346,12 @@ mod tests {
         let mut o = empty_kernel();
         let plan = diff(&d, &o);
         assert!(plan.skipped.is_empty(), "{:?}", plan.skipped);
+        assert_eq!(
+            plan.direct + plan.vxlan,
+            d.routes.len(),
+            "every peer routed"
+        );
+        assert!(plan.vxlan > 0 && plan.direct > 0);
         // 4 routes, 2 FDB + 2 neighbours (n3's two families over VXLAN).
         assert_eq!(plan.changes.len(), 8, "{:#?}", plan.changes);
         let fdb = position(&plan, |c| matches!(c, Change::AddFdb(e) if e.ifindex == 10));
@@ -320,8 +366,8 @@ mod tests {
         assert!(fdb < neigh && neigh < route, "{:#?}", plan.changes);
         apply(&mut o, &plan);
         assert_eq!(
-            diff(&d, &o),
-            Plan::default(),
+            quiet(diff(&d, &o)),
+            (vec![], vec![]),
             "a resync in sync writes nothing"
         );
     }
@@ -374,8 +420,8 @@ mod tests {
             Change::DeleteFdb(e) if e.dst == Some("192.168.20.3".parse().unwrap()))));
         apply(&mut o, &plan);
         assert_eq!(
-            diff(&desired(&moved, &local(), &opts()), &o),
-            Plan::default()
+            quiet(diff(&desired(&moved, &local(), &opts()), &o)),
+            (vec![], vec![])
         );
     }
 
@@ -408,10 +454,9 @@ mod tests {
         o.routes = vec![manual.clone(), unrelated.clone()];
         let d = desired(&cluster(), &local(), &opts());
         let plan = diff(&d, &o);
-        assert!(plan
-            .skipped
-            .iter()
-            .any(|s| s.contains("10.244.2.0/24") && s.contains("did not make")));
+        assert!(plan.skipped.iter().any(|s| s.text.contains("10.244.2.0/24")
+            && s.text.contains("did not make")
+            && s.kind == ProblemKind::ForeignRoute));
         assert!(!plan.changes.iter().any(|c| matches!(c,
             Change::ReplaceRoute(r) | Change::DeleteRoute(r) if r.dst == manual.dst || r.dst == unrelated.dst)));
     }
@@ -422,6 +467,12 @@ mod tests {
         let d = desired(&cluster(), &local(), &opts());
         let plan = diff(&d, &o);
         assert_eq!(plan.skipped.len(), 2, "{:?}", plan.skipped);
+        assert!(plan
+            .skipped
+            .iter()
+            .all(|p| p.kind == ProblemKind::VxlanDevice));
+        // Routed once applied: the direct peers only.
+        assert_eq!((plan.direct, plan.vxlan), (d.routes.len() - 2, 0));
         assert!(plan
             .changes
             .iter()
@@ -450,8 +501,8 @@ mod tests {
             ..local()
         };
         assert_eq!(
-            diff(&desired(&without_me, &l, &opts()), &o),
-            Plan::default()
+            quiet(diff(&desired(&without_me, &l, &opts()), &o)),
+            (vec![], vec![])
         );
 
         // Never seen (the agent restarted meanwhile): nothing is removed either, though a desired

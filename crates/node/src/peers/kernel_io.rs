@@ -5,10 +5,12 @@
 use super::desired::{desired, Desired};
 use super::diff::{diff, Change, Observed, Plan};
 use super::model::{Local, LocalAddress, Options, OwnNode, PeerNode};
+use super::problem::{Problem, ProblemKind};
 use super::{ROUTE_PROTOCOL, VXLAN_DEVICE_V4, VXLAN_DEVICE_V6};
 use crate::Changes;
 use cni::{Error, Result};
 use kernel::{IpFamily, Netlink, ResultExt, VxlanSpec};
+use std::collections::BTreeMap;
 
 fn is_ours(name: &str) -> bool {
     name == VXLAN_DEVICE_V4 || name == VXLAN_DEVICE_V6
@@ -47,13 +49,18 @@ pub fn local_facts(nl: &Netlink, node: PeerNode, skip: &[String]) -> Result<Loca
 /// link of another kind squatting its name, another VXLAN device on the same VNI and port, as
 /// flannel's `flannel.1` during a migration) does not stop the others, nor the direct routes:
 /// it is returned with the reason, and its peers are left unrouted.
-pub fn ensure_devices(nl: &Netlink, specs: &[VxlanSpec], changes: &mut Changes) -> Vec<String> {
+/// (Its peers are counted unrouted where the diff skips them, the device being missing.)
+pub fn ensure_devices(nl: &Netlink, specs: &[VxlanSpec], changes: &mut Changes) -> Vec<Problem> {
     specs
         .iter()
         .filter_map(|spec| {
-            ensure_device(nl, spec, changes)
-                .err()
-                .map(|e| format!("{}: {}: its peers are not routed", spec.name, e.msg))
+            ensure_device(nl, spec, changes).err().map(|e| {
+                Problem::new(
+                    ProblemKind::VxlanDevice,
+                    format!("{}: {}: its peers are not routed", spec.name, e.msg),
+                    0,
+                )
+            })
         })
         .collect()
 }
@@ -148,11 +155,13 @@ pub fn observe(nl: &Netlink) -> Result<Observed> {
 }
 
 /// Applies the changes in order. A failing change is reported and the rest still go in (the
-/// next resync retries it); `Err` only lists the failures.
+/// next resync retries it); `Err` only lists the failures. `kinds` counts what went in by
+/// [`Change::kind`].
 pub fn apply(
     nl: &Netlink,
     plan: &Plan,
     done: &mut Changes,
+    kinds: &mut BTreeMap<&'static str, usize>,
 ) -> std::result::Result<(), Vec<String>> {
     let mut failed = Vec::new();
     for c in &plan.changes {
@@ -165,7 +174,10 @@ pub fn apply(
             Change::DeleteFdb(e) => nl.fdb_delete(e).ok_if_not_found().map(drop),
         };
         match r {
-            Ok(_) => done.push(c.to_string()),
+            Ok(_) => {
+                done.push(c.to_string());
+                *kinds.entry(c.kind()).or_default() += 1;
+            }
             Err(e) => failed.push(format!("{c}: {e}")),
         }
     }
@@ -180,8 +192,13 @@ pub fn apply(
 #[derive(Clone, Debug, Default)]
 pub struct Report {
     pub changes: Changes,
+    /// The changes made, counted by kind ([`Change::kind`], and `vxlan_device`).
+    pub kinds: BTreeMap<&'static str, usize>,
     /// Peers or CIDRs left unrouted, and why (repeated on every reconcile while true).
-    pub problems: Vec<String>,
+    pub problems: Vec<Problem>,
+    /// Peer pod CIDRs routed directly and over VXLAN.
+    pub direct: usize,
+    pub vxlan: usize,
     /// Kernel writes that failed (retried on the next reconcile).
     pub failed: Vec<String>,
     /// The desired state it worked from.
@@ -203,16 +220,23 @@ pub fn reconcile(
     let d = desired(nodes, &local, opts);
     let mut report = Report::default();
     let device_problems = ensure_devices(nl, &d.devices, &mut report.changes);
+    if !report.changes.is_empty() {
+        report.kinds.insert("vxlan_device", report.changes.len());
+    }
     let observed = observe(nl)?;
     let mut plan = diff(&d, &observed);
     if !own.may_remove() {
         plan = plan.without_removals();
     }
-    report.problems.extend(own.problem());
+    report.problems.extend(
+        own.problem()
+            .map(|p| Problem::new(ProblemKind::OwnNodeMissing, p, 0)),
+    );
     report.problems.extend(d.problems.iter().cloned());
     report.problems.extend(device_problems);
     report.problems.extend(plan.skipped.iter().cloned());
-    if let Err(f) = apply(nl, &plan, &mut report.changes) {
+    (report.direct, report.vxlan) = (plan.direct, plan.vxlan);
+    if let Err(f) = apply(nl, &plan, &mut report.changes, &mut report.kinds) {
         report.failed = f;
     }
     report.links = local

@@ -7,6 +7,7 @@
 //! - [`desired`]: Nodes + local facts → the routes, VXLAN devices, FDB and neighbour entries
 //!   wanted (pure);
 //! - [`diff`]: wanted against what the kernel has (`Observed`) → ordered changes (pure);
+//! - [`problem`]: what leaves a peer unrouted, by kind (metrics and Events are named after it);
 //! - [`vtep`]: each node's VTEP MAC, derived from its pod CIDR so that no reboot or annotation
 //!   can change it;
 //! - [`kernel_io`]: reads `Observed` and applies changes over netlink (the only impure part).
@@ -18,11 +19,13 @@ pub mod desired;
 pub mod diff;
 pub mod kernel_io;
 pub mod model;
+pub mod problem;
 pub mod vtep;
 
 pub use desired::{desired, Desired, PeerRoute, Via};
 pub use diff::{diff, Change, Observed, Plan};
 pub use model::{Backend, Local, Options, OwnNode, PeerNode};
+pub use problem::{Problem, ProblemKind};
 
 /// RTPROT_* of every route the agent makes (unassigned in iproute2's rt_protos): how it finds its
 /// own routes, and why it never removes one it did not make.
