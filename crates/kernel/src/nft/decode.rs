@@ -201,6 +201,13 @@ pub fn decode_exprs(buf: &[u8]) -> Vec<Expr> {
         .collect()
 }
 
+/// The expressions `f` writes, decoded: for unit tests of rule encoders built on [`super::Exprs`].
+pub fn encode_for_test(f: impl FnOnce(&mut super::Exprs<'_>)) -> Vec<Expr> {
+    let mut w = crate::attr::AttrWriter::new();
+    f(&mut super::Exprs::new(&mut w));
+    decode_exprs(&w.buf)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
