@@ -412,6 +412,16 @@ fn upstream_cases_agree_with_the_evaluator() {
             )],
         ),
         (
+            "ipBlock 0.0.0.0/0 and ::/0 with except (ranges that run to the last address)",
+            vec![np(
+                "x",
+                "allow-world",
+                json!({"podSelector": {},
+                       "ingress": [{"from": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": ["10.77.1.12/32"]}},
+                                             {"ipBlock": {"cidr": "::/0", "except": ["fd77:1::13/128"]}}]}]}),
+            )],
+        ),
+        (
             "should-allow-ingress-on-named-port",
             vec![np(
                 "x",
