@@ -649,6 +649,25 @@ fn read_back_is_idempotent_and_a_flushed_table_is_repaired() {
     ]);
     topo.node.ns.run(|| enforce(&t, &rs)).unwrap();
 
+    // A map entry replaced by another chain (delete + add in one batch), and back.
+    let xa = topo.pod("x/a").v4();
+    let mut plan = policy::Plan::default();
+    plan.isolate.push(policy::Change::SetMapEntry {
+        map: "ingress-v4".into(),
+        addr: xa,
+        chain: "pod/x/b/ingress".into(),
+    });
+    t.apply(&plan).unwrap();
+    assert_eq!(
+        t.read().unwrap().maps["ingress-v4"].entries[&xa],
+        "pod/x/b/ingress"
+    );
+    topo.node.ns.run(|| enforce(&t, &rs)).unwrap();
+    assert_eq!(
+        t.read().unwrap().maps["ingress-v4"].entries[&xa],
+        "pod/x/a/ingress"
+    );
+
     // Deleted whole: recreated.
     assert!(t.remove().unwrap());
     assert!(!t.remove().unwrap());
