@@ -18,7 +18,8 @@ use testkit::{run, TestNs};
 
 const TCP_PORTS: [u16; 3] = [80, 81, 8080];
 const UDP_PORTS: [u16; 2] = [53, 80];
-const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
+// Generous: the machine is shared; a denied probe costs this once per case (probes run in parallel).
+const PROBE_TIMEOUT: Duration = Duration::from_millis(1000);
 
 /// A pod's netns and what the compiler knows of it.
 struct PodNs {
