@@ -104,10 +104,10 @@ pub fn remove(nft: &Nftables, changes: &mut Changes) -> Result<()> {
     Ok(())
 }
 
-/// Deletes the tables the plugins share between pods (see [`kernel::owned::plugin_tables`]).
-pub fn remove_plugin_tables(nft: &Nftables, changes: &mut Changes) -> Result<()> {
-    for t in kernel::owned::plugin_tables() {
-        if nft.delete_table(&t).ok_if_not_found()?.is_some() {
+/// Deletes `tables` (those that exist), saying which.
+pub fn remove_tables(nft: &Nftables, tables: &[Table], changes: &mut Changes) -> Result<()> {
+    for t in tables {
+        if nft.delete_table(t).ok_if_not_found()?.is_some() {
             changes.push(format!("deleted nft table {} {}", t.family, t.name));
         }
     }

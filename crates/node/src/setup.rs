@@ -238,7 +238,10 @@ pub fn teardown(opts: &TeardownOptions) -> Result<Outcome> {
     }
     // The plugins' node-wide tables (masquerade, anti-spoofing, hostPorts) outlive every pod; the
     // node is drained (or --force said so), so an uninstall leaves none of them behind.
-    rules::remove_plugin_tables(&nft, &mut changes)?;
+    // And the agent's NetworkPolicy table: its pod-start gate must not outlive podwire.
+    let mut tables = kernel::owned::plugin_tables().to_vec();
+    tables.push(kernel::owned::policy_table());
+    rules::remove_tables(&nft, &tables, &mut changes)?;
     forwarding::restore(&opts.sysctl_dir, &mut state.forwarding, &mut changes)?;
     store.save(&State::default())?;
     Ok(Outcome {
