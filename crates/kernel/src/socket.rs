@@ -89,7 +89,13 @@ impl NlSocket {
         }
         let want = libc::c_int::try_from(len + 4096)
             .map_err(|_| Error::protocol(op, "netlink batch larger than 2 GiB"))?;
-        for opt in [libc::SO_SNDBUFFORCE, libc::SO_SNDBUF] {
+        self.set_buffer([libc::SO_SNDBUFFORCE, libc::SO_SNDBUF], want, op)
+    }
+
+    /// Sets a socket buffer size through the first of `opts` that works (the FORCE variant, as
+    /// root, may exceed the sysctl maximum).
+    fn set_buffer(&self, opts: [libc::c_int; 2], want: libc::c_int, op: &str) -> Result<()> {
+        for opt in opts {
             // SAFETY: a valid socket and a c_int option value of the right size.
             let r = unsafe {
                 libc::setsockopt(
@@ -120,23 +126,9 @@ impl NlSocket {
         let len = acks * PER_ACK;
         let want = libc::c_int::try_from(len)
             .map_err(|_| Error::protocol(op, "netlink batch with too many messages"))?;
-        for opt in [libc::SO_RCVBUFFORCE, libc::SO_RCVBUF] {
-            // SAFETY: a valid socket and a c_int option value of the right size.
-            let r = unsafe {
-                libc::setsockopt(
-                    self.sock.as_raw_fd(),
-                    libc::SOL_SOCKET,
-                    opt,
-                    (&want as *const libc::c_int).cast(),
-                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-                )
-            };
-            if r == 0 {
-                self.rcvbuf.set(len);
-                return Ok(());
-            }
-        }
-        Err(Error::io(op, std::io::Error::last_os_error()))
+        self.set_buffer([libc::SO_RCVBUFFORCE, libc::SO_RCVBUF], want, op)?;
+        self.rcvbuf.set(len);
+        Ok(())
     }
 
     pub fn send(&self, bytes: &[u8], op: &str) -> Result<()> {

@@ -77,6 +77,26 @@ fn pod_model(ns: &str, name: &str, node: &str, labels: &[(&str, &str)], ips: [&s
 }
 
 /// Serves TCP echo on `TCP_PORTS` and UDP echo on `UDP_PORTS`, both families, in `ns`.
+/// A pod netns routed (not bridged) from `host` over a veth `dev`: the host end has
+/// 10.77.N.1/24 and fd77:N::1/64, the pod 10.77.N.21 and fd77:N::21 with default routes back.
+fn routed_pod(host: &str, prefix: &str, dev: &str, n: u8) -> TestNs {
+    let pod = TestNs::new(prefix);
+    let p = pod.name.clone();
+    ip(
+        host,
+        &format!("link add {dev} type veth peer name eth0 netns {p}"),
+    );
+    ip(host, &format!("addr add 10.77.{n}.1/24 dev {dev}"));
+    ip(host, &format!("addr add fd77:{n}::1/64 dev {dev} nodad"));
+    ip(host, &format!("link set {dev} up"));
+    ip(&p, &format!("addr add 10.77.{n}.21/24 dev eth0"));
+    ip(&p, &format!("addr add fd77:{n}::21/64 dev eth0 nodad"));
+    ip(&p, "link set eth0 up");
+    ip(&p, &format!("route add default via 10.77.{n}.1"));
+    ip(&p, &format!("-6 route add default via fd77:{n}::1"));
+    pod
+}
+
 fn serve(ns: &TestNs) {
     let (tcp, udp) = ns
         .ns
@@ -154,20 +174,7 @@ impl Topo {
                 pod: pod_model(ns, name, "n1", labels, ips),
             });
         }
-        let rns = TestNs::new("pwrem");
-        let r = rns.name.clone();
-        ip(
-            &n,
-            &format!("link add vr type veth peer name eth0 netns {r}"),
-        );
-        ip(&n, "addr add 10.77.2.1/24 dev vr");
-        ip(&n, "addr add fd77:2::1/64 dev vr nodad");
-        ip(&n, "link set vr up");
-        ip(&r, "addr add 10.77.2.21/24 dev eth0");
-        ip(&r, "addr add fd77:2::21/64 dev eth0 nodad");
-        ip(&r, "link set eth0 up");
-        ip(&r, "route add default via 10.77.2.1");
-        ip(&r, "-6 route add default via fd77:2::1");
+        let rns = routed_pod(&n, "pwrem", "vr", 2);
         serve(&rns);
         pods.push(PodNs {
             ns: rns,
@@ -220,20 +227,7 @@ impl Topo {
         ip(&r3, "-6 route add fd77::/32 via fd77:250::1");
         n3.exec(&["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
         n3.exec(&["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"]);
-        let dns = TestNs::new("pwvxp");
-        let d = dns.name.clone();
-        ip(
-            &r3,
-            &format!("link add vd type veth peer name eth0 netns {d}"),
-        );
-        ip(&r3, "addr add 10.77.3.1/24 dev vd");
-        ip(&r3, "addr add fd77:3::1/64 dev vd nodad");
-        ip(&r3, "link set vd up");
-        ip(&d, "addr add 10.77.3.21/24 dev eth0");
-        ip(&d, "addr add fd77:3::21/64 dev eth0 nodad");
-        ip(&d, "link set eth0 up");
-        ip(&d, "route add default via 10.77.3.1");
-        ip(&d, "-6 route add default via fd77:3::1");
+        let dns = routed_pod(&r3, "pwvxp", "vd", 3);
         serve(&dns);
         pods.push(PodNs {
             ns: dns,

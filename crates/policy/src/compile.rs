@@ -360,9 +360,9 @@ pub fn compile(
     out
 }
 
-/// The entry of a direction: replies, related, discovery and the node pass; then the
-/// isolated pods' addresses lead to their chains; every other packet passes.
-fn dispatch_chain(d: Direction) -> Chain {
+/// What passes whatever the policies say, in this order: replies of allowed connections,
+/// related packets, neighbour and router discovery, and traffic with this node's own addresses.
+pub fn always_allowed(d: Direction) -> Vec<Rule> {
     let mut rules = vec![
         Rule::accept(vec![Match::CtReply]),
         Rule::accept(vec![Match::CtRelated]),
@@ -375,6 +375,13 @@ fn dispatch_chain(d: Direction) -> Chain {
             set: names::node_set(f),
         }]));
     }
+    rules
+}
+
+/// The entry of a direction: [`always_allowed`]; then the isolated pods' addresses lead to
+/// their chains; every other packet passes.
+fn dispatch_chain(d: Direction) -> Chain {
+    let mut rules = always_allowed(d);
     for f in Family::BOTH {
         rules.push(Rule {
             matches: vec![],

@@ -805,18 +805,7 @@ impl PolicyTable {
 /// The rules a base chain runs before jumping to its dispatch chain: conntrack replies and
 /// related, discovery and the node pass; unclassified local pods are dropped.
 fn structure_rules(d: Direction) -> Vec<Rule> {
-    let mut rules = vec![
-        Rule::accept(vec![Match::CtReply]),
-        Rule::accept(vec![Match::CtRelated]),
-        Rule::accept(vec![Match::NeighbourDiscovery]),
-    ];
-    for f in Family::BOTH {
-        rules.push(Rule::accept(vec![Match::AddrIn {
-            field: d.peer_field(),
-            family: f,
-            set: names::node_set(f),
-        }]));
-    }
+    let mut rules = policy::compile::always_allowed(d);
     for (f, set) in [(Family::V4, UNCLASSIFIED_V4), (Family::V6, UNCLASSIFIED_V6)] {
         rules.push(Rule {
             matches: vec![Match::AddrIn {
