@@ -13,7 +13,7 @@ need_root() {
 # Debian packages: the kernel tools tests read state back with, the reference plugins we compare
 # against, and (for the real-runtime suites) containerd, runc, podman and protoc.
 PODWIRE_APT_PACKAGES=(iproute2 iputils-ping nftables iptables strace containernetworking-plugins jq ca-certificates curl build-essential
-    pkg-config
+    pkg-config kmod
     # the real-runtime suites (tests/runtimes) and the demo: containerd's CRI, Podman (CNI backend),
     # protoc for the CRI gRPC bindings, busybox for the Podman image
     containerd runc podman conmon protobuf-compiler busybox-static)
@@ -58,6 +58,18 @@ prepare_host() {
     need_root
     install_apt_packages
     install_rust
+    load_kernel_modules
+}
+
+# What the suites need from the kernel beyond a default boot, as a Kubernetes node has it:
+# br_netfilter (bridged pod traffic through the forward hook, where NetworkPolicy is judged) and
+# VXLAN. Built in or absent is fine: the tests that need them say so.
+load_kernel_modules() {
+    command -v modprobe >/dev/null 2>&1 || return 0
+    local m
+    for m in br_netfilter vxlan nf_conntrack; do
+        modprobe "$m" 2>/dev/null || true
+    done
 }
 
 # The CNI runtimes find plugins in /opt/cni/bin; Debian ships the reference ones in /usr/lib/cni.
