@@ -30,12 +30,11 @@ pub mod routing;
 pub use config::AgentConfig;
 pub use nodes::NodeMap;
 
-use crate::kubernetes::{client, default_node_name, Fetch};
+use crate::kubernetes::{default_node_name, Fetch};
 use cni::{Error, Result};
 use futures_util::StreamExt;
 use k8s_openapi::api::core::v1::Node;
 use kube::runtime::watcher::{self, Event};
-use kube::runtime::WatchStreamExt;
 use std::time::Duration;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
@@ -91,7 +90,6 @@ async fn run_async(cfg: &AgentConfig) -> Result<String> {
     };
     let mut f = Fetch::new(name.clone());
     f.kubeconfig = cfg.kubeconfig.clone();
-    let api: kube::Api<Node> = kube::Api::all(client(&f).await?);
 
     let (kick_tx, mut kick_rx) = mpsc::unbounded_channel::<()>();
     let watched = kernel_watch::WatchedLinks::default();
@@ -99,12 +97,11 @@ async fn run_async(cfg: &AgentConfig) -> Result<String> {
     // The controllers, in the order a pass runs them: this node first, then its peers.
     let mut controllers: Vec<Box<dyn Controller>> = vec![
         Box::new(own_setup::OwnSetup::new(cfg.setup.clone())),
-        Box::new(routing::Routing::new(cfg, watched)?),
+        Box::new(routing::Routing::new(cfg, watched.clone())?),
     ];
 
     let timeout = u32::try_from(cfg.watch_timeout.as_secs()).unwrap_or(u32::MAX);
-    let wc = watcher::Config::default().timeout(timeout);
-    let mut events = watcher::watcher(api, wc).default_backoff().boxed();
+    let mut events = nodes::watch(&f, timeout).await?;
     let mut map = NodeMap::default();
     let mut resync = tokio::time::interval(cfg.resync.max(Duration::from_secs(1)));
     resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -146,6 +143,9 @@ async fn run_async(cfg: &AgentConfig) -> Result<String> {
             Wake::KernelDue => {
                 kernel_due = None;
                 dirty = true;
+                if watched.take_address_removed() {
+                    events = nodes::rewatch(&f, timeout, events).await;
+                }
             }
             Wake::Resync => full = true,
         }

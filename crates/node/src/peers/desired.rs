@@ -44,6 +44,11 @@ pub struct Desired {
     pub devices: Vec<VxlanSpec>,
     /// One line per peer CIDR left unrouted.
     pub problems: Vec<String>,
+    /// Families (`true`: IPv6) whose VXLAN device cannot be specified because this node's
+    /// address in its Node object is not on its links (yet): the device in place, and the
+    /// routes, FDB and neighbour entries through it, are kept; peers over VXLAN are still added
+    /// through it.
+    pub held: Vec<bool>,
 }
 
 /// The routes, devices and problems for `nodes` (which may include this node: it is skipped).
@@ -84,10 +89,19 @@ pub fn desired(nodes: &[PeerNode], local: &Local, opts: &Options) -> Desired {
         if !d.routes.iter().any(|r| r.is_v6() == v6 && is_vxlan(r)) {
             continue;
         }
+        let fam = if v6 { "IPv6" } else { "IPv4" };
         match device_for(local, opts, v6) {
             Ok(spec) => d.devices.push(spec),
-            Err(why) => {
-                let fam = if v6 { "IPv6" } else { "IPv4" };
+            Err(DeviceProblem::Disagree(why)) => {
+                // Kernel and Node disagree on this node's address (a DHCP renewal, a NIC
+                // swapped, one of the two not updated yet): the device in place and its peers
+                // are kept as they are, and made again once the two agree (never disrupt).
+                d.problems.push(format!(
+                    "VXLAN for {fam} pod CIDRs kept as it is: {why}; it follows once they agree"
+                ));
+                d.held.push(v6);
+            }
+            Err(DeviceProblem::Missing(why)) => {
                 d.problems.push(format!(
                     "no VXLAN for {fam} pod CIDRs: {why}: those peers are not routed"
                 ));
@@ -166,19 +180,38 @@ fn overlaps(a: &IpNet, b: &IpNet) -> bool {
     a.contains(b) || b.contains(a)
 }
 
-fn device_for(local: &Local, opts: &Options, v6: bool) -> Result<VxlanSpec, String> {
-    let (ip, link) = local.underlay(v6).ok_or_else(|| {
-        format!(
-            "this node ({}) has no address of that family in its Node object that is also on \
-             one of its links",
-            local.node.name
-        )
-    })?;
+/// Why no VXLAN device can be specified for a family.
+enum DeviceProblem {
+    /// This node's Node object and its links disagree on its address: what is in place stays.
+    Disagree(String),
+    /// Nothing to build one from (no pod CIDR of the family, or the Node is not known yet).
+    Missing(String),
+}
+
+fn device_for(local: &Local, opts: &Options, v6: bool) -> Result<VxlanSpec, DeviceProblem> {
     let own = local.node.pod_cidr(v6).ok_or_else(|| {
-        format!(
+        DeviceProblem::Missing(format!(
             "this node ({}) has no pod CIDR of that family",
             local.node.name
-        )
+        ))
+    })?;
+    let (ip, link) = local.underlay(v6).ok_or_else(|| {
+        let probe: IpNet = if v6 {
+            "::/0".parse().unwrap()
+        } else {
+            "0.0.0.0/0".parse().unwrap()
+        };
+        let why = match local.node.address_for(&probe) {
+            Some(a) => format!(
+                "this node's address {a} in its Node object ({}) is on none of its links",
+                local.node.name
+            ),
+            None => format!(
+                "this node's Node object ({}) has no address of that family",
+                local.node.name
+            ),
+        };
+        DeviceProblem::Disagree(why)
     })?;
     let mut spec = VxlanSpec::new(vxlan_device(v6), opts.vni, opts.port);
     spec.local = Some(ip);
@@ -373,13 +406,55 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn no_underlay_address_means_no_vxlan_and_a_reason() {
+    fn no_own_pod_cidr_means_no_vxlan_and_a_reason() {
         let mut l = local();
-        l.addresses.clear();
+        l.node.pod_cidrs.clear();
         let d = desired(&cluster(), &l, &opts());
-        assert!(d.routes.is_empty());
+        assert!(d.routes.iter().all(|r| !is_vxlan(r)), "{:?}", d.routes);
         assert!(d.devices.is_empty());
+        assert!(d.held.is_empty());
         assert!(d.problems.iter().any(|p| p.contains("no VXLAN for IPv4")));
+    }
+
+    /// Issue #23 part 3: kernel and Node disagree on this node's address (either changed
+    /// first): the VXLAN peers stay wanted as they are, no device is specified (the one in place
+    /// stays), and it says why. Once they agree the device is specified on the new address.
+    #[test]
+    fn an_own_address_change_holds_vxlan_until_kernel_and_node_agree() {
+        // Kernel first: eth0 now holds .11, the Node still says .1.
+        let mut l = local();
+        l.addresses[0].net = "192.168.10.11/24".parse().unwrap();
+        let d = desired(&cluster(), &l, &opts());
+        assert_eq!(d.held, vec![false]);
+        assert!(d
+            .routes
+            .iter()
+            .any(|r| r.node == "n3" && !r.is_v6() && is_vxlan(r)));
+        assert_eq!(d.devices.len(), 1, "IPv6 is unaffected");
+        assert!(d.devices[0].name.ends_with("vxlan6"));
+        assert!(
+            d.problems
+                .iter()
+                .any(|p| p.contains("kept as it is") && p.contains("192.168.10.1 ")),
+            "{:?}",
+            d.problems
+        );
+        // Node first: the Node says fd10::11, the kernel still has fd10::1.
+        let mut l = local();
+        l.node.internal[1] = "fd10::11".parse().unwrap();
+        let d = desired(&cluster(), &l, &opts());
+        assert_eq!(d.held, vec![true]);
+        assert_eq!(d.routes.len(), 4);
+        // They agree: the device on the new address, nothing held.
+        l.addresses[1].net = "fd10::11/64".parse().unwrap();
+        let d = desired(&cluster(), &l, &opts());
+        assert!(d.held.is_empty());
+        assert_eq!(d.devices[1].local, Some("fd10::11".parse().unwrap()));
+        // A Node without any address of the family holds too (never disrupt).
+        let mut l = local();
+        l.node.internal.truncate(1);
+        let d = desired(&cluster(), &l, &opts());
+        assert_eq!(d.held, vec![true]);
     }
 
     /// A wrong Node object (a CIDR taking all egress, the underlay's own prefix, another

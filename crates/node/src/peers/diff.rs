@@ -325,6 +325,19 @@ mod tests {
         );
     }
 
+    /// Issue #23 part 3: while this node's address is changing, nothing in place is removed.
+    #[test]
+    fn an_own_address_in_flux_removes_nothing() {
+        let mut o = empty_kernel();
+        let first = diff(&desired(&cluster(), &local(), &opts()), &o);
+        apply(&mut o, &first);
+        let mut moved = local();
+        moved.addresses[0].net = "192.168.10.11/24".parse().unwrap();
+        let d = desired(&cluster(), &moved, &opts());
+        assert_eq!(d.held, vec![false]);
+        assert_eq!(diff(&d, &o), Plan::default(), "kept as it is");
+    }
+
     #[test]
     fn a_deleted_node_loses_every_trace_routes_first() {
         let mut o = empty_kernel();

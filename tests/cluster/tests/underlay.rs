@@ -1,0 +1,156 @@
+//! The underlay as it really is (issue #23), in the simulated cluster (tests/cluster): this
+//! node's own address changing under it, the MTU it has, a fabric that drops pod-sourced packets.
+//! n1–n2 share segment A, n3–n4 segment B; A↔B pairs are VXLAN peers.
+
+use cluster::{pod_cidr_v4, pod_cidr_v6, Cluster};
+use std::time::{Duration, Instant};
+
+const CONVERGE: Duration = Duration::from_secs(20);
+/// What a peer takes to follow a Node change: this node must follow its own as fast.
+const FOLLOW: Duration = Duration::from_secs(5);
+
+fn cluster(per_segment: [u8; 2]) -> Cluster {
+    let mut c = Cluster::new(per_segment);
+    c.start_agents();
+    let took = c.wait_converged(CONVERGE);
+    eprintln!("agents converged in {took:?}");
+    c
+}
+
+/// The VXLAN device's local address on node `i` (`None` without the device).
+fn vxlan_local(c: &Cluster, i: usize, v6: bool) -> Option<String> {
+    let dev = if v6 {
+        "podwire.vxlan6"
+    } else {
+        "podwire.vxlan"
+    };
+    let links = c.node(i).ip_json(&["-d", "link", "show"]);
+    let l = links
+        .as_array()?
+        .iter()
+        .find(|l| l["ifname"] == dev)?
+        .clone();
+    let d = &l["linkinfo"]["info_data"];
+    d["local"]
+        .as_str()
+        .or(d["local6"].as_str())
+        .map(str::to_string)
+}
+
+/// Sets node `i`'s Node object address of the family of `v6` to `addr`.
+fn set_node_address(c: &Cluster, i: usize, v6: bool, addr: &str) {
+    let name = c.node(i).name.clone();
+    c.api
+        .modify_node(&name, |n| {
+            let a = n.status.as_mut().unwrap().addresses.as_mut().unwrap();
+            let slot = a
+                .iter_mut()
+                .find(|a| a.type_ == "InternalIP" && a.address.contains(':') == v6)
+                .unwrap();
+            slot.address = addr.into();
+        })
+        .unwrap();
+}
+
+/// Moves node `i`'s kernel address of that family from `old` to `new` (same prefix), as a DHCP
+/// renewal that hands out another lease does: the new one first, so the node never loses its
+/// segment (and its API server).
+fn move_kernel_address(c: &Cluster, i: usize, v6: bool, old: &str, new: &str) {
+    let n = c.node(i);
+    let len = if v6 { "64" } else { "24" };
+    let mut add = vec!["ip", "addr", "add"];
+    let new_net = format!("{new}/{len}");
+    add.extend([new_net.as_str(), "dev", "eth0"]);
+    if v6 {
+        add.push("nodad");
+    }
+    assert!(n.ns.exec_ok(&add));
+    let old_net = format!("{old}/{len}");
+    assert!(n
+        .ns
+        .exec_ok(&["ip", "addr", "del", &old_net, "dev", "eth0"]));
+}
+
+/// Issue #23 part 3: n1's own address changes (IPv4, then IPv6; kernel first, then the Node
+/// object first). Meanwhile n1 keeps what it has; once the two agree it re-creates its VXLAN
+/// device on the new address and its VXLAN peers are routed again within the 5 s its peers take
+/// to follow the Node; pods on n1 reach pods across the router again.
+#[test]
+fn this_nodes_own_address_change_is_followed_in_both_orders_and_families() {
+    let mut c = cluster([2, 2]);
+    // DHCP's way: deleting the primary address promotes the secondary (the new lease).
+    kernel::sysctl::write_in(
+        &c.node(0).ns.ns,
+        "net/ipv4/conf/eth0/promote_secondaries",
+        "1",
+    )
+    .unwrap();
+    c.add_pod(0);
+    c.add_pod(2);
+    let mut current = [c.node(0).v4(), c.node(0).v6()];
+    let steps = [
+        (false, true, "10.247.1.11"),
+        (false, false, "10.247.1.12"),
+        (true, true, "fd00:247:1::11"),
+        (true, false, "fd00:247:1::12"),
+    ];
+    for (v6, kernel_first, new) in steps {
+        let what = format!(
+            "{} {}",
+            if v6 { "IPv6" } else { "IPv4" },
+            if kernel_first {
+                "kernel first"
+            } else {
+                "Node first"
+            }
+        );
+        let old = current[v6 as usize].clone();
+        let peer_cidr = if v6 { pod_cidr_v6(3) } else { pod_cidr_v4(3) };
+        let before = c.node(0).route_to(&peer_cidr).expect("n1 routes n3");
+        if kernel_first {
+            move_kernel_address(&c, 0, v6, &old, new);
+        } else {
+            set_node_address(&c, 0, v6, new);
+        }
+        // In between, kernel and Node disagree: n1 keeps what it has (never disrupt).
+        std::thread::sleep(Duration::from_millis(1500));
+        assert_eq!(
+            c.node(0).route_to(&peer_cidr).as_ref(),
+            Some(&before),
+            "{what}: n1's VXLAN route withdrawn while kernel and Node disagree\n{}",
+            c.node(0).agent_log()
+        );
+        assert_eq!(vxlan_local(&c, 0, v6).as_deref(), Some(old.as_str()));
+        if kernel_first {
+            set_node_address(&c, 0, v6, new);
+        } else {
+            move_kernel_address(&c, 0, v6, &old, new);
+        }
+        let took = c.wait_for(
+            &format!("{what}: n1 and its peers on the new address"),
+            FOLLOW,
+            || {
+                vxlan_local(&c, 0, v6).as_deref() == Some(new)
+                    && c.converged()
+                    && c.node(0)
+                        .route_to(&peer_cidr)
+                        .is_some_and(|r| r["dev"].as_str().unwrap_or("").contains("vxlan"))
+                    && c.node(2).fdb().iter().any(|e| e["dst"] == new)
+            },
+        );
+        eprintln!("{what}: converged {took:?} after kernel and Node agreed");
+        // The data path, both families, across the router.
+        let (a, b) = (&c.pods[0], &c.pods[1]);
+        for to in [b.v4, b.v6] {
+            let t = Instant::now();
+            while !a.ping(to) {
+                assert!(
+                    t.elapsed() < FOLLOW,
+                    "{what}: pod on n1 cannot reach {to} on n3\n{}",
+                    c.node(0).agent_log()
+                );
+            }
+        }
+        current[v6 as usize] = new.to_string();
+    }
+}
