@@ -68,6 +68,9 @@ pub struct BridgeView {
     pub addresses: Vec<String>,
     /// Every port of the bridge, podwire's or not.
     pub ports: usize,
+    /// Where the pods' MTU comes from, as node setup wrote it on the bridge
+    /// (`mtu 1430 = eth0 1500 (default route) - 70 (VXLAN over IPv6)`).
+    pub mtu_source: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -490,6 +493,10 @@ fn network(
         ports: br
             .map(|b| links.iter().filter(|l| l.master == Some(b.index)).count())
             .unwrap_or(0),
+        mtu_source: br
+            .and_then(|b| b.alias.as_deref())
+            .and_then(|a| a.strip_prefix(kernel::owned::MTU_ALIAS_PREFIX))
+            .map(str::to_string),
     };
     let ipam = ipam_view(&conf, &config)?;
     let cached: Vec<&CacheEntry> = cached.iter().filter(|c| c.network_name == *net).collect();
@@ -961,6 +968,9 @@ pub fn render(v: &NodeView) -> String {
                 b.addresses.join(" "),
                 if b.up { "" } else { " DOWN" }
             );
+            if let Some(m) = &b.mtu_source {
+                let _ = writeln!(s, "    pods' {m}");
+            }
         } else {
             let _ = writeln!(s, "  bridge {} (missing)", b.name);
         }

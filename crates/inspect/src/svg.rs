@@ -495,6 +495,7 @@ mod tests {
                 up: true,
                 addresses: vec!["10.244.1.1/24".into()],
                 ports: 14,
+                mtu_source: None,
             },
             ipam: crate::node::IpamView {
                 kind: "podwire-ipam".into(),

@@ -154,3 +154,80 @@ fn this_nodes_own_address_change_is_followed_in_both_orders_and_families() {
         current[v6 as usize] = new.to_string();
     }
 }
+
+/// The MTU of node `i`'s conflist.
+fn conflist_mtu(c: &Cluster, i: usize) -> Option<u64> {
+    let raw = cluster::read(&c.node(i).conf_dir().join("10-podwire.conflist"));
+    let v: serde_json::Value = serde_json::from_str(&raw).ok()?;
+    v["plugins"][0]["mtu"].as_u64()
+}
+
+fn link_mtu(ns: &str, dev: &str) -> Option<u64> {
+    let v = testkit::ip_json(ns, &["link", "show", dev]);
+    v.as_array()?.first()?["mtu"].as_u64()
+}
+
+/// Issue #23 part 1: without --mtu, pods get the underlay's MTU less VXLAN's room (70: the
+/// nodes have IPv6 pods); the underlay shrinking (a node moved onto a 1450-byte OpenStack
+/// network) is followed without a restart: conflist, bridge, VXLAN devices, and the pods already
+/// there, both ends of their veths. `node show` says where the MTU comes from.
+#[test]
+fn the_pod_mtu_follows_the_underlay() {
+    let mut c = cluster([2, 2]);
+    c.add_pod(0);
+    c.add_pod(2);
+    for i in 0..4 {
+        assert_eq!(conflist_mtu(&c, i), Some(1430), "node {i}");
+        assert_eq!(link_mtu(&c.node(i).ns.name, "cni0"), Some(1430));
+    }
+    let pod = c.pods[0].ns.name.clone();
+    assert_eq!(link_mtu(&pod, "eth0"), Some(1430));
+    let alias = c.node(0).ip_json(&["link", "show", "cni0"])[0]["ifalias"].clone();
+    assert_eq!(
+        alias, "podwire: mtu 1430 = eth0 1500 (default route, holds 10.247.1.1, holds fd00:247:1::1) - 70 (VXLAN over IPv6)",
+    );
+    // A 1500-byte packet from a pod across the router: too big for the pod, not for the path.
+    assert!(c.pods[0].ns.exec_ok(&[
+        "ping",
+        "-c",
+        "1",
+        "-W",
+        "2",
+        "-M",
+        "do",
+        "-s",
+        "1402",
+        &c.pods[1].v4.to_string()
+    ]));
+
+    // n1's underlay becomes 1450 (its side of the segment; the bigger router side is harmless).
+    assert!(c
+        .node(0)
+        .ns
+        .exec_ok(&["ip", "link", "set", "eth0", "mtu", "1450"]));
+    let took = c.wait_for("n1's pods on the new MTU", FOLLOW, || {
+        conflist_mtu(&c, 0) == Some(1380)
+            && link_mtu(&c.node(0).ns.name, "cni0") == Some(1380)
+            && link_mtu(&pod, "eth0") == Some(1380)
+            && link_mtu(&c.node(0).ns.name, "podwire.vxlan") == Some(1400)
+            && link_mtu(&c.node(0).ns.name, "podwire.vxlan6") == Some(1380)
+    });
+    eprintln!("MTU followed in {took:?}");
+    // The host end of the pod's veth too, and nothing on the other nodes.
+    let veths = c.node(0).ip_json(&["link", "show", "master", "cni0"]);
+    assert!(
+        veths.as_array().unwrap().iter().all(|l| l["mtu"] == 1380),
+        "{veths}"
+    );
+    assert_eq!(conflist_mtu(&c, 2), Some(1430));
+    // A new pod gets it from the conflist; the old one still reaches across.
+    c.add_pod(0);
+    assert_eq!(link_mtu(&c.pods[2].ns.name, "eth0"), Some(1380));
+    assert!(c.pods[0].ping(c.pods[1].v4));
+    assert!(c.pods[0].ping(c.pods[1].v6));
+    assert!(
+        c.node(0).agent_log().contains("pods now get mtu 1380"),
+        "{}",
+        c.node(0).agent_log()
+    );
+}
