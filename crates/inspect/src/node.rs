@@ -36,6 +36,8 @@ pub struct NodeView {
     pub routes: Vec<RouteView>,
     /// Tunnel devices (VXLAN, ...) and their peers.
     pub tunnels: Vec<TunnelView>,
+    /// Each other node's pod CIDR the node agent routes, which way and why.
+    pub peer_paths: Vec<PeerPathView>,
     /// podwire's nftables tables: the plugin's `inet podwire`, node setup's `inet podwire-node`,
     /// podwire-portmap's `inet podwire-portmap` (its rules; the mappings are elements of its maps).
     pub nftables: Vec<NftTableView>,
@@ -218,6 +220,18 @@ impl RouteView {
         }
         s
     }
+}
+
+/// One route the node agent made to another node's pod CIDR.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PeerPathView {
+    pub dst: String,
+    /// `direct via 10.0.0.2` or `VXLAN to 10.0.0.2` (the peer's VTEP, from the FDB).
+    pub way: String,
+    /// `on-link`, `not on-link`, `on-link, but over VXLAN: its direct path was filtered (or
+    /// --backend vxlan)`.
+    pub why: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -420,6 +434,7 @@ pub fn show(src: &Sources) -> crate::Result<NodeView> {
     let bridges: BTreeSet<u32> = networks.iter().filter_map(|n| n.bridge.index).collect();
     let routes = routes(&host, &links, &bridges)?;
     let tunnels = tunnels(&host, &links);
+    let peer_paths = peer_paths(&host, &links, &routes);
     let nft = Nftables::new();
     let port_mappings = nft.as_ref().map(port_mappings).unwrap_or_default();
     let nftables = match nft {
@@ -451,6 +466,7 @@ pub fn show(src: &Sources) -> crate::Result<NodeView> {
         networks,
         routes,
         tunnels,
+        peer_paths,
         nftables,
         port_mappings,
         errors,
@@ -900,6 +916,76 @@ pub fn protocol_name(n: u8) -> String {
     protocol_names().remove(&n).unwrap_or_else(|| n.to_string())
 }
 
+/// The node agent's routes (its protocol) to other nodes' pod CIDRs, which way and why: a
+/// VXLAN route's VTEP is found through its next hop's neighbour entry and the FDB; whether a
+/// peer is on-link, from this node's addresses (podwire's own devices and bridges left out).
+fn peer_paths(host: &Netlink, links: &[Link], routes: &[RouteView]) -> Vec<PeerPathView> {
+    let ours = protocol_name(kernel::owned::ROUTE_PROTOCOL);
+    let own_nets: Vec<ipnet::IpNet> = host
+        .addresses(None, None)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|a| {
+            links.iter().any(|l| {
+                l.index == a.index
+                    && l.kind.as_deref() != Some("vxlan")
+                    && l.kind.as_deref() != Some("bridge")
+                    && l.name != "lo"
+            })
+        })
+        .map(|a| a.net)
+        .collect();
+    let onlink = |ip: IpAddr| own_nets.iter().any(|n| n.contains(&ip) && n.addr() != ip);
+    routes
+        .iter()
+        .filter(|r| r.protocol == ours)
+        .map(|r| {
+            let vxlan = r.dev_kind.as_deref() == Some("vxlan");
+            let vtep = if vxlan { vtep_of(host, links, r) } else { None };
+            let (way, why) = match (vxlan, r.gateway, vtep) {
+                (false, Some(g), _) => (
+                    format!("direct via {g}"),
+                    if onlink(g) { "on-link" } else { "direct" }.to_string(),
+                ),
+                (true, _, Some(v)) if onlink(v) => (
+                    format!("VXLAN to {v}"),
+                    "on-link, but over VXLAN: its direct path was filtered (a probe from this \
+                     node's pod gateway was not answered), or --backend vxlan"
+                        .to_string(),
+                ),
+                (true, _, Some(v)) => (format!("VXLAN to {v}"), "not on-link".to_string()),
+                _ => (r.describe(false), "?".to_string()),
+            };
+            PeerPathView {
+                dst: r.dst.clone(),
+                way,
+                why,
+            }
+        })
+        .collect()
+}
+
+fn vtep_of(host: &Netlink, links: &[Link], r: &RouteView) -> Option<IpAddr> {
+    let dev = links.iter().find(|l| Some(&l.name) == r.dev.as_ref())?;
+    let hop = r.gateway?;
+    let fam = if hop.is_ipv6() {
+        IpFamily::V6
+    } else {
+        IpFamily::V4
+    };
+    let mac = host
+        .neighbours(fam, Some(dev.index))
+        .ok()?
+        .into_iter()
+        .find(|n| n.ip == hop)?
+        .mac?;
+    host.fdb_entries(dev.index)
+        .ok()?
+        .into_iter()
+        .find(|e| e.mac == mac)?
+        .dst
+}
+
 /// Kinds of device that carry pod traffic to other nodes.
 const TUNNEL_KINDS: &[&str] = &["vxlan", "geneve", "wireguard", "ipip", "gre", "sit"];
 
@@ -943,6 +1029,12 @@ pub fn render(v: &NodeView) -> String {
         let _ = writeln!(s, "  tunnel {}", t.describe());
         for p in &t.peers {
             let _ = writeln!(s, "    peer {p}");
+        }
+    }
+    if !v.peer_paths.is_empty() {
+        s.push_str("other nodes' pods:\n");
+        for p in &v.peer_paths {
+            let _ = writeln!(s, "  {} {} ({})", p.dst, p.way, p.why);
         }
     }
     for n in &v.networks {

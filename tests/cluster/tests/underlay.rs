@@ -231,3 +231,164 @@ fn the_pod_mtu_follows_the_underlay() {
         c.node(0).agent_log()
     );
 }
+
+/// Issue #23 part 2: segment B drops every bridged packet whose source is in the cluster CIDR
+/// (a cloud fabric's source/destination check); segment A carries them. The agents on n3/n4 find
+/// it by probing each other from their pod gateways and use VXLAN between them; n1/n2 keep
+/// direct routes. Pods everywhere still reach each other, and the logs say each path and why.
+#[test]
+fn a_segment_that_drops_pod_sources_gets_vxlan_and_the_other_keeps_direct_routes() {
+    let mut c = Cluster::new([2, 2]);
+    // Segment B's ports in the router (a bridge-family rule matches the port a frame came in on).
+    let ports: Vec<String> = c
+        .router
+        .ns
+        .ip_json(&["link", "show", "master", "seg2"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| format!("\"{}\"", l["ifname"].as_str().unwrap()))
+        .collect();
+    assert_eq!(ports.len(), 2);
+    let ports = ports.join(", ");
+    let rules = format!(
+        "table bridge pwfabric {{\n chain fabric {{\n type filter hook forward priority 0;\n \
+         iifname {{ {ports} }} ip saddr {} drop\n iifname {{ {ports} }} ip6 saddr {} drop\n }}\n}}\n",
+        cluster::CLUSTER_V4,
+        cluster::CLUSTER_V6
+    );
+    let router = c.router.ns.name.clone();
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", &router, "nft", "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut ch| {
+            use std::io::Write;
+            ch.stdin.take().unwrap().write_all(rules.as_bytes())?;
+            ch.wait()
+        })
+        .unwrap();
+    assert!(out.success(), "nft in the router");
+    eprintln!(
+        "DEBUG {}",
+        testkit::run(&["ip", "netns", "exec", &router, "nft", "list", "ruleset"])
+    );
+    assert!(c
+        .node(2)
+        .ns
+        .exec_ok(&["ip", "addr", "add", "10.246.99.1/32", "dev", "lo"]));
+    eprintln!(
+        "DEBUG ping {}",
+        c.node(2).ns.exec_ok(&[
+            "ping",
+            "-c",
+            "1",
+            "-W",
+            "1",
+            "-I",
+            "10.246.99.1",
+            &c.node(3).v4()
+        ])
+    );
+    c.start_agents();
+    c.wait_converged(CONVERGE);
+    let vxlan = |i: usize, dst: &str| {
+        c.node(i).route_to(dst).is_some_and(|r| {
+            r["dev"]
+                .as_str()
+                .is_some_and(|d| d.starts_with("podwire.vxlan"))
+        })
+    };
+    let took = c.wait_for("n3 and n4 over VXLAN to each other", CONVERGE, || {
+        vxlan(2, &pod_cidr_v4(4))
+            && vxlan(2, &pod_cidr_v6(4))
+            && vxlan(3, &pod_cidr_v4(3))
+            && vxlan(3, &pod_cidr_v6(3))
+    });
+    eprintln!("filtered segment found in {took:?}");
+    // Segment A: direct, both families.
+    let d = c.node(0).route_to(&pod_cidr_v4(2)).unwrap();
+    assert_eq!(d["gateway"], c.node(1).v4(), "{d}");
+    let d6 = c.node(0).route_to(&pod_cidr_v6(2)).unwrap();
+    assert_eq!(d6["gateway"], c.node(1).v6(), "{d6}");
+    // n3's FDB sends n4's VTEP MAC to n4's own address on the segment.
+    assert!(c.node(2).fdb().iter().any(|e| e["dst"] == c.node(3).v4()));
+    for i in 0..4 {
+        c.add_pod(i);
+    }
+    let mut failed = Vec::new();
+    for a in &c.pods {
+        for b in c.pods.iter().filter(|b| b.node != a.node) {
+            for to in [b.v4, b.v6] {
+                if !a.ping(to) {
+                    failed.push(format!("{} -> {to} ({})", a.node, b.node));
+                }
+            }
+        }
+    }
+    assert!(failed.is_empty(), "no answer: {failed:#?}");
+    let (n3log, n1log) = (c.node(2).agent_log(), c.node(0).agent_log());
+    let n4 = &c.node(3).name;
+    assert!(
+        n3log.contains(&format!(
+            "path to node {n4} {}: VXLAN to {} (on-link but filtered",
+            pod_cidr_v4(4),
+            c.node(3).v4()
+        )),
+        "{n3log}"
+    );
+    assert!(
+        n1log.contains(&format!(
+            "path to node {} {}: direct via {} (on-link and verified)",
+            c.node(1).name,
+            pod_cidr_v4(2),
+            c.node(1).v4()
+        )),
+        "{n1log}"
+    );
+    assert!(n1log.contains(&format!(
+        "path to node {} {}: VXLAN to {} (not on-link)",
+        c.node(2).name,
+        pod_cidr_v4(3),
+        c.node(2).v4()
+    )));
+    // `node show` on n3 says each peer's way and why, and where the pods' MTU comes from.
+    let n3 = c.node(2);
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", &n3.ns.name])
+        .arg(&c.bin.podwirectl)
+        .args(["node", "show", "--netconfpath"])
+        .arg(n3.conf_dir())
+        .arg("--cache-dir")
+        .arg(n3.dir.join("cache"))
+        .output()
+        .unwrap();
+    let show = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{show}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        show.contains(&format!(
+            "{} VXLAN to {} (on-link, but over VXLAN: its direct path was filtered",
+            pod_cidr_v4(4),
+            c.node(3).v4()
+        )),
+        "{show}"
+    );
+    assert!(
+        show.contains(&format!(
+            "{} VXLAN to {} (not on-link)",
+            pod_cidr_v4(1),
+            c.node(0).v4()
+        )),
+        "{show}"
+    );
+    assert!(show.contains("pods' mtu 1430 = eth0 1500"), "{show}");
+    eprintln!("node show on n3:\n{show}");
+    // A node that routes directly still takes VXLAN from a peer that chose it.
+    let rp =
+        kernel::sysctl::read_in(&c.node(0).ns.ns, "net/ipv4/conf/podwire.vxlan/rp_filter").unwrap();
+    assert_eq!(rp.trim(), "2");
+}

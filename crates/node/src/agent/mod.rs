@@ -44,6 +44,11 @@ use tokio::sync::mpsc;
 /// others.
 pub trait Controller {
     fn reconcile(&mut self, pass: &Pass<'_>);
+
+    /// When this controller needs a pass again without any event (a probe to repeat).
+    fn wake_at(&self) -> Option<std::time::Instant> {
+        None
+    }
 }
 
 /// What one pass gives every controller.
@@ -114,6 +119,7 @@ async fn run_async(cfg: &AgentConfig) -> Result<String> {
     let mut kernel_due: Option<tokio::time::Instant> = None;
     loop {
         let due = kernel_due;
+        let asked = controllers.iter().filter_map(|c| c.wake_at()).min();
         let wake = tokio::select! {
             // A stop comes before anything else that is waiting.
             biased;
@@ -123,6 +129,8 @@ async fn run_async(cfg: &AgentConfig) -> Result<String> {
             _ = kick_rx.recv() => Wake::KernelHeard,
             _ = tokio::time::sleep_until(due.unwrap_or_else(tokio::time::Instant::now)),
                 if due.is_some() => Wake::KernelDue,
+            _ = tokio::time::sleep_until(asked.map_or_else(tokio::time::Instant::now, Into::into)),
+                if asked.is_some() => Wake::KernelDue,
             _ = resync.tick() => Wake::Resync,
         };
         let mut dirty = false;

@@ -21,12 +21,42 @@ pub enum Via {
     },
 }
 
+/// Why a peer is reached the way it is (said in the log, per peer).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Reason {
+    /// On-link, and a pod-sourced probe over the direct path was answered.
+    OnLinkVerified,
+    /// On-link, not probed yet (or the probe could not be sent): direct, as before probing.
+    OnLinkUnverified,
+    /// On-link, but a pod-sourced probe was not answered: the fabric drops pod addresses.
+    OnLinkFiltered,
+    /// Its address is behind a router.
+    NotOnLink,
+    /// `--backend vxlan` or `--backend direct` says so.
+    Forced,
+}
+
+impl Reason {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Reason::OnLinkVerified => "on-link and verified",
+            Reason::OnLinkUnverified => "on-link, not verified yet",
+            Reason::OnLinkFiltered => {
+                "on-link but filtered (a probe from this node's pod gateway was not answered)"
+            }
+            Reason::NotOnLink => "not on-link",
+            Reason::Forced => "as --backend says",
+        }
+    }
+}
+
 /// One peer pod CIDR and its way there.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PeerRoute {
     pub node: String,
     pub dst: IpNet,
     pub via: Via,
+    pub why: Reason,
 }
 
 impl PeerRoute {
@@ -150,10 +180,15 @@ fn route_for(
         }
     }
     let onlink = local.onlink(addr).is_some();
-    let direct = match opts.backend {
-        Backend::Auto => onlink,
-        Backend::Vxlan => false,
-        Backend::Direct if onlink => true,
+    let (direct, why) = match opts.backend {
+        Backend::Auto if onlink => match local.probes.get(&addr) {
+            Some(true) => (true, Reason::OnLinkVerified),
+            Some(false) => (false, Reason::OnLinkFiltered),
+            None => (true, Reason::OnLinkUnverified),
+        },
+        Backend::Auto => (false, Reason::NotOnLink),
+        Backend::Vxlan => (false, Reason::Forced),
+        Backend::Direct if onlink => (true, Reason::Forced),
         Backend::Direct => {
             return Err(format!(
                 "its address {addr} is not on-link and --backend is direct"
@@ -173,6 +208,7 @@ fn route_for(
         node: peer.name.clone(),
         dst: cidr.trunc(),
         via,
+        why,
     })
 }
 
@@ -266,6 +302,7 @@ pub(crate) mod tests {
                     mtu: 1500,
                 },
             ],
+            probes: Default::default(),
         }
     }
 
@@ -336,6 +373,44 @@ pub(crate) mod tests {
             (d.devices[1].name.as_str(), d.devices[1].mtu),
             ("podwire.vxlan6", Some(1430))
         );
+    }
+
+    /// Issue #23 part 2: an on-link peer whose probe went unanswered is reached over VXLAN;
+    /// one that answered, or not probed yet, directly; each says why.
+    #[test]
+    fn on_link_peers_whose_probe_is_not_answered_go_over_vxlan() {
+        let mut l = local();
+        l.probes.insert("192.168.10.2".parse().unwrap(), false);
+        l.probes.insert("fd10::2".parse().unwrap(), true);
+        let d = desired(&cluster(), &l, &opts());
+        let of = |dst: &str| {
+            d.routes
+                .iter()
+                .find(|r| r.dst == dst.parse::<IpNet>().unwrap())
+                .unwrap()
+                .clone()
+        };
+        let v4 = of("10.244.2.0/24");
+        assert!(is_vxlan(&v4), "{v4:?}");
+        assert_eq!(v4.why, Reason::OnLinkFiltered);
+        match v4.via {
+            Via::Vxlan { vtep, .. } => assert_eq!(vtep, "192.168.10.2".parse::<IpAddr>().unwrap()),
+            v => panic!("{v:?}"),
+        }
+        assert_eq!(of("fd00:244:2::/64").why, Reason::OnLinkVerified);
+        assert!(!is_vxlan(&of("fd00:244:2::/64")));
+        assert_eq!(of("10.244.3.0/24").why, Reason::NotOnLink);
+        // Not probed: direct, as before.
+        let d = desired(&cluster(), &local(), &opts());
+        assert_eq!(d.routes[0].why, Reason::OnLinkUnverified);
+        assert!(!is_vxlan(&d.routes[0]));
+        // Forced backends ignore probes.
+        let vx = Options {
+            backend: Backend::Vxlan,
+            ..opts()
+        };
+        let d = desired(&cluster(), &l, &vx);
+        assert!(d.routes.iter().all(|r| r.why == Reason::Forced));
     }
 
     #[test]

@@ -18,9 +18,10 @@ pub mod desired;
 pub mod diff;
 pub mod kernel_io;
 pub mod model;
+pub mod probe;
 pub mod vtep;
 
-pub use desired::{desired, Desired, PeerRoute, Via};
+pub use desired::{desired, Desired, PeerRoute, Reason, Via};
 pub use diff::{diff, Change, Observed, Plan};
 pub use model::{Backend, Local, Options, OwnNode, PeerNode};
 
