@@ -28,6 +28,9 @@ pub struct Routing {
     paths: HashMap<IpNet, String>,
     /// Where /proc/sys is (rp_filter of the VXLAN device).
     sysctl_dir: PathBuf,
+    /// When the last pass ran: a probe that could not run (no gateway yet, this node's Node
+    /// object gone) is not due again at once, or the loop would spin.
+    last_pass: Instant,
 }
 
 impl Routing {
@@ -41,6 +44,7 @@ impl Routing {
             probes: ProbeBook::default(),
             paths: HashMap::new(),
             sysctl_dir: cfg.setup.sysctl_dir.clone(),
+            last_pass: Instant::now(),
         })
     }
 }
@@ -48,11 +52,13 @@ impl Routing {
 impl Controller for Routing {
     /// The next direct-path probe (issue #23) needs a pass even when nothing else happens.
     fn wake_at(&self) -> Option<Instant> {
-        self.probes.next_due()
+        let soonest = self.last_pass + Duration::from_secs(1);
+        self.probes.next_due().map(|t| t.max(soonest))
     }
 
     fn reconcile(&mut self, pass: &Pass<'_>) {
         let start = Instant::now();
+        self.last_pass = start;
         let nodes = pass.nodes.all();
         let own = OwnNode::find(&nodes, pass.node, self.last_own.as_ref());
         if let OwnNode::Listed(n) = &own {

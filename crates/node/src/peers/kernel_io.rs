@@ -299,7 +299,14 @@ pub fn reconcile(
 ) -> Result<Report> {
     let mut local = local_facts(nl, own.node().clone(), skip_links)?;
     let mut report = Report::default();
-    probe(nl, &mut local, nodes, opts, book, &mut report.problems);
+    if matches!(own, OwnNode::Listed(_)) {
+        probe(nl, &mut local, nodes, opts, book, &mut report.problems);
+    } else {
+        // Without this node's Node object its peers withdraw their routes to it, so their
+        // answers to a pod-sourced probe have nowhere to go: a probe now would call every
+        // direct path filtered. The verdicts stand as they are (never disrupt).
+        local.probes = book.verdicts();
+    }
     let d = desired(nodes, &local, opts);
     let device_problems = ensure_devices(nl, &d.devices, &mut report.changes);
     let observed = observe(nl)?;
