@@ -9,7 +9,8 @@
 #   sudo ./scripts/bench.sh --only policy [--pods N --policies N --rounds N]   NetworkPolicy
 #
 # Other arguments go to podwire-bench (see `podwire-bench --help`). SKIP_IPAM_BENCH=1 leaves out
-# item 5 (podwire-ipam's own benchmark, about a minute).
+# item 5 (podwire-ipam's own benchmark, about a minute); SKIP_SCALE_BENCH=1 the multi-node agent's,
+# SKIP_DATAPATH_BENCH=1 the data path's (about 4 minutes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -76,5 +77,14 @@ if [ "${SKIP_SCALE_BENCH:-0}" != 1 ]; then
     cargo bench --quiet -p podwire-cluster-tests --bench scale -- --write "$(realpath "$out_dir")/benchmarks.md"
     # That build leaves target/release's plugins dynamically linked: put back the static ones
     # measured above, so a later `podwire-bench --only ...` times what ships.
+    link_plugins_static
+fi
+
+if [ "${SKIP_DATAPATH_BENCH:-0}" != 1 ]; then
+    # The data path (issue #23 part 4): node to node (the floor), pod to pod on one node, across
+    # nodes direct and over VXLAN, IPv4 and IPv6, each against the same path built by hand
+    # (tests/cluster/benches/datapath.rs): its own section of the page and a chart beside it.
+    echo "== cargo bench -p podwire-cluster-tests --bench datapath"
+    cargo bench --quiet -p podwire-cluster-tests --bench datapath -- --write "$(realpath "$out_dir")/benchmarks.md"
     link_plugins_static
 fi

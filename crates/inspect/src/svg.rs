@@ -495,6 +495,7 @@ mod tests {
                 up: true,
                 addresses: vec!["10.244.1.1/24".into()],
                 ports: 14,
+                mtu_source: None,
             },
             ipam: crate::node::IpamView {
                 kind: "podwire-ipam".into(),
@@ -509,6 +510,7 @@ mod tests {
             networks: vec![net],
             routes: vec![],
             tunnels: vec![],
+            peer_paths: vec![],
             nftables: vec![],
             port_mappings: vec![],
             errors: vec![],
@@ -537,6 +539,7 @@ mod tests {
             networks: vec![],
             routes: vec![],
             tunnels: vec![],
+            peer_paths: vec![],
             nftables: vec![],
             port_mappings: vec![],
             errors: vec![],

@@ -16,6 +16,7 @@ mod netlink;
 pub mod netns;
 pub mod nft;
 pub mod owned;
+pub mod probe;
 mod route;
 mod route_get;
 mod socket;

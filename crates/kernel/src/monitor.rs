@@ -21,7 +21,12 @@ pub enum KernelEvent {
     /// A link appeared, changed (up/down, carrier, MTU...) or went away.
     Link { index: u32, deleted: bool },
     /// An address was added to or removed from link `index`.
-    Address { index: u32, deleted: bool },
+    Address {
+        index: u32,
+        deleted: bool,
+        /// The address (IFA_LOCAL, else IFA_ADDRESS), when the message carries one.
+        addr: Option<std::net::IpAddr>,
+    },
     /// A route was added or removed; `protocol` is its RTPROT_*.
     Route {
         dst: Option<ipnet::IpNet>,
@@ -92,6 +97,20 @@ impl Monitor {
     }
 }
 
+fn address_of(a: &netlink_packet_route::address::AddressMessage) -> Option<std::net::IpAddr> {
+    use netlink_packet_route::address::AddressAttribute as A;
+    let local = a.attributes.iter().find_map(|x| match x {
+        A::Local(ip) => Some(*ip),
+        _ => None,
+    });
+    local.or_else(|| {
+        a.attributes.iter().find_map(|x| match x {
+            A::Address(ip) => Some(*ip),
+            _ => None,
+        })
+    })
+}
+
 fn event_of(m: &RouteNetlinkMessage) -> Option<KernelEvent> {
     use RouteNetlinkMessage as M;
     Some(match m {
@@ -106,10 +125,12 @@ fn event_of(m: &RouteNetlinkMessage) -> Option<KernelEvent> {
         M::NewAddress(a) => KernelEvent::Address {
             index: a.header.index,
             deleted: false,
+            addr: address_of(a),
         },
         M::DelAddress(a) => KernelEvent::Address {
             index: a.header.index,
             deleted: true,
+            addr: address_of(a),
         },
         M::NewRoute(r) => KernelEvent::Route {
             dst: crate::route::Route::from_message(r).map(|r| r.dst),

@@ -8,6 +8,10 @@ use crate::nft::{Family, Table};
 /// routes are told apart from anyone else's (a kernel monitor filters on it too).
 pub const ROUTE_PROTOCOL: u8 = 157;
 
+/// Node setup puts this, then where the pods' MTU comes from, as the pod bridge's alias
+/// (`podwire: mtu 1430 = eth0 1500 (default route) - 70 (VXLAN over IPv6)`): `node show` reads it.
+pub const MTU_ALIAS_PREFIX: &str = "podwire: ";
+
 /// Node setup's forward-accept and masquerade rules.
 pub const NODE_TABLE: &str = "podwire-node";
 /// The bridge plugin's per-pod `ipMasq` rules.

@@ -38,7 +38,8 @@ pub struct NodeFlags {
     /// File name of the conflist (runtimes take the first name in sort order).
     #[arg(long, value_name = "NAME", default_value = config::DEFAULT_CONF_FILE)]
     pub conf_file: String,
-    /// MTU of the bridge and the pods' interfaces (default: the kernel's, 1500).
+    /// MTU of the bridge and the pods' interfaces (default: the smallest MTU of the links holding
+    /// the default routes and the node's addresses, less 50 for VXLAN over IPv4 or 70 over IPv6).
     #[arg(long, value_name = "N")]
     pub mtu: Option<u32>,
     /// Where setup records what it did, for teardown.
@@ -240,6 +241,8 @@ fn agent_config(setup: &NodeFlags, kube: &KubeFlags, a: &AgentFlags) -> Result<A
         port: a.vxlan_port,
         cluster_cidrs: c.setup.cluster_cidrs.clone(),
     };
+    // The pods' MTU leaves room for VXLAN unless no peer can ever be reached over it.
+    c.setup.vxlan = c.routing.backend != peers::Backend::Direct;
     c.resync = std::time::Duration::from_secs(a.resync);
     c.watch_timeout = std::time::Duration::from_secs(a.watch_timeout.into());
     c.cni_cache_dir = a.cni_cache_dir.clone();

@@ -29,7 +29,13 @@ pub struct NodeConfig {
     pub cluster_cidrs: Vec<IpNet>,
     pub bridge: String,
     pub network: String,
+    /// The pods' MTU (`--mtu`); `None`: found from the underlay ([`crate::mtu`]).
     pub mtu: Option<u32>,
+    /// Whether pods may reach peers over VXLAN (`--backend` auto or vxlan): the MTU found from
+    /// the underlay leaves room for it.
+    pub vxlan: bool,
+    /// This node's addresses (its Node object's): the links holding them are underlay.
+    pub node_addresses: Vec<IpAddr>,
     pub conf_dir: PathBuf,
     pub conf_file: String,
     pub state_dir: PathBuf,
@@ -49,6 +55,8 @@ impl NodeConfig {
             bridge: DEFAULT_BRIDGE.into(),
             network: DEFAULT_NETWORK.into(),
             mtu: None,
+            vxlan: true,
+            node_addresses: Vec::new(),
             conf_dir: DEFAULT_CONF_DIR.into(),
             conf_file: DEFAULT_CONF_FILE.into(),
             state_dir: DEFAULT_STATE_DIR.into(),

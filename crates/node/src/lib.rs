@@ -25,6 +25,7 @@ pub mod forwarding;
 pub mod install;
 #[cfg(feature = "kubernetes")]
 pub mod kubernetes;
+pub mod mtu;
 pub mod peers;
 pub mod policy;
 pub mod rules;

@@ -43,12 +43,16 @@ impl Outcome {
 /// Brings this netns and the config directory to `config`: bridge with gateway(s), forwarding,
 /// the nftables table, the conflist. A second run with the same config changes nothing; another
 /// pod CIDR replaces what the previous run set.
-pub fn setup(config: NodeConfig) -> Result<Outcome> {
+pub fn setup(mut config: NodeConfig) -> Result<Outcome> {
+    let nl = Netlink::new()?;
+    // Without --mtu, the underlay's less the encapsulation's room; the same for the bridge, the
+    // conflist (so new pods) and, in place, the pods already there.
+    let mtu = crate::mtu::resolve(&nl, &config)?;
+    config.mtu = mtu.as_ref().map(|m| m.pod);
     let plan = Plan::new(config)?;
     let c = &plan.config;
     let store = Store::lock(&c.state_dir)?;
     let mut state = store.load()?;
-    let nl = Netlink::new()?;
     let nft = Nftables::new()?;
     let mut changes = Changes::new();
 
@@ -60,6 +64,9 @@ pub fn setup(config: NodeConfig) -> Result<Outcome> {
         })
     })?;
     state.bridge = br;
+    if let Some(m) = &mtu {
+        mtu_in_place(&nl, &c.bridge, m, &mut changes)?;
+    }
 
     let keys: Vec<&str> = plan
         .families
@@ -94,10 +101,33 @@ pub fn setup(config: NodeConfig) -> Result<Outcome> {
     state.pod_cidrs = plan.families.iter().map(|f| f.pod_cidr).collect();
     state.cluster_cidrs = plan.families.iter().map(|f| f.cluster_cidr).collect();
     store.save(&state)?;
-    Ok(Outcome {
-        changes,
-        headline: headline(&plan),
-    })
+    let mut headline = headline(&plan);
+    if let Some(m) = &mtu {
+        headline += &format!(", {}", m.describe());
+    }
+    Ok(Outcome { changes, headline })
+}
+
+/// The bridge's alias says where its MTU comes from (what `node show` prints), and the pods
+/// already on it follow a new MTU in place.
+fn mtu_in_place(
+    nl: &Netlink,
+    bridge: &str,
+    m: &crate::mtu::Choice,
+    changes: &mut crate::Changes,
+) -> Result<()> {
+    let link = nl.link(bridge)?;
+    let alias = format!("{}{}", kernel::owned::MTU_ALIAS_PREFIX, m.describe());
+    if link.alias.as_deref() != Some(alias.as_str()) {
+        nl.link_set_alias(link.index, &alias)?;
+        changes.push(alias);
+    }
+    for f in crate::mtu::follow(nl, bridge, m.pod, changes) {
+        changes.push(format!(
+            "could not change a pod's MTU (retried next pass): {f}"
+        ));
+    }
+    Ok(())
 }
 
 fn headline(plan: &Plan) -> String {

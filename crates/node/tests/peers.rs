@@ -64,7 +64,8 @@ fn pass(n: &Node) -> Report {
     };
     let nl = Netlink::new_in(&n.ns.ns).unwrap();
     let own = OwnNode::find(&nodes(), "n1", None);
-    reconcile(&nl, &own, &nodes(), &opts, &[]).expect("a pass runs whatever a device does")
+    reconcile(&nl, &own, &nodes(), &opts, &[], &mut Default::default())
+        .expect("a pass runs whatever a device does")
 }
 
 fn routes(n: &Node) -> Vec<String> {

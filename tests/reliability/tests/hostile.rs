@@ -910,7 +910,15 @@ fn hostile_node_objects_and_a_squatting_device_route_nothing_they_claim() {
     };
     let routes_before = n.netlink().routes(kernel::IpFamily::V4).unwrap().len();
     let own = OwnNode::find(&nodes, "me", None);
-    let r = reconcile(&n.netlink(), &own, &nodes, &opts, &[]).expect("a pass");
+    let r = reconcile(
+        &n.netlink(),
+        &own,
+        &nodes,
+        &opts,
+        &[],
+        &mut Default::default(),
+    )
+    .expect("a pass");
     let ours: Vec<String> = n
         .netlink()
         .routes(kernel::IpFamily::V4)

@@ -104,6 +104,7 @@ pub fn show(src: &Sources) -> crate::Result<NodeView> {
     let bridges: BTreeSet<u32> = networks.iter().filter_map(|n| n.bridge.index).collect();
     let routes = routes::routes(&host, &links, &bridges)?;
     let tunnels = routes::tunnels(&host, &links);
+    let peer_paths = routes::peer_paths(&host, &links, &routes);
     let nft = Nftables::new();
     let port_mappings = nft
         .as_ref()
@@ -138,6 +139,7 @@ pub fn show(src: &Sources) -> crate::Result<NodeView> {
         networks,
         routes,
         tunnels,
+        peer_paths,
         nftables,
         port_mappings,
         errors,

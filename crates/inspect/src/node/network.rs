@@ -51,6 +51,10 @@ pub(super) fn network(
         ports: br
             .map(|b| links.iter().filter(|l| l.master == Some(b.index)).count())
             .unwrap_or(0),
+        mtu_source: br
+            .and_then(|b| b.alias.as_deref())
+            .and_then(|a| a.strip_prefix(kernel::owned::MTU_ALIAS_PREFIX))
+            .map(str::to_string),
     };
     let ipam = ipam_view(&conf, &config)?;
     let cached: Vec<&CacheEntry> = cached.iter().filter(|c| c.network_name == *net).collect();

@@ -20,6 +20,12 @@ pub fn render(v: &NodeView) -> String {
             let _ = writeln!(s, "    peer {p}");
         }
     }
+    if !v.peer_paths.is_empty() {
+        s.push_str("other nodes' pods:\n");
+        for p in &v.peer_paths {
+            let _ = writeln!(s, "  {} {} ({})", p.dst, p.way, p.why);
+        }
+    }
     for n in &v.networks {
         let b = &n.bridge;
         let _ = writeln!(
@@ -43,6 +49,9 @@ pub fn render(v: &NodeView) -> String {
                 b.addresses.join(" "),
                 if b.up { "" } else { " DOWN" }
             );
+            if let Some(m) = &b.mtu_source {
+                let _ = writeln!(s, "    pods' {m}");
+            }
         } else {
             let _ = writeln!(s, "  bridge {} (missing)", b.name);
         }
@@ -129,6 +138,7 @@ mod tests {
                     up: false,
                     addresses: vec![],
                     ports: 0,
+                    mtu_source: None,
                 },
                 ipam: IpamView {
                     kind: "podwire-ipam".into(),
@@ -141,6 +151,7 @@ mod tests {
             }],
             routes: vec![],
             tunnels: vec![],
+            peer_paths: vec![],
             nftables: vec![],
             port_mappings: vec![],
             errors: vec!["result cache /var/lib/cni/results: permission denied".into()],

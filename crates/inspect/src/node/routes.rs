@@ -4,6 +4,7 @@ use super::network::{addresses, is_link_local};
 use super::view::*;
 use kernel::{IpFamily, Link, Netlink};
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
 use std::path::Path;
 
 /// Protocol names as iproute2 knows them (`/etc/iproute2/rt_protos` and `rt_protos.d`), so a
@@ -108,6 +109,80 @@ fn peers(host: &Netlink, index: u32) -> Vec<String> {
 /// number.
 pub fn protocol_name(n: u8) -> String {
     protocol_names().remove(&n).unwrap_or_else(|| n.to_string())
+}
+
+/// The node agent's routes (its protocol) to other nodes' pod CIDRs, which way and why: a
+/// VXLAN route's VTEP is found through its next hop's neighbour entry and the FDB; whether a
+/// peer is on-link, from this node's addresses (podwire's own devices and bridges left out).
+pub(super) fn peer_paths(
+    host: &Netlink,
+    links: &[Link],
+    routes: &[RouteView],
+) -> Vec<PeerPathView> {
+    let ours = protocol_name(kernel::owned::ROUTE_PROTOCOL);
+    let own_nets: Vec<ipnet::IpNet> = host
+        .addresses(None, None)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|a| {
+            links.iter().any(|l| {
+                l.index == a.index
+                    && l.kind.as_deref() != Some("vxlan")
+                    && l.kind.as_deref() != Some("bridge")
+                    && l.name != "lo"
+            })
+        })
+        .map(|a| a.net)
+        .collect();
+    let onlink = |ip: IpAddr| own_nets.iter().any(|n| n.contains(&ip) && n.addr() != ip);
+    routes
+        .iter()
+        .filter(|r| r.protocol == ours)
+        .map(|r| {
+            let vxlan = r.dev_kind.as_deref() == Some("vxlan");
+            let vtep = if vxlan { vtep_of(host, links, r) } else { None };
+            let (way, why) = match (vxlan, r.gateway, vtep) {
+                (false, Some(g), _) => (
+                    format!("direct via {g}"),
+                    if onlink(g) { "on-link" } else { "direct" }.to_string(),
+                ),
+                (true, _, Some(v)) if onlink(v) => (
+                    format!("VXLAN to {v}"),
+                    "on-link, but over VXLAN: its direct path was filtered (a probe from this \
+                     node's pod gateway was not answered), or --backend vxlan"
+                        .to_string(),
+                ),
+                (true, _, Some(v)) => (format!("VXLAN to {v}"), "not on-link".to_string()),
+                _ => (r.describe(false), "?".to_string()),
+            };
+            PeerPathView {
+                dst: r.dst.clone(),
+                way,
+                why,
+            }
+        })
+        .collect()
+}
+
+fn vtep_of(host: &Netlink, links: &[Link], r: &RouteView) -> Option<IpAddr> {
+    let dev = links.iter().find(|l| Some(&l.name) == r.dev.as_ref())?;
+    let hop = r.gateway?;
+    let fam = if hop.is_ipv6() {
+        IpFamily::V6
+    } else {
+        IpFamily::V4
+    };
+    let mac = host
+        .neighbours(fam, Some(dev.index))
+        .ok()?
+        .into_iter()
+        .find(|n| n.ip == hop)?
+        .mac?;
+    host.fdb_entries(dev.index)
+        .ok()?
+        .into_iter()
+        .find(|e| e.mac == mac)?
+        .dst
 }
 
 /// Kinds of device that carry pod traffic to other nodes.

@@ -13,6 +13,8 @@ pub struct NodeView {
     pub routes: Vec<RouteView>,
     /// Tunnel devices (VXLAN, ...) and their peers.
     pub tunnels: Vec<TunnelView>,
+    /// Each other node's pod CIDR the node agent routes, which way and why.
+    pub peer_paths: Vec<PeerPathView>,
     /// podwire's nftables tables: the plugin's `inet podwire`, node setup's `inet podwire-node`,
     /// podwire-portmap's `inet podwire-portmap` (its rules; the mappings are elements of its maps).
     pub nftables: Vec<NftTableView>,
@@ -45,6 +47,9 @@ pub struct BridgeView {
     pub addresses: Vec<String>,
     /// Every port of the bridge, podwire's or not.
     pub ports: usize,
+    /// Where the pods' MTU comes from, as node setup wrote it on the bridge
+    /// (`mtu 1430 = eth0 1500 (default route) - 70 (VXLAN over IPv6)`).
+    pub mtu_source: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -192,6 +197,18 @@ impl RouteView {
         }
         s
     }
+}
+
+/// One route the node agent made to another node's pod CIDR.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PeerPathView {
+    pub dst: String,
+    /// `direct via 10.0.0.2` or `VXLAN to 10.0.0.2` (the peer's VTEP, from the FDB).
+    pub way: String,
+    /// `on-link`, `not on-link`, `on-link, but over VXLAN: its direct path was filtered (or
+    /// --backend vxlan)`.
+    pub why: String,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -80,6 +80,9 @@ fn watch<N: Notifications>(
         match src.recv() {
             Ok(events) => {
                 let links = watched.get();
+                if events.iter().any(removes_a_node_address) {
+                    watched.address_removed();
+                }
                 if events.iter().any(|e| relevant(e, &links)) && kick.send(()).is_err() {
                     return;
                 }
@@ -119,9 +122,13 @@ const REOPEN_FIRST: Duration = Duration::from_millis(100);
 const REOPEN_MAX: Duration = Duration::from_secs(10);
 
 /// The links the last reconcile depended on (the underlay, podwire's VXLAN devices), shared
-/// with the kernel-watch thread.
+/// with the kernel-watch thread; and whether one of this node's addresses went away since the
+/// loop last asked.
 #[derive(Clone, Default)]
-pub struct WatchedLinks(std::sync::Arc<std::sync::Mutex<HashSet<u32>>>);
+pub struct WatchedLinks(
+    std::sync::Arc<std::sync::Mutex<HashSet<u32>>>,
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+);
 
 impl WatchedLinks {
     pub fn set(&self, links: &[u32]) {
@@ -130,6 +137,33 @@ impl WatchedLinks {
 
     pub fn get(&self) -> HashSet<u32> {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn address_removed(&self) {
+        self.1.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Whether one of this node's addresses was removed since the last call. A connection to
+    /// the API server that left from it is dead without knowing it (the answers go to an
+    /// address nobody holds): the Node watch must be opened again (issue #23: a node whose
+    /// address changed never heard its own Node follow).
+    pub fn take_address_removed(&self) -> bool {
+        self.1.swap(false, std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// A node address (not link-local: every veth of a pod going away removes one) was removed.
+fn removes_a_node_address(e: &KernelEvent) -> bool {
+    match e {
+        KernelEvent::Address {
+            deleted: true,
+            addr: Some(a),
+            ..
+        } => match a {
+            std::net::IpAddr::V4(a) => !a.is_loopback() && !a.is_link_local(),
+            std::net::IpAddr::V6(a) => !a.is_loopback() && !a.is_unicast_link_local(),
+        },
+        _ => false,
     }
 }
 
@@ -178,11 +212,33 @@ mod tests {
         let addr = KernelEvent::Address {
             index: 99,
             deleted: false,
+            addr: None,
         };
         assert!(
             relevant(&addr, &links),
             "any address may change what is on-link"
         );
+    }
+
+    #[test]
+    fn only_a_removed_node_address_asks_for_a_new_api_connection() {
+        let ev = |deleted, a: &str| KernelEvent::Address {
+            index: 2,
+            deleted,
+            addr: Some(a.parse().unwrap()),
+        };
+        assert!(removes_a_node_address(&ev(true, "10.247.1.1")));
+        assert!(removes_a_node_address(&ev(true, "fd00:247:1::1")));
+        assert!(!removes_a_node_address(&ev(false, "10.247.1.11")), "added");
+        assert!(
+            !removes_a_node_address(&ev(true, "fe80::1")),
+            "a pod's veth went"
+        );
+        let w = WatchedLinks::default();
+        assert!(!w.take_address_removed());
+        w.address_removed();
+        assert!(w.take_address_removed());
+        assert!(!w.take_address_removed(), "taken once");
     }
 
     /// A notification script shared by every monitor the watch opens.

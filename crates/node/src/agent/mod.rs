@@ -45,7 +45,6 @@ use cni::{Error, Result};
 use futures_util::StreamExt;
 use k8s_openapi::api::core::v1::Node;
 use kube::runtime::watcher::{self, Event};
-use kube::runtime::WatchStreamExt;
 use std::time::Duration;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
@@ -59,6 +58,11 @@ pub trait Controller {
     /// Its name in metrics (`controller` label) and logs.
     fn name(&self) -> &'static str {
         "controller"
+    }
+
+    /// When this controller needs a pass again without any event (a probe to repeat).
+    fn wake_at(&self) -> Option<std::time::Instant> {
+        None
     }
 }
 
@@ -118,9 +122,9 @@ async fn run_async(cfg: &AgentConfig) -> Result<String> {
     };
     let mut f = Fetch::new(name.clone());
     f.kubeconfig = cfg.kubeconfig.clone();
-    let client = client(&f).await?;
-    tel.events.connect(client.clone(), &name);
-    let api: kube::Api<Node> = kube::Api::all(client);
+    // Events go out over a client of their own: the Node watch renews its connection when an
+    // address of this node goes away (nodes::rewatch).
+    tel.events.connect(client(&f).await?, &name);
 
     let (kick_tx, mut kick_rx) = mpsc::unbounded_channel::<()>();
     let watched = kernel_watch::WatchedLinks::default();
@@ -128,7 +132,7 @@ async fn run_async(cfg: &AgentConfig) -> Result<String> {
     // The controllers, in the order a pass runs them: this node first, then its peers.
     let mut controllers: Vec<Box<dyn Controller>> = vec![
         Box::new(own_setup::OwnSetup::new(cfg.setup.clone())),
-        Box::new(routing::Routing::new(cfg, watched)?),
+        Box::new(routing::Routing::new(cfg, watched.clone())?),
         Box::new(plugin_tables::PluginTables::new(
             cfg.cni_cache_dir.clone(),
             cfg.setup.network.clone(),
@@ -136,8 +140,7 @@ async fn run_async(cfg: &AgentConfig) -> Result<String> {
     ];
 
     let timeout = u32::try_from(cfg.watch_timeout.as_secs()).unwrap_or(u32::MAX);
-    let wc = watcher::Config::default().timeout(timeout);
-    let mut events = watcher::watcher(api, wc).default_backoff().boxed();
+    let mut events = nodes::watch(&f, timeout).await?;
     let mut map = NodeMap::default();
     let mut resync = tokio::time::interval(cfg.resync.max(Duration::from_secs(1)));
     resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -150,6 +153,7 @@ async fn run_async(cfg: &AgentConfig) -> Result<String> {
     let mut kernel_due: Option<tokio::time::Instant> = None;
     loop {
         let due = kernel_due;
+        let asked = controllers.iter().filter_map(|c| c.wake_at()).min();
         let wake = tokio::select! {
             // A stop comes before anything else that is waiting.
             biased;
@@ -159,6 +163,8 @@ async fn run_async(cfg: &AgentConfig) -> Result<String> {
             _ = kick_rx.recv() => Wake::KernelHeard,
             _ = tokio::time::sleep_until(due.unwrap_or_else(tokio::time::Instant::now)),
                 if due.is_some() => Wake::KernelDue,
+            _ = tokio::time::sleep_until(asked.map_or_else(tokio::time::Instant::now, Into::into)),
+                if asked.is_some() => Wake::KernelDue,
             _ = resync.tick() => Wake::Resync,
         };
         tel.health.woke();
@@ -182,6 +188,9 @@ async fn run_async(cfg: &AgentConfig) -> Result<String> {
                 kernel_due = None;
                 dirty = true;
                 kernel = true;
+                if watched.take_address_removed() {
+                    events = nodes::rewatch(&f, timeout, events).await;
+                }
             }
             Wake::Resync => full = true,
         }

@@ -3,11 +3,49 @@
 //! little. Nothing is ready before the first full list is in (`InitDone`), and a re-list
 //! replaces the whole map, so a list/watch gap can lose no node.
 
-use crate::kubernetes::peer_of;
+use crate::kubernetes::{client, peer_of, Fetch};
 use crate::peers::PeerNode;
+use cni::Result;
+use futures_util::stream::BoxStream;
+use futures_util::StreamExt;
 use k8s_openapi::api::core::v1::Node;
-use kube::runtime::watcher::Event;
+use kube::runtime::watcher::{self, Event};
+use kube::runtime::WatchStreamExt;
 use std::collections::BTreeMap;
+
+/// The Node watch: kube-runtime's watcher events, retried with backoff.
+pub type Events = BoxStream<'static, std::result::Result<Event<Node>, watcher::Error>>;
+
+/// Opens the Node watch over a client of its own (`timeout`: seconds the API server keeps one
+/// watch request open).
+pub async fn watch(f: &Fetch, timeout: u32) -> Result<Events> {
+    let api: kube::Api<Node> = kube::Api::all(client(f).await?);
+    let wc = watcher::Config::default().timeout(timeout);
+    Ok(watcher::watcher(api, wc).default_backoff().boxed())
+}
+
+/// The watch again over a new client (a new connection, from an address this node still has),
+/// after one of this node's addresses went away: the old connection may have left from it, and
+/// would then hear nothing more until its timeout while looking alive. A re-list follows, which
+/// [`NodeMap`] takes without losing anything. If no client can be made, the old watch stays.
+pub async fn rewatch(f: &Fetch, timeout: u32, old: Events) -> Events {
+    match watch(f, timeout).await {
+        Ok(new) => {
+            super::log(
+                "an address of this node was removed: watching Nodes again over a new \
+                 connection",
+            );
+            new
+        }
+        Err(e) => {
+            super::log(&format!(
+                "watch Nodes again: {}: keeping the watch as it is",
+                e.msg
+            ));
+            old
+        }
+    }
+}
 
 /// The Nodes as the agent knows them, built from watcher events.
 #[derive(Default)]

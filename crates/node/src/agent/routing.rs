@@ -4,9 +4,13 @@
 use super::kernel_watch::WatchedLinks;
 use super::{log, AgentConfig, Controller, Pass};
 use crate::peers::kernel_io::{reconcile, Report};
-use crate::peers::{Options, OwnNode, PeerNode};
+use crate::peers::probe::ProbeBook;
+use crate::peers::{Options, OwnNode, PeerNode, Via};
 use cni::{Error, Result};
+use ipnet::IpNet;
 use kernel::Netlink;
+use std::collections::HashMap;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 pub struct Routing {
@@ -18,6 +22,15 @@ pub struct Routing {
     watched: WatchedLinks,
     /// This node's Node as last seen: it stands in while the object is gone.
     last_own: Option<PeerNode>,
+    /// What the direct-path probes found (issue #23).
+    probes: ProbeBook,
+    /// Each peer CIDR's way as last said in the log: said again only when it changes.
+    paths: HashMap<IpNet, String>,
+    /// Where /proc/sys is (rp_filter of the VXLAN device).
+    sysctl_dir: PathBuf,
+    /// When the last pass ran: a probe that could not run (no gateway yet, this node's Node
+    /// object gone) is not due again at once, or the loop would spin.
+    last_pass: Instant,
 }
 
 impl Routing {
@@ -28,21 +41,41 @@ impl Routing {
             skip: vec![cfg.setup.bridge.clone()],
             watched,
             last_own: None,
+            probes: ProbeBook::default(),
+            paths: HashMap::new(),
+            sysctl_dir: cfg.setup.sysctl_dir.clone(),
+            last_pass: Instant::now(),
         })
     }
 }
 
 impl Controller for Routing {
+    /// The next direct-path probe (issue #23) needs a pass even when nothing else happens.
+    fn wake_at(&self) -> Option<Instant> {
+        let soonest = self.last_pass + Duration::from_secs(1);
+        self.probes.next_due().map(|t| t.max(soonest))
+    }
+
     fn reconcile(&mut self, pass: &Pass<'_>) {
         let start = Instant::now();
+        self.last_pass = start;
         let nodes = pass.nodes.all();
         let own = OwnNode::find(&nodes, pass.node, self.last_own.as_ref());
         if let OwnNode::Listed(n) = &own {
             self.last_own = Some(n.clone());
         }
-        match reconcile(&self.nl, &own, &nodes, &self.opts, &self.skip) {
+        match reconcile(
+            &self.nl,
+            &own,
+            &nodes,
+            &self.opts,
+            &self.skip,
+            &mut self.probes,
+        ) {
             Ok(r) => {
                 self.watched.set(&r.links);
+                self.say_paths(&r);
+                self.loose_rp_filter(&r);
                 report(&r, pass.nodes.len(), start.elapsed(), pass.resync);
                 let t = pass.telemetry;
                 for (kind, n) in &r.kinds {
@@ -65,6 +98,47 @@ impl Controller for Routing {
 }
 
 const NAME: &str = "routing";
+
+impl Routing {
+    /// Each peer's way and why, when it is new or changed.
+    fn say_paths(&mut self, r: &Report) {
+        let mut now = HashMap::new();
+        for pr in &r.desired.routes {
+            let line = match &pr.via {
+                Via::Direct { gateway } => format!("direct via {gateway}"),
+                Via::Vxlan { vtep, .. } => format!("VXLAN to {vtep}"),
+            };
+            let line = format!("{line} ({})", pr.why.describe());
+            if self.paths.get(&pr.dst) != Some(&line) {
+                log(&format!("path to node {} {}: {line}", pr.node, pr.dst));
+            }
+            now.insert(pr.dst, line);
+        }
+        self.paths = now;
+    }
+
+    /// A peer may reach this node over VXLAN while this node routes it directly (their probes
+    /// disagreed for a moment, or the fabric filters one way only): its packets then arrive on
+    /// podwire.vxlan while the way back is the underlay, which strict reverse-path filtering
+    /// drops. Loose (2) still drops sources with no route at all.
+    fn loose_rp_filter(&self, r: &Report) {
+        if !r
+            .desired
+            .devices
+            .iter()
+            .any(|d| d.name == crate::peers::VXLAN_DEVICE_V4)
+        {
+            return;
+        }
+        let key = kernel::sysctl::ipv4_conf(crate::peers::VXLAN_DEVICE_V4, "rp_filter");
+        if crate::forwarding::read(&self.sysctl_dir, &key).is_ok_and(|v| v.trim() != "2") {
+            match crate::forwarding::write(&self.sysctl_dir, &key, "2") {
+                Ok(()) => log(&format!("{key} = 2 (loose: asymmetric peer paths pass)")),
+                Err(e) => log(&format!("{key}: {}", e.msg)),
+            }
+        }
+    }
+}
 
 fn report(r: &Report, nodes: usize, took: Duration, resync: bool) {
     if !r.changes.is_empty() {

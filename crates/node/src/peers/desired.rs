@@ -22,12 +22,42 @@ pub enum Via {
     },
 }
 
+/// Why a peer is reached the way it is (said in the log, per peer).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Reason {
+    /// On-link, and a pod-sourced probe over the direct path was answered.
+    OnLinkVerified,
+    /// On-link, not probed yet (or the probe could not be sent): direct, as before probing.
+    OnLinkUnverified,
+    /// On-link, but a pod-sourced probe was not answered: the fabric drops pod addresses.
+    OnLinkFiltered,
+    /// Its address is behind a router.
+    NotOnLink,
+    /// `--backend vxlan` or `--backend direct` says so.
+    Forced,
+}
+
+impl Reason {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Reason::OnLinkVerified => "on-link and verified",
+            Reason::OnLinkUnverified => "on-link, not verified yet",
+            Reason::OnLinkFiltered => {
+                "on-link but filtered (a probe from this node's pod gateway was not answered)"
+            }
+            Reason::NotOnLink => "not on-link",
+            Reason::Forced => "as --backend says",
+        }
+    }
+}
+
 /// One peer pod CIDR and its way there.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PeerRoute {
     pub node: String,
     pub dst: IpNet,
     pub via: Via,
+    pub why: Reason,
 }
 
 impl PeerRoute {
@@ -43,8 +73,14 @@ pub struct Desired {
     pub routes: Vec<PeerRoute>,
     /// The VXLAN devices the routes need (at most one per family).
     pub devices: Vec<VxlanSpec>,
-    /// One per peer CIDR left unrouted (one per family for VXLAN as a whole).
+    /// One per peer CIDR left unrouted (one per family for VXLAN as a whole), and one per
+    /// family whose VXLAN is held as it is.
     pub problems: Vec<Problem>,
+    /// Families (`true`: IPv6) whose VXLAN device cannot be specified because this node's
+    /// address in its Node object is not on its links (yet): the device in place, and the
+    /// routes, FDB and neighbour entries through it, are kept; peers over VXLAN are still added
+    /// through it.
+    pub held: Vec<bool>,
 }
 
 /// The routes, devices and problems for `nodes` (which may include this node: it is skipped).
@@ -90,10 +126,23 @@ pub fn desired(nodes: &[PeerNode], local: &Local, opts: &Options) -> Desired {
         if !d.routes.iter().any(|r| r.is_v6() == v6 && is_vxlan(r)) {
             continue;
         }
+        let fam = if v6 { "IPv6" } else { "IPv4" };
         match device_for(local, opts, v6) {
             Ok(spec) => d.devices.push(spec),
-            Err(why) => {
-                let fam = if v6 { "IPv6" } else { "IPv4" };
+            Err(DeviceProblem::Disagree(why)) => {
+                // Kernel and Node disagree on this node's address (a DHCP renewal, a NIC
+                // swapped, one of the two not updated yet): the device in place and its peers
+                // are kept as they are, and made again once the two agree (never disrupt).
+                d.problems.push(Problem::new(
+                    ProblemKind::OwnAddressMismatch,
+                    format!(
+                        "VXLAN for {fam} pod CIDRs kept as it is: {why}; it follows once they agree"
+                    ),
+                    0,
+                ));
+                d.held.push(v6);
+            }
+            Err(DeviceProblem::Missing(why)) => {
                 let before = d.routes.len();
                 d.routes.retain(|r| r.is_v6() != v6 || !is_vxlan(r));
                 d.problems.push(Problem::new(
@@ -156,10 +205,15 @@ fn route_for(
         }
     }
     let onlink = local.onlink(addr).is_some();
-    let direct = match opts.backend {
-        Backend::Auto => onlink,
-        Backend::Vxlan => false,
-        Backend::Direct if onlink => true,
+    let (direct, why) = match opts.backend {
+        Backend::Auto if onlink => match local.probes.get(&addr) {
+            Some(true) => (true, Reason::OnLinkVerified),
+            Some(false) => (false, Reason::OnLinkFiltered),
+            None => (true, Reason::OnLinkUnverified),
+        },
+        Backend::Auto => (false, Reason::NotOnLink),
+        Backend::Vxlan => (false, Reason::Forced),
+        Backend::Direct if onlink => (true, Reason::Forced),
         Backend::Direct => {
             return Err((
                 PeerNotOnLink,
@@ -180,6 +234,7 @@ fn route_for(
         node: peer.name.clone(),
         dst: cidr.trunc(),
         via,
+        why,
     })
 }
 
@@ -187,19 +242,38 @@ fn overlaps(a: &IpNet, b: &IpNet) -> bool {
     a.contains(b) || b.contains(a)
 }
 
-fn device_for(local: &Local, opts: &Options, v6: bool) -> Result<VxlanSpec, String> {
-    let (ip, link) = local.underlay(v6).ok_or_else(|| {
-        format!(
-            "this node ({}) has no address of that family in its Node object that is also on \
-             one of its links",
-            local.node.name
-        )
-    })?;
+/// Why no VXLAN device can be specified for a family.
+enum DeviceProblem {
+    /// This node's Node object and its links disagree on its address: what is in place stays.
+    Disagree(String),
+    /// Nothing to build one from (no pod CIDR of the family, or the Node is not known yet).
+    Missing(String),
+}
+
+fn device_for(local: &Local, opts: &Options, v6: bool) -> Result<VxlanSpec, DeviceProblem> {
     let own = local.node.pod_cidr(v6).ok_or_else(|| {
-        format!(
+        DeviceProblem::Missing(format!(
             "this node ({}) has no pod CIDR of that family",
             local.node.name
-        )
+        ))
+    })?;
+    let (ip, link) = local.underlay(v6).ok_or_else(|| {
+        let probe: IpNet = if v6 {
+            "::/0".parse().unwrap()
+        } else {
+            "0.0.0.0/0".parse().unwrap()
+        };
+        let why = match local.node.address_for(&probe) {
+            Some(a) => format!(
+                "this node's address {a} in its Node object ({}) is on none of its links",
+                local.node.name
+            ),
+            None => format!(
+                "this node's Node object ({}) has no address of that family",
+                local.node.name
+            ),
+        };
+        DeviceProblem::Disagree(why)
     })?;
     let mut spec = VxlanSpec::new(vxlan_device(v6), opts.vni, opts.port);
     spec.local = Some(ip);
@@ -254,6 +328,7 @@ pub(crate) mod tests {
                     mtu: 1500,
                 },
             ],
+            probes: Default::default(),
         }
     }
 
@@ -324,6 +399,44 @@ pub(crate) mod tests {
             (d.devices[1].name.as_str(), d.devices[1].mtu),
             ("podwire.vxlan6", Some(1430))
         );
+    }
+
+    /// Issue #23 part 2: an on-link peer whose probe went unanswered is reached over VXLAN;
+    /// one that answered, or not probed yet, directly; each says why.
+    #[test]
+    fn on_link_peers_whose_probe_is_not_answered_go_over_vxlan() {
+        let mut l = local();
+        l.probes.insert("192.168.10.2".parse().unwrap(), false);
+        l.probes.insert("fd10::2".parse().unwrap(), true);
+        let d = desired(&cluster(), &l, &opts());
+        let of = |dst: &str| {
+            d.routes
+                .iter()
+                .find(|r| r.dst == dst.parse::<IpNet>().unwrap())
+                .unwrap()
+                .clone()
+        };
+        let v4 = of("10.244.2.0/24");
+        assert!(is_vxlan(&v4), "{v4:?}");
+        assert_eq!(v4.why, Reason::OnLinkFiltered);
+        match v4.via {
+            Via::Vxlan { vtep, .. } => assert_eq!(vtep, "192.168.10.2".parse::<IpAddr>().unwrap()),
+            v => panic!("{v:?}"),
+        }
+        assert_eq!(of("fd00:244:2::/64").why, Reason::OnLinkVerified);
+        assert!(!is_vxlan(&of("fd00:244:2::/64")));
+        assert_eq!(of("10.244.3.0/24").why, Reason::NotOnLink);
+        // Not probed: direct, as before.
+        let d = desired(&cluster(), &local(), &opts());
+        assert_eq!(d.routes[0].why, Reason::OnLinkUnverified);
+        assert!(!is_vxlan(&d.routes[0]));
+        // Forced backends ignore probes.
+        let vx = Options {
+            backend: Backend::Vxlan,
+            ..opts()
+        };
+        let d = desired(&cluster(), &l, &vx);
+        assert!(d.routes.iter().all(|r| r.why == Reason::Forced));
     }
 
     #[test]
@@ -405,18 +518,63 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn no_underlay_address_means_no_vxlan_and_a_reason() {
+    fn no_own_pod_cidr_means_no_vxlan_and_a_reason() {
         let mut l = local();
-        l.addresses.clear();
+        l.node.pod_cidrs.clear();
         let d = desired(&cluster(), &l, &opts());
-        assert!(d.routes.is_empty());
+        assert!(d.routes.iter().all(|r| !is_vxlan(r)), "{:?}", d.routes);
         assert!(d.devices.is_empty());
+        assert!(d.held.is_empty());
+        assert!(
+            d.problems
+                .iter()
+                .any(|p| p.text.contains("no VXLAN for IPv4")
+                    && p.kind == ProblemKind::NoVxlan
+                    && p.unrouted == 1), // n3 (n2 is on-link: direct)
+            "{:?}",
+            d.problems
+        );
+    }
+
+    /// Issue #23 part 3: kernel and Node disagree on this node's address (either changed
+    /// first): the VXLAN peers stay wanted as they are, no device is specified (the one in place
+    /// stays), and it says why. Once they agree the device is specified on the new address.
+    #[test]
+    fn an_own_address_change_holds_vxlan_until_kernel_and_node_agree() {
+        // Kernel first: eth0 now holds .11, the Node still says .1.
+        let mut l = local();
+        l.addresses[0].net = "192.168.10.11/24".parse().unwrap();
+        let d = desired(&cluster(), &l, &opts());
+        assert_eq!(d.held, vec![false]);
         assert!(d
-            .problems
+            .routes
             .iter()
-            .any(|p| p.text.contains("no VXLAN for IPv4")
-                && p.kind == ProblemKind::NoVxlan
-                && p.unrouted == 2));
+            .any(|r| r.node == "n3" && !r.is_v6() && is_vxlan(r)));
+        assert_eq!(d.devices.len(), 1, "IPv6 is unaffected");
+        assert!(d.devices[0].name.ends_with("vxlan6"));
+        assert!(
+            d.problems.iter().any(|p| p.text.contains("kept as it is")
+                && p.text.contains("192.168.10.1 ")
+                && p.kind == ProblemKind::OwnAddressMismatch),
+            "{:?}",
+            d.problems
+        );
+        // Node first: the Node says fd10::11, the kernel still has fd10::1.
+        let mut l = local();
+        l.node.internal[1] = "fd10::11".parse().unwrap();
+        let d = desired(&cluster(), &l, &opts());
+        assert_eq!(d.held, vec![true]);
+        assert_eq!(d.routes.len(), 4);
+        // They agree: the device on the new address, nothing held.
+        l.addresses[1].net = "fd10::11/64".parse().unwrap();
+        let d = desired(&cluster(), &l, &opts());
+        assert!(d.held.is_empty());
+        assert_eq!(d.devices[1].local, Some("fd10::11".parse().unwrap()));
+        // A Node without any address of the family holds too (never disrupt).
+        let mut l = local();
+        l.node.internal.truncate(1);
+        let d = desired(&cluster(), &l, &opts());
+        assert_eq!(d.held, vec![true]);
     }
 
     /// A wrong Node object (a CIDR taking all egress, the underlay's own prefix, another

@@ -208,6 +208,13 @@ pub fn diff(d: &Desired, o: &Observed) -> Plan {
         let same_dst = routes_have.get(&pr.dst).map(Vec::as_slice).unwrap_or(&[]);
         let routed = match same_dst.iter().find(|r| r.protocol == ROUTE_PROTOCOL) {
             Some(have) if same_route(&want, have) => true,
+            // IPv6 checks an onlink gateway against the table, where the route being replaced
+            // (direct, through the underlay) still holds it: "device mismatch". It goes first.
+            Some(have) if pr.is_v6() && want.onlink && !have.onlink => {
+                route_add.push(Change::DeleteRoute((*have).clone()));
+                route_add.push(Change::ReplaceRoute(want));
+                true
+            }
             Some(_) => {
                 route_add.push(Change::ReplaceRoute(want));
                 true
@@ -370,6 +377,51 @@ mod tests {
             (vec![], vec![]),
             "a resync in sync writes nothing"
         );
+    }
+
+    /// Issue #23 part 2: an on-link IPv6 peer found filtered switches from direct to VXLAN: the
+    /// direct route goes first (IPv6 refuses an onlink gateway another route already holds).
+    #[test]
+    fn an_ipv6_peer_switching_to_vxlan_loses_its_direct_route_first() {
+        let mut o = empty_kernel();
+        let first = diff(&desired(&cluster(), &local(), &opts()), &o);
+        apply(&mut o, &first);
+        let mut l = local();
+        l.probes.insert("fd10::2".parse().unwrap(), false);
+        l.probes.insert("192.168.10.2".parse().unwrap(), false);
+        let plan = diff(&desired(&cluster(), &l, &opts()), &o);
+        let del6 = position(
+            &plan,
+            |c| matches!(c, Change::DeleteRoute(r) if r.dst == "fd00:244:2::/64".parse::<IpNet>().unwrap()),
+        );
+        let add6 = position(
+            &plan,
+            |c| matches!(c, Change::ReplaceRoute(r) if r.dst == "fd00:244:2::/64".parse::<IpNet>().unwrap() && r.onlink),
+        );
+        assert!(del6 < add6, "{:#?}", plan.changes);
+        assert!(
+            !plan
+                .changes
+                .iter()
+                .any(|c| matches!(c, Change::DeleteRoute(r) if r.dst.addr().is_ipv4())),
+            "IPv4 replaces in place: {:#?}",
+            plan.changes
+        );
+        apply(&mut o, &plan);
+        assert_eq!(diff(&desired(&cluster(), &l, &opts()), &o).changes, vec![]);
+    }
+
+    /// Issue #23 part 3: while this node's address is changing, nothing in place is removed.
+    #[test]
+    fn an_own_address_in_flux_removes_nothing() {
+        let mut o = empty_kernel();
+        let first = diff(&desired(&cluster(), &local(), &opts()), &o);
+        apply(&mut o, &first);
+        let mut moved = local();
+        moved.addresses[0].net = "192.168.10.11/24".parse().unwrap();
+        let d = desired(&cluster(), &moved, &opts());
+        assert_eq!(d.held, vec![false]);
+        assert_eq!(diff(&d, &o).changes, vec![], "kept as it is");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 use super::desired::{desired, Desired};
 use super::diff::{diff, Change, Observed, Plan};
 use super::model::{Local, LocalAddress, Options, OwnNode, PeerNode};
+use super::probe::{self, ProbeBook};
 use super::problem::{Problem, ProblemKind};
 use super::{ROUTE_PROTOCOL, VXLAN_DEVICE_V4, VXLAN_DEVICE_V6};
 use crate::Changes;
@@ -40,7 +41,11 @@ pub fn local_facts(nl: &Netlink, node: PeerNode, skip: &[String]) -> Result<Loca
             mtu: link.mtu,
         });
     }
-    Ok(Local { node, addresses })
+    Ok(Local {
+        node,
+        addresses,
+        probes: Default::default(),
+    })
 }
 
 /// Creates or fixes podwire's VXLAN devices as `specs` ask (an existing one whose tunnel differs,
@@ -208,6 +213,93 @@ pub struct Report {
     pub links: Vec<u32>,
 }
 
+/// Probes the on-link peers whose verdict is due (`--backend auto`) and gives `local` every
+/// verdict known. Per peer: first an echo from this node's own address (it must answer that, or
+/// its direct path says nothing: it is down or not there yet), which also resolves its MAC; then
+/// an echo from this node's pod gateway, sent as a frame straight to that MAC (past the node's
+/// masquerade rule, which would rewrite the pod source, and past its routes). A family whose
+/// probe cannot be sent (the gateway not on the bridge yet) is tried again next pass; its peers
+/// stay as they were meanwhile (direct when never probed).
+pub fn probe(
+    nl: &Netlink,
+    local: &mut Local,
+    nodes: &[PeerNode],
+    opts: &Options,
+    book: &mut ProbeBook,
+    problems: &mut Vec<Problem>,
+) {
+    use std::net::IpAddr;
+    let wanted = probe::wanted(nodes, local, opts);
+    let addrs: Vec<IpAddr> = wanted.iter().map(|(a, _)| *a).collect();
+    book.retain(&addrs);
+    let due = book.due(&addrs, std::time::Instant::now());
+    // By link and family: (link, own address on it, gateway) → targets.
+    let mut groups: Vec<((u32, IpAddr, IpAddr), Vec<IpAddr>)> = Vec::new();
+    for (t, src) in wanted.iter().filter(|(t, _)| due.contains(t)) {
+        let Some(link) = local.onlink(*t) else {
+            continue;
+        };
+        let key = (link.ifindex, link.net.addr(), *src);
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, v)) => v.push(*t),
+            None => groups.push((key, vec![*t])),
+        }
+    }
+    for ((ifindex, own, src), targets) in groups {
+        let (tries, timeout) = (probe::PROBE_TRIES, probe::PROBE_TIMEOUT);
+        let result = kernel::probe::echo(own, &targets, tries, timeout).and_then(|alive| {
+            let fam = if src.is_ipv6() {
+                IpFamily::V6
+            } else {
+                IpFamily::V4
+            };
+            let neigh = nl.neighbours(fam, Some(ifindex))?;
+            let with_mac: Vec<(IpAddr, kernel::MacAddr)> = targets
+                .iter()
+                .filter(|t| alive.contains(t))
+                .filter_map(|t| {
+                    neigh
+                        .iter()
+                        .find(|n| n.ip == *t && n.mac.is_some())
+                        .map(|n| (*t, n.mac.expect("filtered")))
+                })
+                .collect();
+            let answered = if with_mac.is_empty() {
+                Default::default()
+            } else {
+                kernel::probe::echo_on_link(src, ifindex, &with_mac, tries, timeout)?
+            };
+            Ok((with_mac, answered))
+        });
+        let now = std::time::Instant::now();
+        match result {
+            Ok((probed, answered)) => {
+                let probed: Vec<IpAddr> = probed.iter().map(|(a, _)| *a).collect();
+                let answered: Vec<IpAddr> = answered.into_iter().collect();
+                book.record(&probed, &answered, now);
+                let silent: Vec<IpAddr> = targets
+                    .iter()
+                    .filter(|t| !probed.contains(t))
+                    .copied()
+                    .collect();
+                book.unreachable(&silent, now);
+            }
+            // The gateway is not on the bridge yet (this node's setup has not run): nothing
+            // to say, the next pass tries again.
+            Err(kernel::Error::Os { errno, .. }) if errno == libc::EADDRNOTAVAIL => {}
+            Err(e) => problems.push(Problem::new(
+                ProblemKind::ProbeFailed,
+                format!(
+                    "direct paths not verified yet (probe from {src}: {e}): on-link peers stay \
+                     as they are"
+                ),
+                0,
+            )),
+        }
+    }
+    local.probes = book.verdicts();
+}
+
 /// One full pass: `nodes` (every Node, this one included, or not: see [`OwnNode`]) → this netns.
 pub fn reconcile(
     nl: &Netlink,
@@ -215,10 +307,19 @@ pub fn reconcile(
     nodes: &[PeerNode],
     opts: &Options,
     skip_links: &[String],
+    book: &mut ProbeBook,
 ) -> Result<Report> {
-    let local = local_facts(nl, own.node().clone(), skip_links)?;
-    let d = desired(nodes, &local, opts);
+    let mut local = local_facts(nl, own.node().clone(), skip_links)?;
     let mut report = Report::default();
+    if matches!(own, OwnNode::Listed(_)) {
+        probe(nl, &mut local, nodes, opts, book, &mut report.problems);
+    } else {
+        // Without this node's Node object its peers withdraw their routes to it, so their
+        // answers to a pod-sourced probe have nowhere to go: a probe now would call every
+        // direct path filtered. The verdicts stand as they are (never disrupt).
+        local.probes = book.verdicts();
+    }
+    let d = desired(nodes, &local, opts);
     let device_problems = ensure_devices(nl, &d.devices, &mut report.changes);
     if !report.changes.is_empty() {
         report.kinds.insert("vxlan_device", report.changes.len());

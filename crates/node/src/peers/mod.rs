@@ -19,10 +19,11 @@ pub mod desired;
 pub mod diff;
 pub mod kernel_io;
 pub mod model;
+pub mod probe;
 pub mod problem;
 pub mod vtep;
 
-pub use desired::{desired, Desired, PeerRoute, Via};
+pub use desired::{desired, Desired, PeerRoute, Reason, Via};
 pub use diff::{diff, Change, Observed, Plan};
 pub use model::{Backend, Local, Options, OwnNode, PeerNode};
 pub use problem::{Problem, ProblemKind};

@@ -113,6 +113,9 @@ pub struct Local {
     /// The addresses of this netns, except those on podwire's own devices (the pod bridge, the
     /// VXLAN devices): a peer is on-link when one of these prefixes holds its address.
     pub addresses: Vec<LocalAddress>,
+    /// What the direct-path probes found, by peer node address: answered or not (`--backend
+    /// auto`; an on-link peer not probed yet is routed directly, as before probing existed).
+    pub probes: std::collections::HashMap<IpAddr, bool>,
 }
 
 impl Local {

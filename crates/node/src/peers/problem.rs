@@ -24,10 +24,15 @@ pub enum ProblemKind {
     VxlanDevice,
     /// This node's own Node object is missing.
     OwnNodeMissing,
+    /// This node's address in its Node object and on its links disagree (a DHCP renewal, a NIC
+    /// swapped, one of the two not updated yet): VXLAN is held as it is until they agree.
+    OwnAddressMismatch,
+    /// The direct-path probe could not be sent (on-link peers keep the path they have).
+    ProbeFailed,
 }
 
 impl ProblemKind {
-    pub const ALL: [ProblemKind; 9] = [
+    pub const ALL: [ProblemKind; 11] = [
         ProblemKind::PodCidrOutsideCluster,
         ProblemKind::PodCidrOverlap,
         ProblemKind::PodCidrConflict,
@@ -37,6 +42,8 @@ impl ProblemKind {
         ProblemKind::NoVxlan,
         ProblemKind::VxlanDevice,
         ProblemKind::OwnNodeMissing,
+        ProblemKind::OwnAddressMismatch,
+        ProblemKind::ProbeFailed,
     ];
 
     /// The metrics label (`snake_case`).
@@ -51,6 +58,8 @@ impl ProblemKind {
             ProblemKind::NoVxlan => "no_vxlan",
             ProblemKind::VxlanDevice => "vxlan_device",
             ProblemKind::OwnNodeMissing => "own_node_missing",
+            ProblemKind::OwnAddressMismatch => "own_address_mismatch",
+            ProblemKind::ProbeFailed => "probe_failed",
         }
     }
 
@@ -66,6 +75,8 @@ impl ProblemKind {
             ProblemKind::NoVxlan => "VXLANUnavailable",
             ProblemKind::VxlanDevice => "VXLANDeviceConflict",
             ProblemKind::OwnNodeMissing => "NodeObjectMissing",
+            ProblemKind::OwnAddressMismatch => "NodeAddressMismatch",
+            ProblemKind::ProbeFailed => "DirectPathProbeFailed",
         }
     }
 }
