@@ -87,6 +87,11 @@ pub struct AgentFlags {
     /// Seconds the API server keeps one Node watch open before the agent renews it.
     #[arg(long, value_name = "SECONDS", default_value_t = 290)]
     pub watch_timeout: u32,
+    /// Enforce Kubernetes NetworkPolicy on this node (watching Pods, Namespaces and
+    /// NetworkPolicies). `--network-policy=false` removes the policy table: every pod can
+    /// reach every pod.
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+    pub network_policy: bool,
 }
 
 /// `--backend`, as the command line spells it ([`Backend`] is the routing model's own).
@@ -231,6 +236,7 @@ fn agent_config(setup: &NodeFlags, kube: &KubeFlags, a: &AgentFlags) -> Result<A
     };
     c.resync = std::time::Duration::from_secs(a.resync);
     c.watch_timeout = std::time::Duration::from_secs(a.watch_timeout.into());
+    c.network_policy = a.network_policy;
     Ok(c)
 }
 
@@ -554,6 +560,15 @@ mod tests {
         assert_eq!((c.routing.vni, c.routing.port), (1, 4789));
         assert_eq!(c.routing.cluster_cidrs, c.setup.cluster_cidrs);
         assert_eq!(c.resync, std::time::Duration::from_secs(5));
+        assert!(c.network_policy, "enforced by default");
+        let off = Agent::try_parse_from([
+            "agent",
+            "--cluster-cidr",
+            "10.0.0.0/8",
+            "--network-policy=false",
+        ])
+        .unwrap();
+        assert!(!off.a.config().unwrap().network_policy);
         // The same flags after `node setup --from-kubernetes --watch` give the same config.
         let s = parse(
             &["--from-kubernetes", "--watch"]

@@ -21,6 +21,11 @@ pub struct AgentConfig {
     pub resync: Duration,
     /// How long the API server keeps one Node watch open before the agent renews it.
     pub watch_timeout: Duration,
+    /// Enforce NetworkPolicy (watch Pods, Namespaces, NetworkPolicies; keep the policy table).
+    /// Off: the table is removed and every pod can reach every pod.
+    pub network_policy: bool,
+    /// How the policy compiler logs drops.
+    pub policy: policy::Options,
 }
 
 impl AgentConfig {
@@ -33,6 +38,8 @@ impl AgentConfig {
             routing: Options::default(),
             resync: Duration::from_secs(60),
             watch_timeout: Duration::from_secs(290),
+            network_policy: true,
+            policy: policy::Options::default(),
         }
     }
 }
