@@ -74,6 +74,10 @@ pub struct PolicyController<T: Table, A: NodeAddresses> {
     structured: bool,
     /// The last compile, for `node show`.
     pub last: Option<Compiled>,
+    /// Where what is in force is written for `podwirectl node show` (None: nowhere).
+    pub state_file: Option<std::path::PathBuf>,
+    /// What was written there last (rewritten only when it changes).
+    written: Option<String>,
 }
 
 impl<T: Table, A: NodeAddresses> PolicyController<T, A> {
@@ -86,6 +90,23 @@ impl<T: Table, A: NodeAddresses> PolicyController<T, A> {
             logged: BTreeSet::new(),
             structured: false,
             last: None,
+            state_file: None,
+            written: None,
+        }
+    }
+
+    /// Writes what is in force (if it changed) for `podwirectl node show`.
+    fn write_state(&mut self, node: &str, compiled: &Compiled, problems: &BTreeSet<String>) {
+        let Some(path) = &self.state_file else {
+            return;
+        };
+        let text = state_json(node, compiled, problems).to_string();
+        if self.written.as_deref() == Some(text.as_str()) {
+            return;
+        }
+        match crate::files::write_atomic(path, text.as_bytes(), 0o644) {
+            Ok(_) => self.written = Some(text),
+            Err(e) => log(&format!("policy: write {}: {}", path.display(), e.msg)),
         }
     }
 
@@ -157,6 +178,7 @@ impl<T: Table, A: NodeAddresses> PolicyController<T, A> {
         let mut problems = objects.problems();
         problems.extend(compiled.problems.iter().map(|p| p.to_string()));
         out.new_problems = problems.difference(&self.logged).cloned().collect();
+        self.write_state(node, &compiled, &problems);
         self.logged = problems;
         self.last = Some(compiled);
         out
@@ -165,6 +187,47 @@ impl<T: Table, A: NodeAddresses> PolicyController<T, A> {
     pub fn learned(&self) -> &Learned {
         &self.learned
     }
+}
+
+/// The name of the file, in the agent's state directory, that says what policy is in force.
+pub const STATE_FILE: &str = "policy.json";
+
+/// What is in force on this node, as `podwirectl node show` reads it (crates/inspect parses
+/// it: keep the two in step): every policy isolating a local pod with those pods per
+/// direction, every local pod with its addresses and isolating policies (null: not isolated),
+/// and the problems (each fails closed).
+pub fn state_json(node: &str, c: &Compiled, problems: &BTreeSet<String>) -> serde_json::Value {
+    use policy::Direction;
+    use std::collections::BTreeMap;
+    let mut policies: BTreeMap<&str, BTreeMap<&str, Vec<&str>>> = BTreeMap::new();
+    for p in &c.pods {
+        for d in Direction::BOTH {
+            for k in p.isolation(d).into_iter().flatten() {
+                policies
+                    .entry(k.as_str())
+                    .or_default()
+                    .entry(d.as_str())
+                    .or_default()
+                    .push(&p.key);
+            }
+        }
+    }
+    serde_json::json!({
+        "node": node,
+        "policies": policies.iter().map(|(k, dirs)| serde_json::json!({
+            "policy": k,
+            "ingress": dirs.get("ingress").cloned().unwrap_or_default(),
+            "egress": dirs.get("egress").cloned().unwrap_or_default(),
+        })).collect::<Vec<_>>(),
+        "pods": c.pods.iter().map(|p| serde_json::json!({
+            "pod": p.key,
+            "addresses": p.addresses,
+            "classified": p.classified,
+            "ingress": p.ingress,
+            "egress": p.egress,
+        })).collect::<Vec<_>>(),
+        "problems": problems,
+    })
 }
 
 /// Logs what a pass did.
@@ -435,6 +498,35 @@ mod tests {
         assert!(first.new_problems.iter().all(|p| p.contains("x/bad")));
         let second = c.reconcile("n1", &mut o, false);
         assert!(second.new_problems.is_empty());
+    }
+
+    #[test]
+    fn what_is_in_force_is_written_for_node_show_when_it_changes() {
+        let dir = std::env::temp_dir().join(testkit::unique("pwps"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let fake = Fake::default();
+        let mut c = controller(&fake);
+        c.state_file = Some(dir.join(STATE_FILE));
+        let mut o = ready_objects(vec![pod("a", "u1")], vec![deny_all_ingress()]);
+        fake.0.borrow_mut().unclassified = vec![announced("a", "u1", "10.246.1.5")];
+        c.reconcile("n1", &mut o, false);
+        let read = || -> serde_json::Value {
+            serde_json::from_str(&std::fs::read_to_string(dir.join(STATE_FILE)).unwrap()).unwrap()
+        };
+        let v = read();
+        assert_eq!(v["node"], "n1");
+        assert_eq!(v["policies"][0]["policy"], "x/deny");
+        assert_eq!(v["policies"][0]["ingress"], json!(["x/a"]));
+        assert_eq!(v["pods"][0]["addresses"], json!(["10.246.1.5"]));
+        assert_eq!(v["pods"][0]["egress"], serde_json::Value::Null);
+        std::fs::write(dir.join(STATE_FILE), "touched").unwrap();
+        c.reconcile("n1", &mut o, false);
+        assert_eq!(
+            std::fs::read_to_string(dir.join(STATE_FILE)).unwrap(),
+            "touched",
+            "unchanged: not rewritten"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -12,9 +12,13 @@ use tokio::sync::mpsc;
 pub fn start(cfg: &AgentConfig, _announced: mpsc::UnboundedSender<()>) -> Result<Policies> {
     let table = open()?;
     let nl = kernel::Netlink::new().map_err(|e| Error::io(e.to_string()))?;
-    Ok(Policies {
-        controller: PolicyController::new(table, Box::new(KernelAddresses(nl)), cfg.policy),
-    })
+    let mut controller = PolicyController::new(
+        table,
+        Box::new(KernelAddresses(nl)) as Box<dyn super::policy::NodeAddresses>,
+        cfg.policy,
+    );
+    controller.state_file = Some(cfg.setup.state_dir.join(super::policy::STATE_FILE));
+    Ok(Policies { controller })
 }
 
 fn open() -> Result<Box<dyn Table>> {
