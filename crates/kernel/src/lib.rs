@@ -20,6 +20,7 @@ mod route;
 mod route_get;
 mod socket;
 pub mod sysctl;
+pub mod unclassified;
 mod veth;
 mod vxlan;
 

@@ -26,6 +26,7 @@ pub mod install;
 #[cfg(feature = "kubernetes")]
 pub mod kubernetes;
 pub mod peers;
+pub mod policy;
 pub mod rules;
 pub mod setup;
 pub mod state;

@@ -44,11 +44,40 @@ const NFTA_FIB_F_DADDR: u32 = 1 << 1;
 const RTN_LOCAL: u32 = 2;
 const NFT_NAT_DNAT: u32 = 1;
 
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Cmp {
     Eq = 0,
     Neq = 1,
+    Lt = 2,
+    Lte = 3,
+    Gt = 4,
+    Gte = 5,
 }
+
+impl Cmp {
+    pub fn from_u32(op: u32) -> Option<Cmp> {
+        Some(match op {
+            0 => Cmp::Eq,
+            1 => Cmp::Neq,
+            2 => Cmp::Lt,
+            3 => Cmp::Lte,
+            4 => Cmp::Gt,
+            5 => Cmp::Gte,
+            _ => return None,
+        })
+    }
+}
+
+/// `ct state` bits (NF_CT_STATE_BIT): what `ct state related` tests.
+pub const CT_STATE_ESTABLISHED: u32 = 1 << 1;
+pub const CT_STATE_RELATED: u32 = 1 << 2;
+pub const CT_STATE_NEW: u32 = 1 << 3;
+/// `ct direction reply` (IP_CT_DIR_REPLY).
+pub const CT_DIR_REPLY: u8 = 1;
+pub(crate) const NFT_CT_STATE: u32 = 0;
+pub(crate) const NFT_CT_DIRECTION: u32 = 1;
+/// `limit` unit: per second.
+const NFT_LIMIT_PKTS: u32 = 0;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Dir {
@@ -122,7 +151,7 @@ impl<'a> Exprs<'a> {
         });
     }
 
-    pub(super) fn cmp(&mut self, op: Cmp, value: &[u8]) {
+    pub fn cmp(&mut self, op: Cmp, value: &[u8]) {
         self.expr("cmp", |d| {
             d.be32(1, NFT_REG_1); // SREG
             d.be32(2, op as u32); // OP
@@ -213,6 +242,57 @@ impl<'a> Exprs<'a> {
         });
         self.bitwise(&bits.to_ne_bytes());
         self.cmp(Cmp::Neq, &0u32.to_ne_bytes());
+    }
+
+    /// `ct direction reply`: the packet answers the connection's first packet.
+    pub fn ct_direction_reply(&mut self) {
+        self.expr("ct", |d| {
+            d.be32(2, NFT_CT_DIRECTION); // KEY
+            d.be32(1, NFT_REG_1); // DREG
+        });
+        self.cmp(Cmp::Eq, &[CT_DIR_REPLY]);
+    }
+
+    /// `ct state & bits != 0` (e.g. `ct state related` with [`CT_STATE_RELATED`]).
+    pub fn ct_state_any(&mut self, bits: u32) {
+        self.expr("ct", |d| {
+            d.be32(2, NFT_CT_STATE); // KEY
+            d.be32(1, NFT_REG_1); // DREG
+        });
+        self.bitwise(&bits.to_ne_bytes());
+        self.cmp(Cmp::Neq, &0u32.to_ne_bytes());
+    }
+
+    /// `icmpv6 type lo-hi` (in an inet table: IPv6 only, ICMPv6 only), e.g. 133-137 for
+    /// neighbour and router discovery and redirects.
+    pub fn icmpv6_type_between(&mut self, lo: u8, hi: u8) {
+        self.nfproto(true);
+        self.meta_load(NFT_META_L4PROTO, NFT_REG_1);
+        self.cmp(Cmp::Eq, &[58]);
+        self.payload_to(NFT_PAYLOAD_TRANSPORT_HEADER, 0, 1, NFT_REG_1);
+        self.cmp(Cmp::Gte, &[lo]);
+        self.cmp(Cmp::Lte, &[hi]);
+    }
+
+    /// `limit rate N/second burst B packets`: no match once over the rate.
+    pub fn limit_per_second(&mut self, rate: u64, burst: u32) {
+        self.expr("limit", |d| {
+            d.be64(1, rate); // RATE
+            d.be64(2, 1); // UNIT: seconds
+            d.be32(3, burst); // BURST
+            d.be32(4, NFT_LIMIT_PKTS); // TYPE
+            d.be32(5, 0); // FLAGS
+        });
+    }
+
+    /// `log prefix P group G`: to nflog group `group` (userspace reads it), not the kernel log.
+    pub fn log_group(&mut self, group: u16, prefix: &str) {
+        self.expr("log", |d| {
+            d.bytes(1, &group.to_be_bytes()); // GROUP (be16)
+            if !prefix.is_empty() {
+                d.str(2, prefix); // PREFIX
+            }
+        });
     }
 
     /// `jump chain`.

@@ -47,6 +47,12 @@ pub enum Field {
     Icmpv6Type,
     /// A neighbour advertisement's target address (`@th,64,128`)
     NaTarget,
+    /// `ip daddr`
+    IpDaddr,
+    /// `ip6 daddr`
+    Ip6Daddr,
+    /// `th dport`: the transport header's destination port (TCP, UDP, SCTP, DCCP, UDP-Lite)
+    ThDport,
 }
 
 impl Field {
@@ -56,8 +62,9 @@ impl Field {
             Field::Iifname => IFNAMSIZ as u32,
             Field::EtherSaddr | Field::ArpSenderMac => 6,
             Field::EtherType | Field::ArpLens => 2,
-            Field::ArpSenderIp | Field::IpSaddr => 4,
-            Field::Ip6Saddr | Field::NaTarget => 16,
+            Field::ArpSenderIp | Field::IpSaddr | Field::IpDaddr => 4,
+            Field::Ip6Saddr | Field::NaTarget | Field::Ip6Daddr => 16,
+            Field::ThDport => 2,
             Field::L4Proto | Field::Icmpv6Type => 1,
         }
     }
@@ -75,6 +82,9 @@ impl Field {
             Field::Ip6Saddr => (NFT_PAYLOAD_NETWORK_HEADER, 8),
             Field::Icmpv6Type => (NFT_PAYLOAD_TRANSPORT_HEADER, 0),
             Field::NaTarget => (NFT_PAYLOAD_TRANSPORT_HEADER, 8),
+            Field::IpDaddr => (NFT_PAYLOAD_NETWORK_HEADER, 16),
+            Field::Ip6Daddr => (NFT_PAYLOAD_NETWORK_HEADER, 24),
+            Field::ThDport => (NFT_PAYLOAD_TRANSPORT_HEADER, 2),
         })
     }
 }
@@ -147,6 +157,20 @@ impl Exprs<'_> {
             if negate {
                 d.be32(5, NFT_LOOKUP_F_INV); // FLAGS
             }
+        });
+    }
+
+    /// `parts... vmap @map`: the map's verdict for the concatenated key (no element: on).
+    pub fn concat_vmap(&mut self, parts: &[Field], map: &str) {
+        let mut reg = REG32_00;
+        for &p in parts {
+            self.load(p, reg);
+            reg += padded(p.byte_len() as usize) as u32 / 4;
+        }
+        self.expr("lookup", |d| {
+            d.str(1, map); // SET
+            d.be32(2, REG32_00); // SREG
+            d.be32(3, 0); // DREG: the verdict register
         });
     }
 

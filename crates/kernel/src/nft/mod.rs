@@ -14,11 +14,14 @@
 //! one transaction, so a concurrent reader never sees half of it.
 
 mod counter;
+pub mod decode;
 mod expr;
 mod l2;
 pub(crate) mod msg;
+pub mod objects;
 mod set;
 mod setup;
+pub mod watch;
 
 use ipnet::IpNet;
 use netlink_sys::protocols::NETLINK_NETFILTER;
@@ -27,10 +30,16 @@ use crate::attr::{self, AttrWriter};
 use crate::error::{Error, Result};
 use crate::netns::Netns;
 use crate::socket::NlSocket;
-pub use expr::{Cmp, Dir, Exprs, REG32_00, REG_1};
+pub use decode::{DecodedRule, Expr};
+pub use expr::{
+    Cmp, Dir, Exprs, CT_DIR_REPLY, CT_STATE_ESTABLISHED, CT_STATE_NEW, CT_STATE_RELATED, REG32_00,
+    REG_1,
+};
 pub use l2::{concat_key, ifname_key, Field};
 use msg::*;
+pub use objects::{ChainInfo, CounterValue, ElemData, SetDef, SetElem, SetInfo};
 pub use set::{datatype, BaseChain, Element, SetSpec, Transaction};
+pub use watch::{SetEvent, SetWatch};
 
 /// nftables address family of a table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -88,7 +97,11 @@ pub const NAT_CHAIN: &str = "postrouting";
 /// forward, priority filter).
 pub const FORWARD_CHAIN: &str = "forward";
 
-const NF_INET_FORWARD: u32 = 2;
+/// Netfilter hooks of the ip, ip6 and inet families (NF_INET_*).
+pub const NF_INET_PRE_ROUTING: u32 = 0;
+pub const NF_INET_LOCAL_IN: u32 = 1;
+pub const NF_INET_FORWARD: u32 = 2;
+pub const NF_INET_LOCAL_OUT: u32 = 3;
 const NF_INET_POST_ROUTING: u32 = 4;
 const NF_IP_PRI_FILTER: i32 = 0;
 const NF_IP_PRI_NAT_SRC: i32 = 100;
