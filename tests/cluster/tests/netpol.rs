@@ -278,7 +278,6 @@ fn four_pods() -> Net {
 }
 
 #[test]
-#[ignore = "needs the policy kernel layer (wt-polk) merged"]
 fn network_policy_semantics_across_nodes() {
     let n = four_pods();
     n.expect(
@@ -475,7 +474,6 @@ impl Drop for Flow {
 }
 
 #[test]
-#[ignore = "needs the policy kernel layer (wt-polk) merged"]
 fn a_new_policy_cuts_an_established_flow_within_a_second_and_its_removal_restores_it() {
     let mut n = Net::new();
     n.add(0, "x", "a");
