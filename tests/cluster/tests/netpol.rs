@@ -170,6 +170,37 @@ impl Net {
     }
 }
 
+/// `podwirectl ARGS` in node `i`'s netns with its directories (the flags in `skip` left out:
+/// not every command takes them); its stdout.
+fn podwirectl(n: &Net, i: usize, args: &[&str], skip: &[&str]) -> String {
+    let node = n.c.node(i);
+    let mut flags: Vec<String> = Vec::new();
+    for (flag, dir) in [
+        ("--netconfpath", "net.d"),
+        ("--cache-dir", "cache"),
+        ("--state-dir", "state"),
+    ] {
+        if !skip.contains(&flag) {
+            flags.push(flag.into());
+            flags.push(node.dir.join(dir).display().to_string());
+        }
+    }
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", &node.ns.name])
+        .arg(&n.c.bin.podwirectl)
+        .args(args)
+        .args(&flags)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "podwirectl {args:?}: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
 fn pod_ip(ip: &str) -> PodIP {
     PodIP { ip: ip.to_string() }
 }
@@ -316,6 +347,22 @@ fn network_policy_semantics_across_nodes() {
             own_node,
             v6(own_node),
         ],
+    );
+
+    // Seeing why, on n1: the policies in force, the verdict of one flow, the drops.
+    let show = podwirectl(&n, 0, &["node", "show"], &[]);
+    assert!(show.contains("policy x/deny-ingress"), "{show}");
+    let (yb, xa) = (n.pod("y/b").v4.to_string(), n.pod("x/a").v4.to_string());
+    let path = podwirectl(&n, 0, &["path", &yb, &xa, "--port", "80/tcp"], &[]);
+    assert!(
+        path.contains("DENIED") && path.contains("x/deny-ingress"),
+        "{path}"
+    );
+    let drops = podwirectl(&n, 0, &["drops"], &["--netconfpath", "--cache-dir"]);
+    eprintln!("{path}{drops}");
+    assert!(
+        drops.contains("x/a") && drops.contains("isolated by x/deny-ingress"),
+        "{drops}"
     );
 
     // Upstream "should allow ingress access from namespace on one named port"-like: from
