@@ -78,6 +78,8 @@ pub struct PolicyController<T: Table, A: NodeAddresses> {
     pub state_file: Option<std::path::PathBuf>,
     /// What was written there last (rewritten only when it changes).
     written: Option<String>,
+    /// The table's verdict maps were looked at for addresses a previous run learned.
+    recovered: bool,
 }
 
 impl<T: Table, A: NodeAddresses> PolicyController<T, A> {
@@ -92,6 +94,7 @@ impl<T: Table, A: NodeAddresses> PolicyController<T, A> {
             last: None,
             state_file: None,
             written: None,
+            recovered: false,
         }
     }
 
@@ -144,6 +147,19 @@ impl<T: Table, A: NodeAddresses> PolicyController<T, A> {
                 return out;
             }
         };
+        let have = match self.table.read() {
+            Ok(h) => h,
+            Err(e) => {
+                fail("read the table", e);
+                return out;
+            }
+        };
+        if !self.recovered {
+            // A restarted agent has forgotten what ADDs taught it: what the table isolates for
+            // a pod of this node whose podIPs are not posted yet is taken back from it.
+            self.learned.learn(&recover(&have, objects, node));
+            self.recovered = true;
+        }
         let pods = pods_for_compile(&objects.pods, &self.learned, node);
         let namespaces: Vec<_> = objects.namespaces.values().cloned().collect();
         let policies: Vec<_> = objects.policies.values().cloned().collect();
@@ -152,13 +168,6 @@ impl<T: Table, A: NodeAddresses> PolicyController<T, A> {
             addresses: &own,
         };
         let compiled = policy::compile(&pods, &namespaces, &policies, &this, &self.opts);
-        let have = match self.table.read() {
-            Ok(h) => h,
-            Err(e) => {
-                fail("read the table", e);
-                return out;
-            }
-        };
         let plan = policy::diff(&compiled.ruleset, &have);
         out.changes = plan.changes().count();
         if !plan.is_empty() {
@@ -187,6 +196,34 @@ impl<T: Table, A: NodeAddresses> PolicyController<T, A> {
     pub fn learned(&self) -> &Learned {
         &self.learned
     }
+}
+
+/// Addresses the table maps to the chain of a pod of this node whose Pod object carries no
+/// podIPs yet: what a previous run of the agent learned from its ADD.
+fn recover(have: &Ruleset, objects: &PolicyObjects, node: &str) -> Vec<Announced> {
+    let mut out = Vec::new();
+    for p in objects.pods.values() {
+        if p.node.as_deref() != Some(node) || !p.ips.is_empty() || p.terminated {
+            continue;
+        }
+        let key = p.key();
+        for d in policy::Direction::BOTH {
+            let chain = policy::names::pod_chain(&key, d);
+            for m in have.maps.values() {
+                for (addr, c) in &m.entries {
+                    if *c == chain && !out.iter().any(|a: &Announced| a.addr == *addr) {
+                        out.push(Announced {
+                            addr: *addr,
+                            namespace: p.namespace.clone(),
+                            name: p.name.clone(),
+                            uid: p.uid.clone(),
+                        });
+                    }
+                }
+            }
+        }
+    }
+    out
 }
 
 /// The name of the file, in the agent's state directory, that says what policy is in force.
@@ -438,6 +475,25 @@ mod tests {
         let again = c.reconcile("n1", &mut o, false);
         assert_eq!(again.changes, 0, "nothing to do: {again:?}");
         assert!(c.last.as_ref().unwrap().ruleset.maps["ingress-v4"]
+            .entries
+            .contains_key(&"10.246.1.5".parse().unwrap()));
+    }
+
+    #[test]
+    fn a_restarted_agent_keeps_isolating_a_pod_whose_ips_are_not_posted_yet() {
+        let fake = Fake::default();
+        let mut first = controller(&fake);
+        let mut o = ready_objects(vec![pod("a", "u1")], vec![deny_all_ingress()]);
+        fake.0.borrow_mut().unclassified = vec![announced("a", "u1", "10.246.1.5")];
+        first.reconcile("n1", &mut o, false);
+        fake.0.borrow_mut().have = first.last.as_ref().unwrap().ruleset.clone();
+        // The agent restarts: the element was marked classified, podIPs still not posted.
+        let mut second = controller(&fake);
+        let mut o = ready_objects(vec![pod("a", "u1")], vec![deny_all_ingress()]);
+        let out = second.reconcile("n1", &mut o, false);
+        assert_eq!(out.changes, 0, "nothing unisolated: {out:?}");
+        let rs = &second.last.as_ref().unwrap().ruleset;
+        assert!(rs.maps["ingress-v4"]
             .entries
             .contains_key(&"10.246.1.5".parse().unwrap()));
     }
