@@ -6,11 +6,19 @@
 #
 #   sudo ./scripts/bench.sh            the full run, results into docs/
 #   sudo ./scripts/bench.sh --quick    a small run to try the setup, results into the target dir
+#   sudo ./scripts/bench.sh --only policy [--pods N --policies N --rounds N]   NetworkPolicy
 #
 # Other arguments go to podwire-bench (see `podwire-bench --help`). SKIP_IPAM_BENCH=1 leaves out
 # item 5 (podwire-ipam's own benchmark, about a minute).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# `--only policy`: NetworkPolicy in the kernel at scale (crates/node/benches/policy.rs; figures in
+# docs/network-policy.md). Needs only root and Rust, none of the reference plugins.
+if [ "${1:-}" = "--only" ] && [ "${2:-}" = "policy" ]; then
+    shift 2
+    exec cargo bench --quiet -p podwire-node --bench policy -- "$@"
+fi
 source scripts/setup-host.sh
 prepare_host
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"

@@ -17,6 +17,7 @@ enum Undo {
     DeleteLink(String),
     DeleteMasq(String),
     DeleteAntispoof(String),
+    WithdrawUnclassified,
 }
 
 impl Undo {
@@ -26,6 +27,7 @@ impl Undo {
             Undo::DeleteLink(name) => format!("deleted {name}"),
             Undo::DeleteMasq(tag) => format!("deleted masquerade rules {tag}"),
             Undo::DeleteAntispoof(tag) => format!("removed spoofCheck elements {tag}"),
+            Undo::WithdrawUnclassified => "removed the pod from the policy gate".into(),
         }
     }
 }
@@ -52,6 +54,9 @@ impl Rollback<'_> {
                     .map_err(errors::kernel),
                 Undo::DeleteMasq(tag) => masq::delete(tag),
                 Undo::DeleteAntispoof(tag) => antispoof::delete(tag).map(drop),
+                Undo::WithdrawUnclassified => {
+                    crate::unclassified::withdraw(&self.a.container_id).map(drop)
+                }
             };
             match (outcome, s.as_mut()) {
                 (Ok(()), Some(s)) => s.detail(step.describe()),
@@ -265,6 +270,22 @@ fn configure(
         ));
     }
     crate::fault::point("antispoof");
+    if crate::unclassified::tag(a).is_some() {
+        // Also before the pod's end comes up: when the node enforces NetworkPolicy, the pod is
+        // denied until the agent has classified it (no table: policy off, nothing done).
+        let mut s = trace::step("policy-gate");
+        undo.push(Undo::WithdrawUnclassified);
+        if crate::unclassified::announce(a, &ips)? {
+            s.detail(format_args!(
+                "{} unclassified in inet {}",
+                join_ips(&ips),
+                kernel::owned::POLICY_TABLE
+            ));
+        } else {
+            s.detail("no policy table: policy off");
+        }
+        s.end();
+    }
 
     let pod_index = pair.peer_index;
     // The pod end cannot come up in the create request (the pair is not joined yet). With an

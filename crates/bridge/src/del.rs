@@ -45,8 +45,21 @@ pub fn del(a: &CmdArgs) -> Result<()> {
         Ok(())
     };
     drop(nft);
+    // The policy gate's elements (normally the agent removed them long ago): before the
+    // release, so a reused address is never gated under the old pod's name.
+    let ungated = if crate::unclassified::tag(a).is_some() {
+        let mut s = trace::step("policy-gate");
+        crate::unclassified::withdraw(&a.container_id)
+            .map(|n| s.detail(format_args!("removed {n} unclassified address(es)")))
+    } else {
+        Ok(())
+    };
     let released = ipam::del(a, &config);
-    unlinked.and(unmasked).and(unguarded).and(released)
+    unlinked
+        .and(unmasked)
+        .and(unguarded)
+        .and(ungated)
+        .and(released)
 }
 
 /// Deleting either end of a veth pair deletes both. Through the pod's netns when it is still

@@ -71,6 +71,13 @@ pub fn gc(a: &CmdArgs) -> Result<()> {
         Err(e) => note(Err(e)),
     }
     s.end();
+    let mut s = trace::step("policy-gate");
+    let containers: Vec<String> = valid.iter().map(|(c, _)| c.clone()).collect();
+    match crate::unclassified::withdraw_stale(&containers) {
+        Ok(n) => s.detail(format_args!("removed {n} stale unclassified address(es)")),
+        Err(e) => note(Err(e)),
+    }
+    s.end();
     note(ipam::gc(a, &config));
     first_error.map_or(Ok(()), Err)
 }

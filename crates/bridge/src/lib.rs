@@ -22,6 +22,7 @@ pub mod mac;
 pub mod masq;
 pub mod names;
 mod random;
+pub mod unclassified;
 
 use cni::{CmdArgs, CniResult, Plugin, Result};
 

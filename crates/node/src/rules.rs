@@ -129,6 +129,20 @@ pub fn remove_plugin_tables(nft: &Nftables, changes: &mut Changes) -> Result<()>
     Ok(())
 }
 
+/// Deletes the agent's NetworkPolicy table ([`kernel::owned::POLICY_TABLE`]), if any.
+pub fn remove_policy_table(nft: &Nftables, changes: &mut Changes) -> Result<()> {
+    let t = kernel::owned::policy_table();
+    if nft
+        .delete_table(&t)
+        .ok_if_not_found()
+        .map_err(kernel_err)?
+        .is_some()
+    {
+        changes.push(format!("deleted nft table {} {}", t.family, t.name));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -243,6 +243,8 @@ pub fn teardown(opts: &TeardownOptions) -> Result<Outcome> {
     // The plugins' node-wide tables (masquerade, anti-spoofing, hostPorts) outlive every pod; the
     // node is drained (or --force said so), so an uninstall leaves none of them behind.
     rules::remove_plugin_tables(&nft, &mut changes)?;
+    // The agent's NetworkPolicy table: its pod-start gate must not outlive podwire.
+    rules::remove_policy_table(&nft, &mut changes)?;
     forwarding::restore(&opts.sysctl_dir, &mut state.forwarding, &mut changes)?;
     store.save(&State::default())?;
     Ok(Outcome {

@@ -412,6 +412,16 @@ fn upstream_cases_agree_with_the_evaluator() {
             )],
         ),
         (
+            "ipBlock 0.0.0.0/0 and ::/0 with except (ranges that run to the last address)",
+            vec![np(
+                "x",
+                "allow-world",
+                json!({"podSelector": {},
+                       "ingress": [{"from": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": ["10.77.1.12/32"]}},
+                                             {"ipBlock": {"cidr": "::/0", "except": ["fd77:1::13/128"]}}]}]}),
+            )],
+        ),
+        (
             "should-allow-ingress-on-named-port",
             vec![np(
                 "x",
@@ -638,6 +648,25 @@ fn read_back_is_idempotent_and_a_flushed_table_is_repaired() {
         "policy/x/allow-named/ingress",
     ]);
     topo.node.ns.run(|| enforce(&t, &rs)).unwrap();
+
+    // A map entry replaced by another chain (delete + add in one batch), and back.
+    let xa = topo.pod("x/a").v4();
+    let mut plan = policy::Plan::default();
+    plan.isolate.push(policy::Change::SetMapEntry {
+        map: "ingress-v4".into(),
+        addr: xa,
+        chain: "pod/x/b/ingress".into(),
+    });
+    t.apply(&plan).unwrap();
+    assert_eq!(
+        t.read().unwrap().maps["ingress-v4"].entries[&xa],
+        "pod/x/b/ingress"
+    );
+    topo.node.ns.run(|| enforce(&t, &rs)).unwrap();
+    assert_eq!(
+        t.read().unwrap().maps["ingress-v4"].entries[&xa],
+        "pod/x/a/ingress"
+    );
 
     // Deleted whole: recreated.
     assert!(t.remove().unwrap());

@@ -123,9 +123,18 @@ fn dual_stack_setup_is_as_specified_a_second_run_is_a_no_op_and_teardown_restore
     assert_eq!(state["forwarding"][node::forwarding::IPV4], "0", "{state}");
     assert_eq!(state["forwarding"][node::forwarding::IPV6], "0", "{state}");
 
+    // The agent's NetworkPolicy table (with its pod-start gate) goes with the node too.
+    node.ns
+        .exec(&["nft", "add", "table", "inet", kernel::owned::POLICY_TABLE]);
     let down = node.teardown();
     assert!(
         down.summary().contains("deleted bridge cni0"),
+        "{}",
+        down.summary()
+    );
+    assert!(
+        down.summary()
+            .contains("deleted nft table inet podwire-policy"),
         "{}",
         down.summary()
     );

@@ -5,6 +5,7 @@
 
 use serde_json::Value;
 use std::path::PathBuf;
+#[allow(unused_imports)] // each test binary uses its own part
 pub use testkit::{run, run_ok, PluginCall, TestNs};
 
 pub const PODWIRE: &str = env!("CARGO_BIN_EXE_podwire");
@@ -86,6 +87,11 @@ impl Node {
             .iter()
             .map(|l| l["ifname"].as_str().unwrap().to_string())
             .collect()
+    }
+
+    /// Runs a command inside the node namespace (it must succeed); returns its stdout.
+    pub fn node_exec(&self, args: &[&str]) -> String {
+        self.node.exec(args)
     }
 
     /// The node's nftables ruleset as text.
