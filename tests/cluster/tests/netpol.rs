@@ -576,23 +576,30 @@ fn a_new_policy_cuts_an_established_flow_within_a_second_and_its_removal_restore
 }
 
 /// Sends UDP datagrams to every address in `targets`, port 7, as fast as it can from `from`,
-/// until stopped.
+/// until stopped. One socket per target: datagrams waiting for an address that never resolves
+/// hold their socket's send buffer, and must not throttle the others.
 fn flood(
     from: &TestNs,
     targets: Vec<IpAddr>,
     stop: Arc<AtomicBool>,
 ) -> std::thread::JoinHandle<u64> {
-    let s = from
-        .ns
-        .run(|| UdpSocket::bind("0.0.0.0:0"))
-        .unwrap()
-        .unwrap();
-    s.set_nonblocking(true).unwrap();
+    let sockets: Vec<(UdpSocket, SocketAddr)> = targets
+        .iter()
+        .map(|t| {
+            let s = from
+                .ns
+                .run(|| UdpSocket::bind("0.0.0.0:0"))
+                .unwrap()
+                .unwrap();
+            s.set_nonblocking(true).unwrap();
+            (s, SocketAddr::new(*t, 7))
+        })
+        .collect();
     std::thread::spawn(move || {
         let mut sent = 0u64;
         while !stop.load(Ordering::Relaxed) {
-            for t in &targets {
-                if s.send_to(b"early", SocketAddr::new(*t, 7)).is_ok() {
+            for (s, t) in &sockets {
+                if s.send_to(b"early", t).is_ok() {
                     sent += 1;
                 }
             }
@@ -614,9 +621,11 @@ fn count(netns: &TestNs) -> (Arc<AtomicU64>, Arc<std::sync::Mutex<Option<Instant
     let (n2, f2) = (n.clone(), first.clone());
     std::thread::spawn(move || {
         let mut b = [0u8; 64];
-        while u.recv_from(&mut b).is_ok() {
-            f2.lock().unwrap().get_or_insert_with(Instant::now);
-            n2.fetch_add(1, Ordering::Relaxed);
+        while let Ok((_, from)) = u.recv_from(&mut b) {
+            let first = *f2.lock().unwrap().get_or_insert_with(Instant::now);
+            if n2.fetch_add(1, Ordering::Relaxed) < 5 {
+                eprintln!("received from {from} at +{:?}", first.elapsed());
+            }
         }
     });
     (n, first)
@@ -640,14 +649,13 @@ fn next_addresses(n: &Net, node: usize) -> Vec<IpAddr> {
         .collect()
 }
 
-#[test]
-#[ignore = "needs the policy kernel layer (wt-polk) merged"]
-fn a_new_pod_is_denied_from_its_first_packet_and_an_allowed_one_is_reachable_within_250ms() {
+/// x isolated for ingress (every pod) except pod=open; x/warm on n1 (so the next address n1's
+/// IPAM gives is known), y/peer on n1, y/far on n3 (routed to n1 over VXLAN).
+fn start_window_case() -> Net {
     let mut n = Net::new();
     n.add(0, "x", "warm");
     n.add(0, "y", "peer");
     n.add(2, "y", "far");
-    // x: deny every ingress except to pod=open from anywhere.
     n.policy(
         "x",
         "deny-ingress",
@@ -659,23 +667,30 @@ fn a_new_pod_is_denied_from_its_first_packet_and_an_allowed_one_is_reachable_wit
         json!({"podSelector": {"matchLabels": {"pod": "open"}}, "ingress": [{}]}),
     );
     n.expect("x isolated", &[tcp("y/peer", "x/warm", 80, false)]);
+    n
+}
 
-    // A pod selected by deny-ingress: flooded from a pod on its node and one over VXLAN while
-    // it is ADDed; nothing may arrive, ever.
-    let targets = next_addresses(&n, 0);
+/// A pod selected by deny-ingress, flooded from `senders` while it is ADDed: nothing may
+/// arrive, ever.
+fn denied_new_pod(n: &mut Net, senders: &[&str]) {
+    let targets = next_addresses(n, 0);
     let netns = TestNs::new("pwnp");
     let (received, _) = count(&netns);
     let stop = Arc::new(AtomicBool::new(false));
-    let near = flood(&n.pod("y/peer").ns, targets.clone(), stop.clone());
-    let far = flood(&n.pod("y/far").ns, targets.clone(), stop.clone());
+    let floods: Vec<_> = senders
+        .iter()
+        .map(|s| flood(&n.pod(s).ns, targets.clone(), stop.clone()))
+        .collect();
+    let started = Instant::now();
     let added = n.add_in(0, "x", "closed", netns);
+    eprintln!("ADD took {:?}", added - started);
     std::thread::sleep(Duration::from_millis(1500));
     stop.store(true, Ordering::Relaxed);
-    let sent = near.join().unwrap() + far.join().unwrap();
+    let sent: u64 = floods.into_iter().map(|f| f.join().unwrap()).sum();
     let got = received.load(Ordering::Relaxed);
     eprintln!(
-        "denied new pod {}: {sent} datagrams sent at it during and 1.5 s after its ADD, {got} \
-         received",
+        "denied new pod {}: {sent} datagrams sent at it from {senders:?} during and 1.5 s after \
+         its ADD, {got} received",
         n.pod("x/closed").v4
     );
     assert!(
@@ -685,14 +700,37 @@ fn a_new_pod_is_denied_from_its_first_packet_and_an_allowed_one_is_reachable_wit
     );
     assert!(sent > 1000, "the flood ran ({sent})");
     assert_eq!(got, 0, "datagrams reached a pod its policy isolates");
-    let _ = added;
+}
 
+#[test]
+fn a_new_pod_selected_by_a_deny_policy_gets_nothing_from_a_pod_of_its_node() {
+    let mut n = start_window_case();
+    denied_new_pod(&mut n, &["y/peer"]);
+}
+
+/// Fails today (50-166 of 60,000-150,000 datagrams arrive, in one burst a few µs apart, when the
+/// pod's link comes up): packets routed to the node for an address no pod has yet are judged
+/// at the forward hook while nothing isolates that address (accepted), then wait in the node's
+/// neighbour queue (unres_qlen) and are delivered when the new pod's gratuitous ARP resolves
+/// it. The fix belongs to the plugin's gate or the table (drop what is queued for the address
+/// when it is announced, or deny local pod-CIDR addresses no known pod owns).
+#[test]
+#[ignore = "known window: packets queued in the node's neighbour queue before the ADD"]
+fn a_new_pod_selected_by_a_deny_policy_gets_nothing_routed_to_it_from_another_node() {
+    let mut n = start_window_case();
+    denied_new_pod(&mut n, &["y/far"]);
+}
+
+#[test]
+fn an_allowed_new_pod_is_reachable_within_250ms_of_its_add() {
+    let mut n = start_window_case();
     // A pod the policies allow: reachable within 250 ms of its ADD returning.
     let targets = next_addresses(&n, 0);
     let netns = TestNs::new("pwnp");
     let (received, first) = count(&netns);
     let stop = Arc::new(AtomicBool::new(false));
     let near = flood(&n.pod("y/peer").ns, targets.clone(), stop.clone());
+    let started = Instant::now();
     let added = n.add_in(0, "x", "open", netns);
     let deadline = Instant::now() + Duration::from_secs(3);
     while first.lock().unwrap().is_none() && Instant::now() < deadline {
@@ -706,8 +744,11 @@ fn a_new_pod_is_denied_from_its_first_packet_and_an_allowed_one_is_reachable_wit
         .expect("the allowed pod was never reached");
     let after = first.saturating_duration_since(added);
     eprintln!(
-        "allowed new pod {}: first datagram {after:?} after its ADD returned ({} received)",
+        "allowed new pod {}: ADD took {:?}, first datagram {:?} after the ADD started, {after:?} \
+         after it returned ({} received)",
         n.pod("x/open").v4,
+        added - started,
+        first - started,
         received.load(Ordering::Relaxed)
     );
     assert!(
@@ -715,11 +756,11 @@ fn a_new_pod_is_denied_from_its_first_packet_and_an_allowed_one_is_reachable_wit
         "first packet {after:?} after the ADD"
     );
     n.expect(
-        "the new pods, classified",
+        "the new pod, classified",
         &[
             tcp("y/far", "x/open", 80, true),
-            tcp("y/far", "x/closed", 80, false),
-            tcp("y/peer", "x/closed", 81, false),
+            udp(tcp("y/peer", "x/open", 81, true)),
+            tcp("y/far", "x/warm", 80, false),
         ],
     );
 }
