@@ -17,19 +17,33 @@ use std::time::{Duration, Instant};
 
 const CONVERGE: Duration = Duration::from_secs(40);
 
-/// The manifest's ClusterRole: what the agent's watch needs (list, watch) and the one-shot
-/// `node setup --from-kubernetes` (get) on Nodes; nothing else.
+/// The manifest's ClusterRole: what the agent's watches need (list, watch) and the one-shot
+/// `node setup --from-kubernetes` (get) on Nodes, and NetworkPolicy's read-only Pods,
+/// Namespaces and NetworkPolicies; nothing else.
 #[test]
-fn the_cluster_role_grants_get_list_watch_on_nodes_and_nothing_more() {
+fn the_cluster_role_grants_get_list_watch_on_nodes_and_policy_objects_and_nothing_more() {
     let rules = Manifest::podwire().service_account_rules();
     let s = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let read = s(&["get", "list", "watch"]);
     assert_eq!(
         rules,
-        vec![PolicyRule {
-            api_groups: s(&[""]),
-            resources: s(&["nodes"]),
-            verbs: s(&["get", "list", "watch"]),
-        }]
+        vec![
+            PolicyRule {
+                api_groups: s(&[""]),
+                resources: s(&["nodes"]),
+                verbs: read.clone(),
+            },
+            PolicyRule {
+                api_groups: s(&[""]),
+                resources: s(&["pods", "namespaces"]),
+                verbs: read.clone(),
+            },
+            PolicyRule {
+                api_groups: s(&["networking.k8s.io"]),
+                resources: s(&["networkpolicies"]),
+                verbs: read,
+            },
+        ]
     );
 }
 
@@ -171,12 +185,14 @@ fn the_daemonset_pod_spec_runs_under_cri_in_a_node_and_routes_as_the_agent_run_d
         },
     );
     let agents_token = testkit::unique("tka");
-    c.api.grant(
-        &agents_token,
-        "direct-agents",
-        "nodes",
-        &["get", "list", "watch"],
-    );
+    for resource in ["nodes", "pods", "namespaces", "networkpolicies"] {
+        c.api.grant(
+            &agents_token,
+            "direct-agents",
+            resource,
+            &["get", "list", "watch"],
+        );
+    }
     std::fs::write(&c.kubeconfig, c.api.kubeconfig_with_token(&agents_token)).unwrap();
     let sa_token = testkit::unique("tks");
     for rule in manifest.service_account_rules() {
