@@ -62,8 +62,10 @@ pub fn unclassified_set(addr: &std::net::IpAddr) -> &'static str {
     }
 }
 
-/// Longest element comment nft reads back (a u8 length, NUL included).
-const COMMENT_MAX: usize = 254;
+/// Longest element comment we write. The kernel takes an element's userdata length as a u8 (256
+/// bytes silently stores none) and 6.18 refuses more than 251 bytes of text (EINVAL): a margin
+/// below that.
+const COMMENT_MAX: usize = 240;
 
 /// Who an unclassified address belongs to, as its element comment says.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -40,6 +40,8 @@ pub(crate) struct NlSocket {
     sock: Socket,
     seq: Cell<u32>,
     buf: RefCell<Vec<u8>>,
+    /// The receive buffer size we last set (0: the default).
+    rcvbuf: Cell<usize>,
 }
 
 impl NlSocket {
@@ -65,6 +67,7 @@ impl NlSocket {
             // earlier socket with the same port can never be confused.
             seq: Cell::new(std::process::id().wrapping_mul(2654435761)),
             buf: RefCell::new(Vec::with_capacity(32 * 1024)),
+            rcvbuf: Cell::new(0),
         })
     }
 
@@ -98,6 +101,38 @@ impl NlSocket {
                 )
             };
             if r == 0 {
+                return Ok(());
+            }
+        }
+        Err(Error::io(op, std::io::Error::last_os_error()))
+    }
+
+    /// Makes room for `acks` acknowledgements queued at once: the kernel answers every message
+    /// of a batch during the send, before we read any, and a receive queue that overflows loses
+    /// them (ENOBUFS). Each costs about a small skb's truesize; as root the buffer may exceed
+    /// `net.core.rmem_max` (SO_RCVBUFFORCE). Never shrinks the buffer.
+    pub fn fit_recv_buffer(&self, acks: usize, op: &str) -> Result<()> {
+        const PER_ACK: usize = 1024;
+        const DEFAULT_FITS: usize = 100;
+        if acks <= DEFAULT_FITS || acks * PER_ACK <= self.rcvbuf.get() {
+            return Ok(());
+        }
+        let len = acks * PER_ACK;
+        let want = libc::c_int::try_from(len)
+            .map_err(|_| Error::protocol(op, "netlink batch with too many messages"))?;
+        for opt in [libc::SO_RCVBUFFORCE, libc::SO_RCVBUF] {
+            // SAFETY: a valid socket and a c_int option value of the right size.
+            let r = unsafe {
+                libc::setsockopt(
+                    self.sock.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    opt,
+                    (&want as *const libc::c_int).cast(),
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                )
+            };
+            if r == 0 {
+                self.rcvbuf.set(len);
                 return Ok(());
             }
         }

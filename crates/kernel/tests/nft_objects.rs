@@ -329,3 +329,54 @@ fn element_notifications_reach_a_watcher() {
         e => panic!("{e:?}"),
     }
 }
+
+#[test]
+fn unclassified_announce_list_withdraw_with_the_longest_names() {
+    let ns = TestNs::new();
+    let nft = Nftables::new_in(&ns.ns).unwrap();
+    let tag = kernel::owned::UnclassifiedTag {
+        namespace: "n".repeat(63),
+        name: "p".repeat(253),
+        uid: "0a1b2c3d-0000-1111-2222-333344445555".into(),
+        container_id: "c".repeat(64),
+    };
+    let addrs: Vec<std::net::IpAddr> =
+        vec!["10.9.0.5".parse().unwrap(), "fd00::5".parse().unwrap()];
+    // Policy off: no table, nothing done, no error.
+    assert!(!kernel::unclassified::announce(&nft, &addrs, &tag).unwrap());
+    let table = kernel::owned::policy_table();
+    let mut tx = nft.transaction(&table);
+    tx.add_table();
+    for (name, ty, len) in [
+        (kernel::owned::UNCLASSIFIED_V4, datatype::IPADDR, 4),
+        (kernel::owned::UNCLASSIFIED_V6, datatype::IP6ADDR, 16),
+    ] {
+        tx.add_set_def(
+            &SetDef {
+                name: name.into(),
+                key_type: ty,
+                fields: vec![len],
+                interval: false,
+                verdict_map: false,
+            },
+            len,
+        );
+    }
+    tx.commit("policy table").unwrap();
+    assert!(kernel::unclassified::announce(&nft, &addrs, &tag).unwrap());
+    let listed = kernel::unclassified::list(&nft).unwrap();
+    assert_eq!(listed.len(), 2);
+    let back = listed[0].1.clone().expect("our comment");
+    assert_eq!(back.uid, tag.uid);
+    assert_eq!(back.namespace, tag.namespace);
+    assert!(tag.name.starts_with(&back.name));
+    assert_eq!(
+        kernel::unclassified::withdraw(&nft, &addrs[..1]).unwrap(),
+        1
+    );
+    assert_eq!(
+        kernel::unclassified::withdraw(&nft, &addrs[..1]).unwrap(),
+        0
+    );
+    assert_eq!(kernel::unclassified::list(&nft).unwrap().len(), 1);
+}

@@ -18,7 +18,8 @@ use testkit::{run, TestNs};
 
 const TCP_PORTS: [u16; 3] = [80, 81, 8080];
 const UDP_PORTS: [u16; 2] = [53, 80];
-const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
+// Generous: the machine is shared; a denied probe costs this once per case (probes run in parallel).
+const PROBE_TIMEOUT: Duration = Duration::from_millis(1000);
 
 /// A pod's netns and what the compiler knows of it.
 struct PodNs {
@@ -590,6 +591,11 @@ fn unclassified_pod_is_denied_until_classified() {
     assert!(!probe(&xb.ns, xa.v6(), Proto::Tcp, 80));
     assert!(!probe(&xa.ns, xb.v4(), Proto::Udp, 53));
     assert!(probe(&topo.node, xa.v4(), Proto::Tcp, 80));
+    // Routed too: to the remote pod, and from it.
+    let remote = topo.pod("z/c");
+    assert!(!probe(&xa.ns, remote.v4(), Proto::Tcp, 80));
+    assert!(!probe(&remote.ns, xa.v6(), Proto::Tcp, 80));
+    assert!(probe(&remote.ns, xb.v4(), Proto::Tcp, 80));
     // The other pods are untouched.
     assert!(probe(&xb.ns, topo.pod("y/a").v4(), Proto::Tcp, 80));
 
@@ -604,7 +610,24 @@ fn unclassified_pod_is_denied_until_classified() {
 #[test]
 fn read_back_is_idempotent_and_a_flushed_table_is_repaired() {
     let topo = Topo::new();
-    let t = topo.table();
+    // Same-node enforcement needs bridged frames on the forward hook: ensure_structure turns
+    // it on in the table's netns, whichever thread calls it.
+    let key = "net/bridge/bridge-nf-call-iptables";
+    kernel::sysctl::write_in(&topo.node.ns, key, "0").unwrap();
+    let here = kernel::sysctl::read(key).unwrap();
+    let t = PolicyTable::open_in(&topo.node.ns).unwrap();
+    assert!(!t.same_node_enforced());
+    t.ensure_structure().unwrap();
+    assert!(t.same_node_enforced());
+    assert_eq!(
+        kernel::sysctl::read_in(&topo.node.ns, key).unwrap().trim(),
+        "1"
+    );
+    assert_eq!(
+        kernel::sysctl::read(key).unwrap(),
+        here,
+        "the caller's netns is untouched"
+    );
     let policies = [
         np(
             "x",

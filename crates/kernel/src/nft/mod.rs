@@ -149,6 +149,7 @@ impl Nftables {
         // Keep our counter past the batch's sequence numbers.
         while self.sock.next_seq() != last {}
         self.sock.fit_send_buffer(bytes.len(), op)?;
+        self.sock.fit_recv_buffer(acked.len(), op)?;
         self.sock.send(&bytes, op)?;
         let mut handles = Vec::new();
         self.sock.recv_batch_answers(&acked, op, |m| {

@@ -48,6 +48,8 @@ pub type PacketsBytes = (u64, u64);
 pub struct PolicyTable {
     nft: Nftables,
     table: Table,
+    /// The netns the handles act on (for its sysctls, whichever thread calls).
+    ns: kernel::Netns,
 }
 
 /// A pod the bridge plugin announced at ADD (an element of the unclassified sets).
@@ -483,6 +485,7 @@ impl PolicyTable {
         Ok(PolicyTable {
             nft: Nftables::new().map_err(kernel_err)?,
             table: owned::policy_table(),
+            ns: kernel::Netns::current().map_err(kernel_err)?,
         })
     }
 
@@ -491,6 +494,7 @@ impl PolicyTable {
         Ok(PolicyTable {
             nft: Nftables::new_in(ns).map_err(kernel_err)?,
             table: owned::policy_table(),
+            ns: kernel::Netns::open(ns.path()).map_err(kernel_err)?,
         })
     }
 
@@ -542,8 +546,8 @@ impl PolicyTable {
             "net/bridge/bridge-nf-call-iptables",
             "net/bridge/bridge-nf-call-ip6tables",
         ] {
-            if kernel::sysctl::read(key).is_ok_and(|v| v.trim() != "1") {
-                kernel::sysctl::write(key, "1").map_err(kernel_err)?;
+            if kernel::sysctl::read_in(&self.ns, key).is_ok_and(|v| v.trim() != "1") {
+                kernel::sysctl::write_in(&self.ns, key, "1").map_err(kernel_err)?;
             }
         }
         Ok(())
@@ -552,7 +556,8 @@ impl PolicyTable {
     /// Whether bridged (same-node) pod traffic passes the forward hook here (br_netfilter
     /// loaded and `bridge-nf-call-iptables` on); when not, only routed traffic is judged.
     pub fn same_node_enforced(&self) -> bool {
-        kernel::sysctl::read("net/bridge/bridge-nf-call-iptables").is_ok_and(|v| v.trim() == "1")
+        kernel::sysctl::read_in(&self.ns, "net/bridge/bridge-nf-call-iptables")
+            .is_ok_and(|v| v.trim() == "1")
     }
 
     /// Whether the table exists.

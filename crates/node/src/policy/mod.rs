@@ -42,6 +42,14 @@
 //! [`PolicyTable::mark_classified`]. [`watch_unclassified`] wakes the agent on each announcement
 //! (nftables notifications), so a pod is classified within milliseconds of its ADD.
 
+//! # Reading back
+//!
+//! [`PolicyTable::read`] decodes the whole table (every set's elements: ~0.2-0.5 s for 1,000
+//! policies and 117,000 elements on a busy 2-core machine). On a Pod or policy event the agent
+//! diffs against the ruleset it last applied (apply is ~1 ms for one pod); it reads the kernel
+//! at start-up, on a periodic resync and after an apply failed, which is what repairs a table
+//! someone else changed. `PolicyTable` is `Send`, not `Sync` (one netlink socket).
+
 pub mod kernel_io;
 
 pub use kernel_io::{watch_unclassified, PolicyTable, Unclassified, UnclassifiedWatch};
