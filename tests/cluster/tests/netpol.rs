@@ -764,3 +764,38 @@ fn an_allowed_new_pod_is_reachable_within_250ms_of_its_add() {
         ],
     );
 }
+
+#[test]
+fn network_policy_false_removes_the_table_and_opens_every_pod() {
+    let mut n = Net::new();
+    n.add(0, "x", "a");
+    n.add(1, "x", "b");
+    n.policy(
+        "x",
+        "deny-ingress",
+        json!({"podSelector": {}, "policyTypes": ["Ingress"]}),
+    );
+    n.expect("enforced by default", &[tcp("x/b", "x/a", 80, false)]);
+    let has_table = |n: &Net| {
+        n.c.node(0)
+            .ns
+            .exec_ok(&["nft", "list", "table", "inet", "podwire-policy"])
+    };
+    assert!(has_table(&n));
+
+    // The same agent restarted with the flag off.
+    n.c.nodes[0].stop_agent();
+    n.c.agent_args = vec!["--network-policy=false".into()];
+    n.c.start_agent(0);
+    n.c.wait_for("n1's policy table removed", Duration::from_secs(20), || {
+        !has_table(&n)
+    });
+    n.expect("not enforced", &[tcp("x/b", "x/a", 80, true)]);
+    assert!(
+        n.c.node(0)
+            .agent_log()
+            .contains("NetworkPolicy not enforced"),
+        "{}",
+        n.c.node(0).agent_log()
+    );
+}
