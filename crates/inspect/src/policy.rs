@@ -11,6 +11,9 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::Path;
 
+/// The nflog group the agent's drop rules log to.
+pub const LOG_GROUP: u16 = policy::compile::DEFAULT_LOG_GROUP;
+
 /// The agent's state file name (node::agent::policy::STATE_FILE: keep in step).
 pub const STATE_FILE: &str = "policy.json";
 
@@ -288,6 +291,54 @@ pub fn render_drops(d: &[Drops]) -> String {
     out
 }
 
+/// One drop the kernel logged (nflog), as people read it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LoggedDrop {
+    /// The pod of this node whose policies dropped it (`ns/name`), and the direction.
+    pub pod: String,
+    pub direction: String,
+    /// The other end.
+    pub peer: IpAddr,
+    pub protocol: String,
+    pub port: Option<u16>,
+}
+
+/// Reads a logged packet: its prefix is `podwire <direction> deny <ns/pod> ` (the compiler's
+/// log prefix); packets of other prefixes are not podwire's (None).
+pub fn logged_drop(l: &kernel::nflog::Logged) -> Option<LoggedDrop> {
+    let mut words = l.prefix.split_whitespace();
+    if words.next()? != "podwire" {
+        return None;
+    }
+    let direction = words.next()?.to_string();
+    if words.next()? != "deny" {
+        return None;
+    }
+    let pod = words.next().unwrap_or("?").to_string();
+    let peer = if direction == "egress" { l.dst } else { l.src };
+    Some(LoggedDrop {
+        pod,
+        direction,
+        peer,
+        protocol: Protocol::from_number(l.proto)
+            .map(|p| p.to_string())
+            .unwrap_or_else(|| format!("proto {}", l.proto)),
+        port: l.dport,
+    })
+}
+
+pub fn render_logged(d: &LoggedDrop) -> String {
+    let (arrow, port) = (
+        if d.direction == "egress" { "->" } else { "<-" },
+        d.port.map(|p| format!(" port {p}")).unwrap_or_default(),
+    );
+    format!(
+        "drop {} {arrow} {} {}{port}: {} denied, no policy allows it\n",
+        d.pod, d.peer, d.protocol, d.direction
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -444,6 +495,32 @@ mod tests {
         );
         assert!(text.contains("x/new is not classified"), "{text}");
         assert!(text.contains("problem (fails closed)"), "{text}");
+    }
+
+    #[test]
+    fn a_logged_packet_says_which_pod_which_peer_and_port() {
+        let l = kernel::nflog::Logged {
+            prefix: "podwire ingress deny x/a ".into(),
+            src: ip("10.0.2.5"),
+            dst: ip("10.0.1.5"),
+            proto: 6,
+            sport: Some(40000),
+            dport: Some(80),
+        };
+        let d = logged_drop(&l).unwrap();
+        assert_eq!(
+            (d.pod.as_str(), d.peer, d.port),
+            ("x/a", ip("10.0.2.5"), Some(80))
+        );
+        assert_eq!(
+            render_logged(&d),
+            "drop x/a <- 10.0.2.5 tcp port 80: ingress denied, no policy allows it\n"
+        );
+        let other = kernel::nflog::Logged {
+            prefix: "someone else ".into(),
+            ..l
+        };
+        assert_eq!(logged_drop(&other), None);
     }
 
     #[test]

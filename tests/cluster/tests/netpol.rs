@@ -360,6 +360,25 @@ fn network_policy_semantics_across_nodes() {
     );
     let drops = podwirectl(&n, 0, &["drops"], &["--netconfpath", "--cache-dir"]);
     eprintln!("{path}{drops}");
+    // The drops as the kernel logs them: which pod, which peer, which port.
+    let node = n.c.node(0);
+    let watch = std::process::Command::new("ip")
+        .args(["netns", "exec", &node.ns.name])
+        .arg(&n.c.bin.podwirectl)
+        .args(["drops", "--watch", "3", "--state-dir"])
+        .arg(node.dir.join("state"))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(n.wrong(&[tcp("y/a", "x/a", 81, false)]).is_empty());
+    let out = watch.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let want = format!(
+        "drop x/a <- {} tcp port 81: ingress denied",
+        n.pod("y/a").v4
+    );
+    assert!(text.contains(&want), "{want:?} not in:\n{text}");
     assert!(
         drops.contains("x/a") && drops.contains("isolated by x/deny-ingress"),
         "{drops}"

@@ -33,6 +33,13 @@ impl PolicySource {
 
 #[derive(Args)]
 pub struct DropsArgs {
+    /// Then print each drop as the kernel logs it (which pod, which peer, port), for this many
+    /// seconds (0: until interrupted). Logging is rate-limited in the kernel (10/s per pod).
+    #[arg(long, value_name = "SECONDS")]
+    watch: Option<u64>,
+    /// The nflog group the drop rules log to.
+    #[arg(long, value_name = "GROUP", default_value_t = inspect::policy::LOG_GROUP)]
+    group: u16,
     #[command(flatten)]
     policy: PolicySource,
 }
@@ -227,5 +234,38 @@ pub fn drops(a: &DropsArgs, as_json: bool) -> Result<(), Failure> {
     } else {
         print!("{}", inspect::policy::render_drops(&d));
     }
+    if let Some(secs) = a.watch {
+        watch_drops(a.group, secs, as_json)?;
+    }
     Ok(())
+}
+
+fn watch_drops(group: u16, secs: u64, as_json: bool) -> Result<(), Failure> {
+    use std::io::Write;
+    let log = kernel::nflog::Nflog::bind(group)
+        .map_err(|e| fail(format!("read nflog group {group}: {e}")))?;
+    let end = (secs > 0).then(|| std::time::Instant::now() + std::time::Duration::from_secs(secs));
+    if !as_json {
+        println!("drops as they happen (nflog group {group}):");
+    }
+    loop {
+        let left = match end {
+            Some(e) => match e.checked_duration_since(std::time::Instant::now()) {
+                Some(d) if !d.is_zero() => Some(d),
+                _ => return Ok(()),
+            },
+            None => None,
+        };
+        let got = log
+            .next(left)
+            .map_err(|e| fail(format!("read nflog group {group}: {e}")))?;
+        for d in got.iter().filter_map(inspect::policy::logged_drop) {
+            if as_json {
+                println!("{}", serde_json::to_string(&d).expect("serialises"));
+            } else {
+                print!("{}", inspect::policy::render_logged(&d));
+            }
+        }
+        let _ = std::io::stdout().flush();
+    }
 }
