@@ -12,8 +12,12 @@
 //! - The controllers, each keeping one part of the node as the cluster says, each a pure
 //!   desired-state + diff module and one impure kernel module: [`own_setup`] (this node's
 //!   bridge, rules and conflist: [`crate::setup`]) and [`routing`] (routes to the peers:
-//!   [`crate::peers`]). A new one (NetworkPolicy) implements [`Controller`] and joins the list
-//!   in [`run`].
+//!   [`crate::peers`]).
+//! - NetworkPolicy ([`policy`], [`policy_cache`], [`policy_kernel`]; on unless
+//!   `--network-policy=false`): three more watches (Pods, Namespaces, NetworkPolicies) feed a
+//!   cache; a policy pass runs when they change (once every kind is listed), on each resync, and
+//!   at once, before anything else, when the bridge plugin announces a pod at its ADD (a thread
+//!   on the policy table's unclassified sets kicks the loop).
 //! - The loop: Node events, kernel notifications, the resync tick and SIGTERM/SIGINT in one
 //!   `select!`. A stop asked during a pass is taken once the pass is over (the select sees it
 //!   first thing next); a stopped agent leaves the data path as it is, so pods keep their
