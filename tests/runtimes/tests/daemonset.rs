@@ -452,6 +452,43 @@ fn the_daemonset_pod_spec_runs_under_cri_in_a_node_and_routes_as_the_agent_run_d
     let failed = pings(&c);
     assert!(failed.is_empty(), "no answer: {failed:#?}");
 
+    // NetworkPolicy, with the manifest's RBAC: the DaemonSet's agent isolates its pod x/a.
+    c.api
+        .create(&kubesim::namespace("x", &[("ns", "x")]))
+        .unwrap();
+    for (i, name) in [(0, "a"), (1, "b")] {
+        let p = &c.pods[i];
+        let obj = kubesim::PodBuilder::new("x", name)
+            .node(&c.nodes[i].name)
+            .label("pod", name)
+            .ip(p.v4)
+            .ip(p.v6)
+            .build();
+        c.api.create(&obj).unwrap();
+    }
+    let deny: kubesim::NetworkPolicy = serde_json::from_value(serde_json::json!({
+        "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "metadata": {"namespace": "x", "name": "deny-a"},
+        "spec": {"podSelector": {"matchLabels": {"pod": "a"}}, "policyTypes": ["Ingress"]}
+    }))
+    .unwrap();
+    c.api.create(&deny).unwrap();
+    let (to_a, to_b) = (c.pods[0].v4, c.pods[1].v4);
+    c.wait_for(
+        "the DaemonSet's agent isolating x/a",
+        Duration::from_secs(20),
+        || !c.pods[2].ping(to_a),
+    );
+    assert!(c.pods[2].ping(to_b), "x/b is not selected");
+    c.api
+        .delete::<kubesim::NetworkPolicy>("x", "deny-a")
+        .unwrap();
+    c.wait_for("x/a open again", Duration::from_secs(20), || {
+        c.pods[2].ping(to_a)
+    });
+    let log = pod_logs(&plan);
+    assert!(log.contains("NetworkPolicy enforced"), "{log}");
+
     // kubelet stopping the pod: StopContainer with the grace period (SIGTERM), then
     // StopPodSandbox. The agent exits 0 at once, and leaves the node routed (no flush).
     let t = Instant::now();
