@@ -9,6 +9,7 @@
 
 pub mod node;
 pub mod path;
+pub mod policy;
 pub mod svg;
 pub mod trace;
 

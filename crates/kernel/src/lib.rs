@@ -14,6 +14,7 @@ mod monitor;
 mod neighbour;
 mod netlink;
 pub mod netns;
+pub mod nflog;
 pub mod nft;
 pub mod owned;
 pub mod probe;

@@ -99,6 +99,11 @@ pub struct AgentFlags {
     /// Tests only: SIGUSR2 stops the agent's kernel watch, so /healthz can be seen to fail.
     #[arg(long, hide = true)]
     pub test_hooks: bool,
+    /// Enforce Kubernetes NetworkPolicy on this node (watching Pods, Namespaces and
+    /// NetworkPolicies). `--network-policy=false` removes the policy table: every pod can
+    /// reach every pod.
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+    pub network_policy: bool,
 }
 
 /// `--backend`, as the command line spells it ([`Backend`] is the routing model's own).
@@ -255,6 +260,7 @@ fn agent_config(setup: &NodeFlags, kube: &KubeFlags, a: &AgentFlags) -> Result<A
         })?),
     };
     c.test_hooks = a.test_hooks;
+    c.network_policy = a.network_policy;
     Ok(c)
 }
 
@@ -578,6 +584,15 @@ mod tests {
         assert_eq!((c.routing.vni, c.routing.port), (1, 4789));
         assert_eq!(c.routing.cluster_cidrs, c.setup.cluster_cidrs);
         assert_eq!(c.resync, std::time::Duration::from_secs(5));
+        assert!(c.network_policy, "enforced by default");
+        let off = Agent::try_parse_from([
+            "agent",
+            "--cluster-cidr",
+            "10.0.0.0/8",
+            "--network-policy=false",
+        ])
+        .unwrap();
+        assert!(!off.a.config().unwrap().network_policy);
         // The same flags after `node setup --from-kubernetes --watch` give the same config.
         let s = parse(
             &["--from-kubernetes", "--watch"]

@@ -210,21 +210,36 @@ fn install_manifest() {
     let pod = spec.template.spec.as_ref().unwrap();
     check_runs_on_every_node(pod);
 
-    // RBAC: the pod's service account may get/list/watch nodes, and nothing else.
+    // RBAC: the pod's service account may get/list/watch nodes, pods, namespaces and
+    // networkpolicies, and nothing else.
     let sa = &o.service_accounts[0];
     assert_eq!(pod.service_account_name.as_ref(), sa.metadata.name.as_ref());
     assert_eq!(sa.metadata.namespace.as_deref(), Some(ns));
     let role = &o.cluster_roles[0];
     let rules = role.rules.as_ref().unwrap();
-    assert_eq!(rules.len(), 1);
-    assert_eq!(rules[0].api_groups.as_deref(), Some(&[String::new()][..]));
+    let mut granted: Vec<(String, String)> = Vec::new();
+    for r in rules {
+        let mut verbs = r.verbs.clone();
+        verbs.sort();
+        assert_eq!(verbs, vec!["get", "list", "watch"], "read-only: {r:?}");
+        assert!(r.resource_names.is_none() && r.non_resource_urls.is_none());
+        for g in r.api_groups.iter().flatten() {
+            for res in r.resources.iter().flatten() {
+                granted.push((g.clone(), res.clone()));
+            }
+        }
+    }
+    granted.sort();
+    let want = [
+        ("", "namespaces"),
+        ("", "nodes"),
+        ("", "pods"),
+        ("networking.k8s.io", "networkpolicies"),
+    ];
     assert_eq!(
-        rules[0].resources.as_deref(),
-        Some(&["nodes".to_string()][..])
+        granted,
+        want.map(|(g, r)| (g.to_string(), r.to_string())).to_vec()
     );
-    let mut verbs = rules[0].verbs.clone();
-    verbs.sort();
-    assert_eq!(verbs, vec!["get", "list", "watch"]);
     let b = &o.bindings[0];
     assert_eq!(b.role_ref.kind, "ClusterRole");
     assert_eq!(Some(&b.role_ref.name), role.metadata.name.as_ref());

@@ -55,8 +55,13 @@ enum Cmd {
     /// The hops from a pod to an address or another pod, asked of the kernel.
     #[command(after_help = "Examples:\n  \
         podwirectl path 3f2a9c1b7d4e 10.244.1.7\n  \
-        podwirectl path 10.244.1.5 1.1.1.1   # no packet is sent")]
+        podwirectl path 10.244.1.5 1.1.1.1   # no packet is sent\n  \
+        podwirectl path 10.244.1.5 10.244.2.7 --port 80/tcp   # and which policies allow it")]
     Path(cmd::inspect::PathArgs),
+    /// Packets NetworkPolicy dropped on this node, per pod and direction (no policy allowed
+    /// them), with the policies isolating each pod.
+    #[command(after_help = "Example:\n  podwirectl drops")]
+    Drops(cmd::inspect::DropsArgs),
     /// Named network namespaces under /run/netns, without `ip`.
     #[command(subcommand, after_help = "Example:\n  podwirectl netns add pod1")]
     Netns(cmd::netns::NetnsCmd),
@@ -92,6 +97,7 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         Cmd::Netns(c) => cmd::netns::run(c, as_json),
         Cmd::Trace(a) => cmd::inspect::trace(a, as_json),
         Cmd::Path(a) => cmd::inspect::path(a, as_json),
+        Cmd::Drops(a) => cmd::inspect::drops(a, as_json),
         Cmd::Node(c) => cmd::node::run(c, as_json),
     }
 }

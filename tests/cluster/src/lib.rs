@@ -509,12 +509,17 @@ impl Cluster {
 
     /// Waits for node `i`'s conflist (its setup ran), then adds a pod there.
     pub fn add_pod(&mut self, i: usize) -> &Pod {
+        self.add_pod_with(i, TestNs::new("pwcp"), "").0
+    }
+
+    /// Adds a pod in `ns` on node `i` with `CNI_ARGS` as a container runtime passes them (e.g.
+    /// [`k8s_cni_args`]); also returns when the ADD returned (before IPv6 DAD is waited for).
+    pub fn add_pod_with(&mut self, i: usize, ns: TestNs, cni_args: &str) -> (&Pod, Instant) {
         let conf = self.nodes[i].conf_dir();
         self.wait_for("the node's conflist", Duration::from_secs(20), || {
             conf.join("10-podwire.conflist").is_file()
         });
         let n = &self.nodes[i];
-        let ns = TestNs::new("pwcp");
         let out = Command::new("ip")
             .args(["netns", "exec", &n.ns.name])
             .arg(&self.bin.podwirectl)
@@ -525,8 +530,10 @@ impl Cluster {
             .arg(&self.bin.cni_path)
             .arg("--cache-dir")
             .arg(n.dir.join("cache"))
+            .args(["--cni-args", cni_args])
             .output()
             .unwrap();
+        let added = Instant::now();
         assert!(
             out.status.success(),
             "podwirectl add on {}: {}{}",
@@ -573,8 +580,16 @@ impl Cluster {
             ns,
         };
         self.pods.push(pod);
-        self.pods.last().unwrap()
+        (self.pods.last().unwrap(), added)
     }
+}
+
+/// `CNI_ARGS` as containerd and CRI-O pass them for a Kubernetes pod.
+pub fn k8s_cni_args(namespace: &str, name: &str, uid: &str, container_id: &str) -> String {
+    format!(
+        "IgnoreUnknown=1;K8S_POD_NAMESPACE={namespace};K8S_POD_NAME={name};\
+         K8S_POD_INFRA_CONTAINER_ID={container_id};K8S_POD_UID={uid}"
+    )
 }
 
 impl Drop for Cluster {

@@ -17,19 +17,33 @@ use std::time::{Duration, Instant};
 
 const CONVERGE: Duration = Duration::from_secs(40);
 
-/// The manifest's ClusterRole: what the agent's watch needs (list, watch) and the one-shot
-/// `node setup --from-kubernetes` (get) on Nodes; nothing else.
+/// The manifest's ClusterRole: what the agent's watches need (list, watch) and the one-shot
+/// `node setup --from-kubernetes` (get) on Nodes, and NetworkPolicy's read-only Pods,
+/// Namespaces and NetworkPolicies; nothing else.
 #[test]
-fn the_cluster_role_grants_get_list_watch_on_nodes_and_nothing_more() {
+fn the_cluster_role_grants_get_list_watch_on_nodes_and_policy_objects_and_nothing_more() {
     let rules = Manifest::podwire().service_account_rules();
     let s = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let read = s(&["get", "list", "watch"]);
     assert_eq!(
         rules,
-        vec![PolicyRule {
-            api_groups: s(&[""]),
-            resources: s(&["nodes"]),
-            verbs: s(&["get", "list", "watch"]),
-        }]
+        vec![
+            PolicyRule {
+                api_groups: s(&[""]),
+                resources: s(&["nodes"]),
+                verbs: read.clone(),
+            },
+            PolicyRule {
+                api_groups: s(&[""]),
+                resources: s(&["pods", "namespaces"]),
+                verbs: read.clone(),
+            },
+            PolicyRule {
+                api_groups: s(&["networking.k8s.io"]),
+                resources: s(&["networkpolicies"]),
+                verbs: read,
+            },
+        ]
     );
 }
 
@@ -189,12 +203,14 @@ fn the_daemonset_pod_spec_runs_under_cri_in_a_node_and_routes_as_the_agent_run_d
         },
     );
     let agents_token = testkit::unique("tka");
-    c.api.grant(
-        &agents_token,
-        "direct-agents",
-        "nodes",
-        &["get", "list", "watch"],
-    );
+    for resource in ["nodes", "pods", "namespaces", "networkpolicies"] {
+        c.api.grant(
+            &agents_token,
+            "direct-agents",
+            resource,
+            &["get", "list", "watch"],
+        );
+    }
     std::fs::write(&c.kubeconfig, c.api.kubeconfig_with_token(&agents_token)).unwrap();
     let sa_token = testkit::unique("tks");
     let role_rules = manifest
@@ -480,6 +496,43 @@ fn the_daemonset_pod_spec_runs_under_cri_in_a_node_and_routes_as_the_agent_run_d
     };
     let failed = pings(&c);
     assert!(failed.is_empty(), "no answer: {failed:#?}");
+
+    // NetworkPolicy, with the manifest's RBAC: the DaemonSet's agent isolates its pod x/a.
+    c.api
+        .create(&kubesim::namespace("x", &[("ns", "x")]))
+        .unwrap();
+    for (i, name) in [(0, "a"), (1, "b")] {
+        let p = &c.pods[i];
+        let obj = kubesim::PodBuilder::new("x", name)
+            .node(&c.nodes[i].name)
+            .label("pod", name)
+            .ip(p.v4)
+            .ip(p.v6)
+            .build();
+        c.api.create(&obj).unwrap();
+    }
+    let deny: kubesim::NetworkPolicy = serde_json::from_value(serde_json::json!({
+        "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "metadata": {"namespace": "x", "name": "deny-a"},
+        "spec": {"podSelector": {"matchLabels": {"pod": "a"}}, "policyTypes": ["Ingress"]}
+    }))
+    .unwrap();
+    c.api.create(&deny).unwrap();
+    let (to_a, to_b) = (c.pods[0].v4, c.pods[1].v4);
+    c.wait_for(
+        "the DaemonSet's agent isolating x/a",
+        Duration::from_secs(20),
+        || !c.pods[2].ping(to_a),
+    );
+    assert!(c.pods[2].ping(to_b), "x/b is not selected");
+    c.api
+        .delete::<kubesim::NetworkPolicy>("x", "deny-a")
+        .unwrap();
+    c.wait_for("x/a open again", Duration::from_secs(20), || {
+        c.pods[2].ping(to_a)
+    });
+    let log = pod_logs(&plan);
+    assert!(log.contains("NetworkPolicy enforced"), "{log}");
 
     // kubelet stopping the pod: StopContainer with the grace period (SIGTERM), then
     // StopPodSandbox. The agent exits 0 at once, and leaves the node routed (no flush).

@@ -30,6 +30,11 @@ pub struct AgentConfig {
     pub metrics_addr: Option<SocketAddr>,
     /// Tests only: SIGUSR2 stops the kernel watch (so a test sees `/healthz` fail).
     pub test_hooks: bool,
+    /// Enforce NetworkPolicy (watch Pods, Namespaces, NetworkPolicies; keep the policy table).
+    /// Off: the table is removed and every pod can reach every pod.
+    pub network_policy: bool,
+    /// How the policy compiler logs drops.
+    pub policy: policy::Options,
 }
 
 pub use crate::config::DEFAULT_METRICS_ADDR;
@@ -47,6 +52,8 @@ impl AgentConfig {
             cni_cache_dir: PathBuf::from(DEFAULT_CNI_CACHE_DIR),
             metrics_addr: DEFAULT_METRICS_ADDR.parse().ok(),
             test_hooks: false,
+            network_policy: true,
+            policy: policy::Options::default(),
         }
     }
 }

@@ -12,8 +12,12 @@
 //! - The controllers, each keeping one part of the node as the cluster says, each a pure
 //!   desired-state + diff module and one impure kernel module: [`own_setup`] (this node's
 //!   bridge, rules and conflist: [`crate::setup`]) and [`routing`] (routes to the peers:
-//!   [`crate::peers`]). A new one (NetworkPolicy) implements [`Controller`] and joins the list
-//!   in [`run`].
+//!   [`crate::peers`]).
+//! - NetworkPolicy ([`policy`], [`policy_cache`], [`policy_kernel`]; on unless
+//!   `--network-policy=false`): three more watches (Pods, Namespaces, NetworkPolicies) feed a
+//!   cache; a policy pass runs when they change (once every kind is listed), on each resync, and
+//!   at once, before anything else, when the bridge plugin announces a pod at its ADD (a thread
+//!   on the policy table's unclassified sets kicks the loop).
 //! - The loop: Node events, kernel notifications, the resync tick and SIGTERM/SIGINT in one
 //!   `select!`. A stop asked during a pass is taken once the pass is over (the select sees it
 //!   first thing next); a stopped agent leaves the data path as it is, so pods keep their
@@ -33,6 +37,9 @@ pub mod metrics;
 pub mod nodes;
 pub mod own_setup;
 pub mod plugin_tables;
+pub mod policy;
+pub mod policy_cache;
+pub mod policy_kernel;
 pub mod routing;
 pub mod telemetry;
 
@@ -42,9 +49,14 @@ pub use telemetry::{Telemetry, Trigger};
 
 use crate::kubernetes::{client, default_node_name, Fetch};
 use cni::{Error, Result};
+use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
-use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use kube::api::{ApiResource, DynamicObject};
 use kube::runtime::watcher::{self, Event};
+use kube::runtime::WatchStreamExt;
+use policy_cache::PolicyObjects;
 use std::time::Duration;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
@@ -81,12 +93,42 @@ pub struct Pass<'a> {
 /// Why the loop woke up.
 enum Wake {
     Stop(&'static str),
-    Nodes(Box<Option<std::result::Result<Event<Node>, watcher::Error>>>),
+    Nodes(Box<Option<Watched<Node>>>),
+    Pods(Box<Option<Watched<Pod>>>),
+    Namespaces(Box<Option<Watched<Namespace>>>),
+    Policies(Box<Option<Watched<DynamicObject>>>),
+    /// The bridge plugin announced a pod at its CNI ADD: classify it now.
+    Announced,
     /// A kernel change was heard: look in a moment.
     KernelHeard,
     /// The moment has come.
     KernelDue,
     Resync,
+}
+
+type Watched<K> = std::result::Result<Event<K>, watcher::Error>;
+type Events<K> = BoxStream<'static, Watched<K>>;
+
+/// A watch of every `K` (all namespaces), renewed every `timeout` seconds, with backoff.
+fn watch_all<K>(api: kube::Api<K>, timeout: u32) -> Events<K>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+    K::DynamicType: Clone + Default + Eq + std::hash::Hash,
+{
+    let wc = watcher::Config::default().timeout(timeout);
+    watcher::watcher(api, wc).default_backoff().boxed()
+}
+
+/// The same for raw NetworkPolicies.
+fn watch_policies(client: kube::Client, timeout: u32) -> Events<DynamicObject> {
+    let np = ApiResource::erase::<NetworkPolicy>(&());
+    let api = kube::Api::<DynamicObject>::all_with(client, &np);
+    let wc = watcher::Config::default().timeout(timeout);
+    watcher::watcher(api, wc).default_backoff().boxed()
+}
+
+fn never<K: Send + 'static>() -> Events<K> {
+    futures_util::stream::pending().boxed()
 }
 
 /// How long kernel notifications are gathered before one look: a burst (the agent's own writes
@@ -122,9 +164,10 @@ async fn run_async(cfg: &AgentConfig) -> Result<String> {
     };
     let mut f = Fetch::new(name.clone());
     f.kubeconfig = cfg.kubeconfig.clone();
-    // Events go out over a client of their own: the Node watch renews its connection when an
-    // address of this node goes away (nodes::rewatch).
-    tel.events.connect(client(&f).await?, &name);
+    // Events and the policy watches share one client; the Node watch has its own, renewed when
+    // an address of this node goes away (nodes::rewatch).
+    let kube = client(&f).await?;
+    tel.events.connect(kube.clone(), &name);
 
     let (kick_tx, mut kick_rx) = mpsc::unbounded_channel::<()>();
     let watched = kernel_watch::WatchedLinks::default();
@@ -141,13 +184,56 @@ async fn run_async(cfg: &AgentConfig) -> Result<String> {
 
     let timeout = u32::try_from(cfg.watch_timeout.as_secs()).unwrap_or(u32::MAX);
     let mut events = nodes::watch(&f, timeout).await?;
+
+    // NetworkPolicy: Pods everywhere (peers anywhere matter), Namespaces, NetworkPolicies (raw:
+    // one that does not decode must close, not break the list).
+    let (ann_tx, mut ann_rx) = mpsc::unbounded_channel::<()>();
+    let mut policies = if cfg.network_policy {
+        match policy_kernel::start(cfg, ann_tx) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                // Routing must go on; pods the plugin announces stay denied (never classified).
+                log(&format!("NetworkPolicy NOT ENFORCED: {}", e.msg));
+                None
+            }
+        }
+    } else {
+        match policy_kernel::remove() {
+            Ok(true) => log("--network-policy=false: the policy table is removed"),
+            Ok(false) => {}
+            Err(e) => log(&format!(
+                "--network-policy=false: remove the policy table: {}",
+                e.msg
+            )),
+        }
+        None
+    };
+    let mut objects = PolicyObjects::default();
+    let (mut pods, mut namespaces, mut netpols): (
+        Events<Pod>,
+        Events<Namespace>,
+        Events<DynamicObject>,
+    ) = if policies.is_some() {
+        (
+            watch_all(kube::Api::all(kube.clone()), timeout),
+            watch_all(kube::Api::all(kube.clone()), timeout),
+            watch_policies(kube.clone(), timeout),
+        )
+    } else {
+        (never(), never(), never())
+    };
     let mut map = NodeMap::default();
     let mut resync = tokio::time::interval(cfg.resync.max(Duration::from_secs(1)));
     resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     resync.tick().await;
     log(&format!(
-        "agent for node {name}: watching Nodes ({:?} backend)",
-        cfg.routing.backend
+        "agent for node {name}: watching Nodes ({:?} backend){}",
+        cfg.routing.backend,
+        if policies.is_some() {
+            ", Pods, Namespaces and NetworkPolicies (NetworkPolicy enforced)"
+        } else {
+            " (NetworkPolicy not enforced)"
+        }
     ));
 
     let mut kernel_due: Option<tokio::time::Instant> = None;
@@ -159,7 +245,12 @@ async fn run_async(cfg: &AgentConfig) -> Result<String> {
             biased;
             _ = term.recv() => Wake::Stop("SIGTERM"),
             _ = int.recv() => Wake::Stop("SIGINT"),
+            // A pod waiting at its start comes before the API's news.
+            Some(()) = ann_rx.recv() => Wake::Announced,
             e = events.next() => Wake::Nodes(Box::new(e)),
+            e = pods.next() => Wake::Pods(Box::new(e)),
+            e = namespaces.next() => Wake::Namespaces(Box::new(e)),
+            e = netpols.next() => Wake::Policies(Box::new(e)),
             _ = kick_rx.recv() => Wake::KernelHeard,
             _ = tokio::time::sleep_until(due.unwrap_or_else(tokio::time::Instant::now)),
                 if due.is_some() => Wake::KernelDue,
@@ -171,6 +262,8 @@ async fn run_async(cfg: &AgentConfig) -> Result<String> {
         let mut dirty = false;
         let mut full = false;
         let mut kernel = false;
+        let mut policy_dirty = false;
+        let mut announced = false;
         match wake {
             Wake::Stop(why) => {
                 log(&format!("{why}: stopping, the data path stays as it is"));
@@ -180,6 +273,23 @@ async fn run_async(cfg: &AgentConfig) -> Result<String> {
                 None => return Err(Error::io("the Node watch ended")),
                 Some(e) => dirty |= take(&mut map, e, &tel),
             },
+            Wake::Pods(e) => match *e {
+                None => return Err(Error::io("the Pod watch ended")),
+                Some(e) => policy_dirty |= policy_event("Pod", e, |e| objects.pod_event(e)),
+            },
+            Wake::Namespaces(e) => match *e {
+                None => return Err(Error::io("the Namespace watch ended")),
+                Some(e) => {
+                    policy_dirty |= policy_event("Namespace", e, |e| objects.namespace_event(e))
+                }
+            },
+            Wake::Policies(e) => match *e {
+                None => return Err(Error::io("the NetworkPolicy watch ended")),
+                Some(e) => {
+                    policy_dirty |= policy_event("NetworkPolicy", e, |e| objects.policy_event(e))
+                }
+            },
+            Wake::Announced => announced = true,
             Wake::KernelHeard => {
                 kernel_due.get_or_insert_with(|| tokio::time::Instant::now() + KERNEL_SETTLE);
                 continue;
@@ -195,10 +305,34 @@ async fn run_async(cfg: &AgentConfig) -> Result<String> {
             Wake::Resync => full = true,
         }
         // Everything already waiting (a list page, a burst of changes) goes into one pass.
-        while let Some(Some(e)) = futures_util::FutureExt::now_or_never(events.next()) {
+        use futures_util::FutureExt;
+        while let Some(Some(e)) = events.next().now_or_never() {
             let changed = take(&mut map, e, &tel);
             dirty |= changed;
             kernel &= !changed;
+        }
+        while let Some(Some(e)) = pods.next().now_or_never() {
+            policy_dirty |= policy_event("Pod", e, |e| objects.pod_event(e));
+        }
+        while let Some(Some(e)) = namespaces.next().now_or_never() {
+            policy_dirty |= policy_event("Namespace", e, |e| objects.namespace_event(e));
+        }
+        while let Some(Some(e)) = netpols.next().now_or_never() {
+            policy_dirty |= policy_event("NetworkPolicy", e, |e| objects.policy_event(e));
+        }
+        while let Ok(()) = ann_rx.try_recv() {
+            announced = true;
+        }
+        // A pod announced at its ADD first: its verdicts go in before anything else is done.
+        if let Some(p) = policies.as_mut().filter(|_| objects.ready()) {
+            if announced || policy_dirty || full {
+                let why = match (announced, full) {
+                    (true, _) => "pod added",
+                    (_, true) => "resync",
+                    _ => "API change",
+                };
+                p.pass(&name, full, &mut objects, why);
+            }
         }
         if !map.ready || !(dirty || full) {
             continue;
@@ -215,6 +349,18 @@ async fn run_async(cfg: &AgentConfig) -> Result<String> {
             (false, false) => Trigger::Nodes,
         };
         tel.pass(trigger, &mut controllers, &pass);
+    }
+}
+
+/// Takes one event of a policy watch; true when what policy sees changed.
+fn policy_event<K>(kind: &str, e: Watched<K>, apply: impl FnOnce(Event<K>) -> bool) -> bool {
+    match e {
+        Ok(e) => apply(e),
+        Err(e) => {
+            // Retried with backoff; meanwhile the table stays as it is (never opened).
+            log(&format!("{kind} watch: {e}"));
+            false
+        }
     }
 }
 
