@@ -70,9 +70,18 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[i]
 }
 
+/// The fake fleet's pod CIDRs (10.100.0.0/24 on) lie outside the simulated cluster's: the
+/// agent is given this one too, or it would route none of them.
+const FLEET_CLUSTER_CIDR: &str = "10.96.0.0/11";
+
 fn run(nodes: u32, adds: u32) -> Figures {
     let mut c = Cluster::new([1, 0]);
-    c.agent_args = vec!["--resync".into(), "2".into()];
+    c.agent_args = vec![
+        "--resync".into(),
+        "2".into(),
+        "--cluster-cidr".into(),
+        FLEET_CLUSTER_CIDR.into(),
+    ];
     let fleet = Fleet::default();
     c.api.add_nodes(fleet.nodes(0..nodes)).unwrap();
     let ns = kernel::Netns::open(c.node(0).ns.path()).unwrap();
@@ -223,14 +232,20 @@ fn listener_cost(nodes: u32, reps: usize) -> ListenerFigures {
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
     for _ in 0..reps {
         for (i, mode) in modes.iter().enumerate() {
-            c.agent_args = vec!["--resync".into(), "2".into()];
+            c.agent_args = vec![
+                "--resync".into(),
+                "2".into(),
+                "--cluster-cidr".into(),
+                FLEET_CLUSTER_CIDR.into(),
+            ];
             if *mode == Listener::Off {
                 c.agent_args
                     .extend(["--metrics-addr".into(), String::new()]);
             }
             c.start_agent(0);
             let t = Instant::now();
-            while podwire_routes(&nl) < nodes as usize && t.elapsed() < Duration::from_secs(60) {
+            while podwire_routes(&nl) < nodes as usize {
+                assert!(t.elapsed() < Duration::from_secs(60), "peers not routed");
                 std::thread::sleep(Duration::from_millis(20));
             }
             std::thread::sleep(Duration::from_secs(3));
