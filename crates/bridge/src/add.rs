@@ -277,8 +277,23 @@ fn configure(
         let mut s = trace::step("policy-gate");
         undo.push(Undo::WithdrawUnclassified);
         if crate::unclassified::announce(a, &ips)? {
+            // Packets routed to these addresses before the announcement were judged while no
+            // pod owned them, and wait in the node's neighbour queue for the pod's link to come
+            // up: deleting the (incomplete) entries drops them; what comes next meets the gate.
+            for ip in &ips {
+                let n = kernel::Neighbour {
+                    ifindex: bridge.index,
+                    ip: *ip,
+                    mac: None,
+                    permanent: false,
+                };
+                match host.neighbour_delete(&n) {
+                    Err(e) if !e.is_not_found() => return Err(e.into()),
+                    _ => {}
+                }
+            }
             s.detail(format_args!(
-                "{} unclassified in inet {}",
+                "{} unclassified in inet {}, queued packets dropped",
                 join_ips(&ips),
                 kernel::owned::POLICY_TABLE
             ));

@@ -727,14 +727,12 @@ fn a_new_pod_selected_by_a_deny_policy_gets_nothing_from_a_pod_of_its_node() {
     denied_new_pod(&mut n, &["y/peer"]);
 }
 
-/// Fails today (50-166 of 60,000-150,000 datagrams arrive, in one burst a few µs apart, when the
-/// pod's link comes up): packets routed to the node for an address no pod has yet are judged
-/// at the forward hook while nothing isolates that address (accepted), then wait in the node's
-/// neighbour queue (unres_qlen) and are delivered when the new pod's gratuitous ARP resolves
-/// it. The fix belongs to the plugin's gate or the table (drop what is queued for the address
-/// when it is announced, or deny local pod-CIDR addresses no known pod owns).
+/// Packets routed to the node for an address no pod has yet are judged at the forward hook
+/// while nothing isolates that address (accepted), then wait in the node's neighbour queue
+/// (unres_qlen) for the pod's link. Before the gate dropped that queue (the plugin deletes the
+/// node's incomplete neighbour entries for the pod's addresses right after announcing them),
+/// 50-166 of 60,000-150,000 datagrams arrived in one burst when the link came up.
 #[test]
-#[ignore = "known window: packets queued in the node's neighbour queue before the ADD"]
 fn a_new_pod_selected_by_a_deny_policy_gets_nothing_routed_to_it_from_another_node() {
     let mut n = start_window_case();
     denied_new_pod(&mut n, &["y/far"]);

@@ -51,8 +51,8 @@ pub fn start(cfg: &AgentConfig, announced: mpsc::UnboundedSender<()>) -> Result<
     table.ensure_structure()?;
     if !table.same_node_enforced() {
         log(
-            "NetworkPolicy: br_netfilter is not loaded: traffic between pods of this node is \
-             not judged (modprobe br_netfilter)",
+            "NetworkPolicy: traffic between pods of this node is not judged: load br_netfilter \
+             and set net.bridge.bridge-nf-call-iptables=1 and -ip6tables=1 on the node",
         );
     }
     spawn_watch(announced)?;

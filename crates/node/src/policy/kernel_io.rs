@@ -542,8 +542,11 @@ impl PolicyTable {
             "net/bridge/bridge-nf-call-iptables",
             "net/bridge/bridge-nf-call-ip6tables",
         ] {
+            // Best effort: /proc/sys is read-only in the DaemonSet's container (the per-netns
+            // default is 1 anyway); the agent says when same-node traffic is not judged
+            // (`same_node_enforced`), and routed traffic is judged either way.
             if kernel::sysctl::read_in(&self.ns, key).is_ok_and(|v| v.trim() != "1") {
-                kernel::sysctl::write_in(&self.ns, key, "1")?;
+                let _ = kernel::sysctl::write_in(&self.ns, key, "1");
             }
         }
         Ok(())
