@@ -40,6 +40,7 @@ pub mod plugin_tables;
 pub mod policy;
 pub mod policy_cache;
 pub mod policy_kernel;
+pub mod policy_metrics;
 pub mod routing;
 pub mod telemetry;
 
@@ -189,7 +190,7 @@ async fn run_async(cfg: &AgentConfig) -> Result<String> {
     // one that does not decode must close, not break the list).
     let (ann_tx, mut ann_rx) = mpsc::unbounded_channel::<()>();
     let mut policies = if cfg.network_policy {
-        match policy_kernel::start(cfg, ann_tx) {
+        match policy_kernel::start(cfg, ann_tx, &tel.metrics) {
             Ok(p) => Some(p),
             Err(e) => {
                 // Routing must go on; pods the plugin announces stay denied (never classified).

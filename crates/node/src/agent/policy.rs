@@ -304,6 +304,14 @@ pub fn report(o: &Outcome, took: Duration, objects: &PolicyObjects, why: &str) {
 /// The controller as the agent's loop runs it.
 pub struct Policies {
     pub controller: PolicyController<Box<dyn Table>, Box<dyn NodeAddresses>>,
+    /// What is in force and what was dropped, for /metrics: the gauges and where the drop
+    /// counters are read from.
+    pub metrics: Option<(super::policy_metrics::PolicyMetrics, Box<dyn DropCounters>)>,
+}
+
+/// The table's named counters (drops per pod and direction).
+pub trait DropCounters {
+    fn counters(&self) -> Result<std::collections::BTreeMap<String, (u64, u64)>>;
 }
 
 impl<T: Table + ?Sized> Table for Box<T> {
@@ -336,6 +344,9 @@ impl Policies {
         let start = Instant::now();
         let o = self.controller.reconcile(node, objects, resync);
         report(&o, start.elapsed(), objects, why);
+        if let (Some((m, table)), Some(last)) = (&self.metrics, &self.controller.last) {
+            m.update(last, &table.counters().unwrap_or_default());
+        }
     }
 }
 

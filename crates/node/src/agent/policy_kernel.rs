@@ -2,8 +2,12 @@
 //! kernel layer ([`crate::policy`]) writes, and the plugin's announcements of new pods are
 //! heard on a thread of their own ([`crate::policy::watch_unclassified`]).
 
-use super::policy::{KernelAddresses, NodeAddresses, Policies, PolicyController, Table};
+use super::metrics::Metrics;
+use super::policy::{
+    DropCounters, KernelAddresses, NodeAddresses, Policies, PolicyController, Table,
+};
 use super::policy_cache::Announced;
+use super::policy_metrics::PolicyMetrics;
 use super::{log, AgentConfig};
 use crate::kubernetes::backoff;
 use crate::policy::{watch_unclassified, PolicyTable, Unclassified};
@@ -45,7 +49,17 @@ fn announced(u: Unclassified) -> Announced {
 
 /// The controller, its table opened and set up, and the thread that kicks `announced` whenever
 /// the bridge plugin announces a pod at its ADD.
-pub fn start(cfg: &AgentConfig, announced: mpsc::UnboundedSender<()>) -> Result<Policies> {
+impl DropCounters for PolicyTable {
+    fn counters(&self) -> Result<std::collections::BTreeMap<String, (u64, u64)>> {
+        PolicyTable::counters(self)
+    }
+}
+
+pub fn start(
+    cfg: &AgentConfig,
+    announced: mpsc::UnboundedSender<()>,
+    metrics: &Metrics,
+) -> Result<Policies> {
     let table = PolicyTable::open()?;
     // Before the lists are in: the structure only (pods announced meanwhile stay denied).
     table.ensure_structure()?;
@@ -63,7 +77,15 @@ pub fn start(cfg: &AgentConfig, announced: mpsc::UnboundedSender<()>) -> Result<
         cfg.policy,
     );
     controller.state_file = Some(cfg.setup.state_dir.join(super::policy::STATE_FILE));
-    Ok(Policies { controller })
+    // A handle of its own for the drop counters (the controller's is behind its trait).
+    let counters = PolicyTable::open()?;
+    Ok(Policies {
+        controller,
+        metrics: Some((
+            PolicyMetrics::register(metrics),
+            Box::new(counters) as Box<dyn DropCounters>,
+        )),
+    })
 }
 
 /// A thread blocking on the unclassified sets' notifications; each announcement kicks the loop
