@@ -5,11 +5,13 @@
 //! - [`trace`]: the timed operations the plugins wrote to their `logFile`
 //! - [`node`]: bridges, ports, pods, IPAM use, routes out, nftables rules, inconsistencies
 //! - [`path`]: the hops between two addresses, asked of the kernel namespace by namespace
+//! - [`routing`]: the peers the node agent did not route, and why (its state file)
 //! - [`svg`]: the node as a picture
 
 pub mod node;
 pub mod path;
 pub mod policy;
+pub mod routing;
 pub mod svg;
 pub mod trace;
 

@@ -391,6 +391,28 @@ fn node_objects_outside_the_cluster_cidr_are_never_routed() {
         assert_eq!(default.as_array().unwrap().len(), 1, "{default}");
     }
 
+    // node show says so too: the kernel cannot (a refused peer has no route), the agent's
+    // state file does.
+    let node = c.node(0);
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", &node.ns.name])
+        .arg(&c.bin.podwirectl)
+        .args(["node", "show", "--netconfpath"])
+        .arg(node.dir.join("net.d"))
+        .arg("--cache-dir")
+        .arg(node.dir.join("cache"))
+        .arg("--state-dir")
+        .arg(node.dir.join("state"))
+        .output()
+        .unwrap();
+    let show = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{show}");
+    assert!(
+        show.contains("PodCIDROutsideCluster (pod_cidr_outside_cluster)")
+            && show.contains("128.0.0.0/1: outside the cluster CIDR"),
+        "node show: {show}"
+    );
+
     // A leftover of an agent that did route it: removed, and once removed it stays removed.
     let n1 = c.node(0);
     assert!(n1.ns.exec_ok(&[

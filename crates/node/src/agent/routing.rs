@@ -31,6 +31,10 @@ pub struct Routing {
     /// When the last pass ran: a probe that could not run (no gateway yet, this node's Node
     /// object gone) is not due again at once, or the loop would spin.
     last_pass: Instant,
+    /// Where the peers this pass could not route are written for `podwirectl node show`
+    /// (issue #22 item 10: the kernel cannot say what was refused), and what was written last.
+    state_file: PathBuf,
+    written: Option<String>,
 }
 
 impl Routing {
@@ -45,6 +49,8 @@ impl Routing {
             paths: HashMap::new(),
             sysctl_dir: cfg.setup.sysctl_dir.clone(),
             last_pass: Instant::now(),
+            state_file: cfg.setup.state_dir.join(STATE_FILE),
+            written: None,
         })
     }
 }
@@ -76,6 +82,7 @@ impl Controller for Routing {
                 self.watched.set(&r.links);
                 self.say_paths(&r);
                 self.loose_rp_filter(&r);
+                self.write_state(pass.node, &r);
                 report(&r, pass.nodes.len(), start.elapsed(), pass.resync);
                 let t = pass.telemetry;
                 for (kind, n) in &r.kinds {
@@ -99,7 +106,40 @@ impl Controller for Routing {
 
 const NAME: &str = "routing";
 
+/// The file in the agent's state directory that `podwirectl node show` reads the peers it could
+/// not route from (inspect::routing::STATE_FILE: keep in step).
+pub const STATE_FILE: &str = "routing.json";
+
+/// `{"node": …, "problems": [{"kind", "reason", "text", "unrouted"}]}`.
+pub fn state_json(node: &str, problems: &[crate::peers::Problem]) -> serde_json::Value {
+    serde_json::json!({
+        "node": node,
+        "problems": problems.iter().map(|p| serde_json::json!({
+            "kind": p.kind.label(),
+            "reason": p.kind.reason(),
+            "text": p.text,
+            "unrouted": p.unrouted,
+        })).collect::<Vec<_>>(),
+    })
+}
+
 impl Routing {
+    /// Writes the problems of the last pass (if they changed) for `podwirectl node show`.
+    fn write_state(&mut self, node: &str, r: &Report) {
+        let text = state_json(node, &r.problems).to_string();
+        if self.written.as_deref() == Some(text.as_str()) {
+            return;
+        }
+        match crate::files::write_atomic(&self.state_file, text.as_bytes(), 0o644) {
+            Ok(_) => self.written = Some(text),
+            Err(e) => log(&format!(
+                "routing: write {}: {}",
+                self.state_file.display(),
+                e.msg
+            )),
+        }
+    }
+
     /// Each peer's way and why, when it is new or changed.
     fn say_paths(&mut self, r: &Report) {
         let mut now = HashMap::new();

@@ -17,7 +17,8 @@ pub struct Configs {
 /// Where the node agent writes what NetworkPolicy it enforces.
 #[derive(Args)]
 pub struct PolicySource {
-    /// The node agent's state directory (its `policy.json` says which policies are in force).
+    /// The node agent's state directory (its `policy.json` says which policies are in force,
+    /// its `routing.json` which peers it did not route and why).
     #[arg(long, value_name = "DIR", default_value = node::config::DEFAULT_STATE_DIR)]
     state_dir: PathBuf,
 }
@@ -172,12 +173,20 @@ pub fn show(a: &ShowArgs, as_json: bool) -> Result<(), Failure> {
             .map_err(|e| fail(format!("cannot write {}: {e}", file.display())))?;
     }
     let policy = a.policy.state();
+    let routing = inspect::routing::read_state(&a.policy.state_dir).unwrap_or_else(|e| {
+        eprintln!("podwirectl: {e}");
+        None
+    });
     if as_json {
         let mut v = serde_json::to_value(&view).expect("serialises");
         v["networkPolicy"] = serde_json::to_value(&policy).expect("serialises");
+        v["routing"] = serde_json::to_value(&routing).expect("serialises");
         print_json(&v);
     } else {
         print!("{}", inspect::node::render(&view));
+        if let Some(r) = &routing {
+            print!("{}", inspect::routing::render_state(r));
+        }
         match &policy {
             Some(p) => print!("{}", inspect::policy::render_state(p)),
             None => println!(
