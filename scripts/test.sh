@@ -25,4 +25,4 @@ rm -rf "$plugins_dir"
 link_podwirectl_static
 require_static "${CARGO_TARGET_DIR:-target}/release/podwirectl"
 echo "== cargo test"
-cargo test --workspace --quiet 2>&1 | tee /tmp/podwire-test.log
+cargo test --workspace --no-fail-fast --quiet 2>&1 | tee /tmp/podwire-test.log

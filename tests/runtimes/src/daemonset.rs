@@ -646,6 +646,7 @@ mod tests {
                 "/opt/cni/bin",
                 "/etc/cni/net.d",
                 "/var/lib/podwire",
+                "/var/lib/cni",
                 "/proc/sys",
             ]
             .iter()

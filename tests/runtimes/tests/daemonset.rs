@@ -281,6 +281,9 @@ fn the_daemonset_pod_spec_runs_under_cri_in_a_node_and_routes_as_the_agent_run_d
             ("/opt/cni/bin".to_string(), layout.cni_bin()),
             ("/etc/cni/net.d".to_string(), layout.cni_conf()),
             ("/var/lib/podwire".to_string(), state_dir.clone()),
+            // libcni's cache of the node's pods (the agent puts hostPorts and spoofCheck guards
+            // back from it).
+            ("/var/lib/cni".to_string(), n1.dir.join("cache")),
             // Per network namespace under net/: the node's, as the container has its network.
             ("/proc/sys".to_string(), PathBuf::from("/proc/sys")),
         ]),
