@@ -11,13 +11,14 @@ source scripts/setup-host.sh
 prepare_host
 
 # Only what the demo runs, in one cargo call (the release profile: quick to build): the CRI
-# driver, the cluster demo, podwirectl and the plugins the cluster demo's nodes exec; then the
-# four plugins as shipped (the `plugin` profile, static) for the containerd part.
+# driver, the cluster demo, podwirectl and the four plugins, which both parts exec from
+# target/release. The plugins as shipped (the `plugin` profile: fat LTO, static for musl) take
+# minutes more to build and behave the same: scripts/install-plugins.sh and scripts/test.sh
+# build those.
 echo "podwire demo: building (podwire-cri, podwire-cluster-demo, podwirectl, the plugins)"
 cargo build --release --quiet -p podwire-runtime-tests --bin podwire-cri \
     -p podwire-cluster-tests --bin podwire-cluster-demo -p podwirectl --bin podwirectl \
     -p podwire-bridge -p podwire-ipam -p podwire-portmap -p podwire-loopback
-link_plugins_static
 TARGET="${CARGO_TARGET_DIR:-target}"
 CRI="$(realpath "$TARGET/release/podwire-cri")" # the CRI calls kubelet would make, one per command
 
