@@ -332,6 +332,8 @@ fn node_show_trace_and_path_read_the_kernel() {
             "gateway",
             "sysctl",
             "veth",
+            // spoofCheck (on by default) guards the port before the pod's end comes up.
+            "antispoof",
             "link-up",
             "addresses",
             "routes",
@@ -669,7 +671,9 @@ fn node_show_trace_and_path_read_the_kernel() {
             "interface",
             "addresses",
             "routes",
-            "host-end"
+            "host-end",
+            // The port's spoofCheck elements are there.
+            "antispoof"
         ],
         "{check}"
     );
@@ -713,10 +717,12 @@ fn node_show_trace_and_path_read_the_kernel() {
     let del = dels[0];
     assert_eq!(
         step_names(del),
-        // The link first: the address is released only once no interface holds it.
+        // The port's spoofCheck elements, then the link: the address is released only once no
+        // interface holds it.
         [
             "parse",
             "config",
+            "antispoof",
             "link",
             "nftables",
             "ipam.lock",
@@ -725,13 +731,25 @@ fn node_show_trace_and_path_read_the_kernel() {
         "{del}"
     );
     assert_steps_fit(del);
-    let detail = |i: usize| del["steps"][i]["detail"].as_str().unwrap().to_string();
-    assert!(detail(5).contains(&format!("released {b_ip}")), "{del}");
+    let detail = |step: &str| {
+        del["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["step"] == step)
+            .and_then(|s| s["detail"].as_str())
+            .unwrap_or_default()
+            .to_string()
+    };
     assert!(
-        detail(3).contains(&format!("removed 1 masquerade rule(s) [{b_rule}]")),
+        detail("ipam.release").contains(&format!("released {b_ip}")),
         "{del}"
     );
-    assert!(detail(2).contains("deleted eth0"), "{del}");
+    assert!(
+        detail("nftables").contains(&format!("removed 1 masquerade rule(s) [{b_rule}]")),
+        "{del}"
+    );
+    assert!(detail("link").contains("deleted eth0"), "{del}");
     // --last keeps the newest.
     let last = n.json(&["trace", &b, "--last", "1"]);
     assert_eq!(last.as_array().unwrap().len(), 1);
@@ -759,13 +777,17 @@ fn node_show_trace_and_path_read_the_kernel() {
     let steps = step_names(failed);
     let at = |name: &str| steps.iter().position(|s| s == name).unwrap();
     assert!(failed["steps"][at("routes")]["failed"] == true, "{failed}");
-    // Undone in reverse: the veth, then the address.
-    let rollback = &failed["steps"][at("rollback")];
+    // Undone in reverse: the port's spoofCheck elements, the veth, then the address.
+    let rollbacks: Vec<&str> = failed["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["step"] == "rollback")
+        .filter_map(|s| s["detail"].as_str())
+        .collect();
     assert!(
-        rollback["detail"]
-            .as_str()
-            .unwrap()
-            .starts_with("deleted veth"),
+        rollbacks[0].starts_with("removed spoofCheck elements")
+            && rollbacks[1].starts_with("deleted veth"),
         "{failed}"
     );
     assert!(at("ipam.release") > at("rollback"), "{failed}");

@@ -808,12 +808,15 @@ fn network_policy_false_removes_the_table_and_opens_every_pod() {
         !has_table(&n)
     });
     n.expect("not enforced", &[tcp("x/b", "x/a", 80, true)]);
-    assert!(
-        n.c.node(0)
-            .agent_log()
-            .contains("NetworkPolicy not enforced"),
-        "{}",
-        n.c.node(0).agent_log()
+    // The agent says so once its watches are set up, a moment after it removed the table.
+    n.c.wait_for(
+        "the agent saying policy is off",
+        Duration::from_secs(20),
+        || {
+            n.c.node(0)
+                .agent_log()
+                .contains("NetworkPolicy not enforced")
+        },
     );
 }
 
