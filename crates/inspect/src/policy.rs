@@ -59,8 +59,12 @@ impl PolicyState {
 
 /// Reads the agent's state file; `Ok(None)` when there is none (no agent enforcing policy).
 pub fn read_state(state_dir: &Path) -> crate::Result<Option<PolicyState>> {
-    let path = state_dir.join(STATE_FILE);
-    match std::fs::read_to_string(&path) {
+    read_json(&state_dir.join(STATE_FILE))
+}
+
+/// One of the agent's JSON state files; `Ok(None)` when it is not there.
+pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> crate::Result<Option<T>> {
+    match std::fs::read_to_string(path) {
         Ok(s) => serde_json::from_str(&s)
             .map(Some)
             .map_err(|e| format!("{}: {e}", path.display())),

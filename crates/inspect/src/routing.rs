@@ -27,14 +27,7 @@ pub struct RoutingProblem {
 
 /// Reads the agent's state file; `Ok(None)` when there is none (no agent on this node).
 pub fn read_state(state_dir: &Path) -> crate::Result<Option<RoutingState>> {
-    let path = state_dir.join(STATE_FILE);
-    match std::fs::read_to_string(&path) {
-        Ok(s) => serde_json::from_str(&s)
-            .map(Some)
-            .map_err(|e| format!("{}: {e}", path.display())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(format!("{}: {e}", path.display())),
-    }
+    crate::policy::read_json(&state_dir.join(STATE_FILE))
 }
 
 /// `node show`'s part: nothing when the agent routed everything.

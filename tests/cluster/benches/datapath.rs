@@ -384,7 +384,7 @@ fn main() {
     let out = arg("--write", "");
     if !out.is_empty() {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-        write_section(&root.join(&out), &section);
+        testkit::bench_page::write_section(&root.join(&out), HEADING, &section);
         let svg = root.join(&out).with_file_name("benchmarks-datapath.svg");
         std::fs::write(&svg, chart(&rows)).unwrap();
         println!("written to {out} and {}", svg.display());
@@ -392,26 +392,6 @@ fn main() {
 }
 
 const HEADING: &str = "## Data path";
-
-fn write_section(path: &std::path::Path, section: &str) {
-    let page = std::fs::read_to_string(path).unwrap_or_default();
-    let mut kept = String::new();
-    let mut skipping = false;
-    for line in page.lines() {
-        if line.starts_with("## ") {
-            skipping = line.starts_with(HEADING);
-        }
-        if !skipping {
-            kept.push_str(line);
-            kept.push('\n');
-        }
-    }
-    let out = match kept.find("\n## Method") {
-        Some(i) => format!("{}\n{section}\n{}", &kept[..i], &kept[i + 1..]),
-        None => format!("{kept}\n{section}"),
-    };
-    std::fs::write(path, out).unwrap();
-}
 
 fn cell(s: Stat, digits: usize) -> String {
     format!("{:.d$} ({:.d$}–{:.d$})", s.median, s.min, s.max, d = digits)
