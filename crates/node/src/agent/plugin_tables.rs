@@ -44,9 +44,13 @@ impl Controller for PluginTables {
             return;
         }
         self.done_once = true;
+        let entries = match cached(&self.cache) {
+            Ok(e) => e,
+            Err(e) => return log(&e.msg),
+        };
         for said in [
-            put_back_guards(&self.cache, &self.network),
-            put_back(&self.cache, &self.network),
+            put_back_guards_from(&entries, &self.network),
+            put_back_from(&entries, &self.network),
         ] {
             match said {
                 Ok(s) if s.is_empty() => {}
@@ -60,10 +64,11 @@ impl Controller for PluginTables {
 /// Puts `network`'s cached mappings back in this netns; says what it did and what it could not
 /// (empty: nothing to say: no mappings, or all of them in place on an intact table).
 pub fn put_back(cache: &Cache, network: &str) -> cni::Result<String> {
-    let entries = cache
-        .attachments(None)
-        .map_err(|e| cni::Error::io(format!("read {}: {e}", cache.results_dir().display())))?;
-    let (attachments, mut problems) = attachments(&entries, network);
+    put_back_from(&cached(cache)?, network)
+}
+
+fn put_back_from(entries: &[CacheEntry], network: &str) -> cni::Result<String> {
+    let (attachments, mut problems) = attachments(entries, network);
     if attachments.is_empty() {
         return Ok(problems.join("; "));
     }
@@ -93,13 +98,21 @@ pub fn put_back(cache: &Cache, network: &str) -> cni::Result<String> {
 /// Puts the anti-spoofing elements of `network`'s cached attachments back in this netns (those
 /// whose config has `spoofCheck` on and whose host interface still exists); says what it did.
 pub fn put_back_guards(cache: &Cache, network: &str) -> cni::Result<String> {
-    let entries = cache
+    put_back_guards_from(&cached(cache)?, network)
+}
+
+/// libcni's cache entries, read once per pass for both tables.
+fn cached(cache: &Cache) -> cni::Result<Vec<CacheEntry>> {
+    cache
         .attachments(None)
-        .map_err(|e| cni::Error::io(format!("read {}: {e}", cache.results_dir().display())))?;
+        .map_err(|e| cni::Error::io(format!("read {}: {e}", cache.results_dir().display())))
+}
+
+fn put_back_guards_from(entries: &[CacheEntry], network: &str) -> cni::Result<String> {
     let nl = kernel::Netlink::new()?;
     let mut restored = Vec::new();
     let mut problems = Vec::new();
-    for g in guards(&entries, network, &mut problems) {
+    for g in guards(entries, network, &mut problems) {
         if nl.link(g.host.as_str()).is_err() {
             continue; // a pod gone without its DEL: GC's business, not ours
         }
