@@ -6,23 +6,29 @@ cd "$(dirname "$0")/.."
 source scripts/setup-host.sh
 prepare_host
 
-echo "== cargo fmt --check"
+# each step says when it starts (seconds since the script began), so a slow build shows where
+phase() { echo "== [$(date -u +%M:%S -d @$SECONDS)] $*"; }
+phase "cargo fmt --check"
 cargo fmt --all -- --check
-echo "== cargo clippy"
+phase "cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 # The suites exec the shipped plugins from target/release (built here with the `plugin` profile)
 # and podwirectl static there (the DaemonSet's distroless image); every other binary they need
 # (podwirectl, kubesim, podwire-cri) they build themselves in the tests' own profile.
-echo "== the plugins as shipped, into target/release (scripts/setup-host.sh's link_plugins_static)"
+phase "the plugins as shipped, into target/release (scripts/setup-host.sh's link_plugins_static)"
 link_plugins_static
-echo "== scripts/install-plugins.sh (the documented install: static plugins, checked after install)"
+phase "scripts/install-plugins.sh (the documented install: static plugins, checked after install)"
 plugins_dir="$(mktemp -d)"
 ./scripts/install-plugins.sh "$plugins_dir"
 require_static "$plugins_dir"/{podwire,podwire-ipam,podwire-portmap,loopback}
 cmp "$plugins_dir/podwire" "${CARGO_TARGET_DIR:-target}/release/podwire" # the suites exec these
 rm -rf "$plugins_dir"
 # The DaemonSet's image (tests/runtimes/tests/daemonset.rs) is distroless: podwirectl static too.
+phase "podwirectl static (the DaemonSet image)"
 link_podwirectl_static
 require_static "${CARGO_TARGET_DIR:-target}/release/podwirectl"
-echo "== cargo test"
+phase "cargo test: building the test targets"
+cargo test --workspace --no-run --quiet
+phase "cargo test: running"
 cargo test --workspace --no-fail-fast --quiet 2>&1 | tee /tmp/podwire-test.log
+phase "done"
