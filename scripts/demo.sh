@@ -10,17 +10,21 @@ cd "$(dirname "$0")/.."
 source scripts/setup-host.sh
 prepare_host
 
-# Only what the demo runs, in one cargo call (the release profile: quick to build): the CRI
-# driver, the cluster demo, podwirectl and the four plugins, which both parts exec from
-# target/release. The plugins as shipped (the `plugin` profile: fat LTO, static for musl) take
-# minutes more to build and behave the same: scripts/install-plugins.sh and scripts/test.sh
-# build those.
-echo "podwire demo: building (podwire-cri, podwire-cluster-demo, podwirectl, the plugins)"
-cargo build --release --quiet -p podwire-runtime-tests --bin podwire-cri \
-    -p podwire-cluster-tests --bin podwire-cluster-demo -p podwirectl --bin podwirectl \
-    -p podwire-bridge -p podwire-ipam -p podwire-portmap -p podwire-loopback
+# Only what the demo runs. The four plugins as shipped (the `plugin` profile: static, what the
+# benchmarks measure; scripts/test.sh reuses them) into target/release, where the containerd part's
+# CNI bin dir is filled from. The CRI driver, the cluster and what it execs on its nodes (the
+# agent, podwirectl, the plugins; one cargo call each, as tests/cluster builds them) on the
+# `quick` profile: unoptimised, so kube's and tonic's stacks build in a third of the time.
+echo "podwire demo: building (the plugins as shipped; podwire-cri, podwire-cluster-demo, podwirectl)"
+link_plugins_static
+quick() { cargo build --profile quick --quiet "$@"; }
+quick -p podwire-runtime-tests --bin podwire-cri -p podwire-cluster-tests --bin podwire-cluster-demo
+quick -p podwirectl --bin podwirectl
+quick -p podwire-bridge --bin podwire
+quick -p podwire-ipam --bin podwire-ipam
+quick -p podwire-portmap --bin podwire-portmap
 TARGET="${CARGO_TARGET_DIR:-target}"
-CRI="$(realpath "$TARGET/release/podwire-cri")" # the CRI calls kubelet would make, one per command
+CRI="$(realpath "$TARGET/quick/podwire-cri")" # the CRI calls kubelet would make, one per command
 
 DEMO="$(mktemp -d /tmp/podwire-demo.XXXXXX)"
 cleanup() {
@@ -96,5 +100,5 @@ step "8. Stop containerd and remove everything"
 # Steps 9-14: the cluster view. Three node namespaces (two on one L2 segment, one behind a router),
 # a stand-in API server, podwire's agent on each node routing to the others (direct and VXLAN),
 # a pod on each node pinging across nodes; all removed when it ends (tests/cluster).
-"$TARGET/release/podwire-cluster-demo"
+"$TARGET/quick/podwire-cluster-demo"
 echo "done"

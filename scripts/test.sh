@@ -13,7 +13,7 @@ cargo fmt --all -- --check
 phase "cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 # The suites exec the shipped plugins from target/release (built here with the `plugin` profile)
-# and podwirectl static there (the DaemonSet's distroless image); every other binary they need
+# and a static podwirectl from target/quick (the DaemonSet's distroless image); every other binary they need
 # (podwirectl, kubesim, podwire-cri) they build themselves in the tests' own profile.
 phase "the plugins as shipped, into target/release (scripts/setup-host.sh's link_plugins_static)"
 link_plugins_static
@@ -26,7 +26,7 @@ rm -rf "$plugins_dir"
 # The DaemonSet's image (tests/runtimes/tests/daemonset.rs) is distroless: podwirectl static too.
 phase "podwirectl static (the DaemonSet image)"
 link_podwirectl_static
-require_static "${CARGO_TARGET_DIR:-target}/release/podwirectl"
+require_static "${CARGO_TARGET_DIR:-target}/quick/podwirectl"
 phase "cargo test: building the test targets"
 cargo test --workspace --no-run --quiet
 phase "cargo test: running"

@@ -39,7 +39,8 @@ pub fn release(name: &str) -> PathBuf {
 }
 
 /// `podwire` built with `--features fault-injection` into `<target>/fault-injection` (once per
-/// test process). LTO is off for this build only: it is a test tool, and it saves a minute.
+/// test process), with the `quick` profile (unoptimised): it is a test tool, and its dependencies
+/// compile in seconds where the plugin profile takes most of a minute.
 pub fn fault_injection_podwire() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT
@@ -48,18 +49,23 @@ pub fn fault_injection_podwire() -> PathBuf {
             let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
             let status = Command::new(cargo)
                 .current_dir(workspace())
-                .args(["build", "--release", "--quiet", "-p", "podwire-bridge"])
+                .args([
+                    "build",
+                    "--profile",
+                    "quick",
+                    "--quiet",
+                    "-p",
+                    "podwire-bridge",
+                ])
                 .args(["--features", "fault-injection", "--target-dir"])
                 .arg(&dir)
-                .env("CARGO_PROFILE_RELEASE_LTO", "false")
-                .env("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "16")
                 .status()
                 .expect("run cargo to build podwire with fault injection");
             assert!(
                 status.success(),
                 "building podwire --features fault-injection failed"
             );
-            let bin = dir.join("release").join("podwire");
+            let bin = dir.join("quick").join("podwire");
             assert!(bin.is_file(), "{} missing after build", bin.display());
             bin
         })

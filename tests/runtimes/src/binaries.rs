@@ -119,14 +119,15 @@ pub fn dynamic_linking(path: &Path) -> Option<String> {
     (!needed.is_empty()).then(|| needed.join("; "))
 }
 
-/// The node image's binaries in `<target>/release`, each built from the current sources and
-/// static (a distroless image has no libc) by scripts/setup-host.sh's own `link_plugins_static`
-/// (musl where the target is installed, as deploy/Dockerfile builds them, else glibc static) and
-/// `link_podwirectl_static`: the same builds the suites, the install and the benchmarks use,
-/// so this never swaps them for others. Then checked.
+/// The node image's binaries, each built from the current sources and static (a distroless image
+/// has no libc) by scripts/setup-host.sh's own `link_plugins_static` (into `<target>/release`:
+/// musl where the target is installed, as deploy/Dockerfile builds them, else glibc static; the
+/// same builds the suites, the install and the benchmarks use, so this never swaps them for
+/// others) and `link_podwirectl_static` (`<target>/quick/podwirectl`: unoptimised, quick to
+/// build, glibc static). Then checked.
 pub fn static_image_binaries() -> Vec<PathBuf> {
     let target = target_dir();
-    let release = target.join("release");
+    let (release, quick) = (target.join("release"), target.join("quick"));
     let script = "source scripts/setup-host.sh && link_plugins_static && link_podwirectl_static";
     // The cargo that runs the tests, first on PATH for the script's own `cargo` calls.
     let cargo = PathBuf::from(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
@@ -151,7 +152,12 @@ pub fn static_image_binaries() -> Vec<PathBuf> {
     IMAGE_BINARIES
         .iter()
         .map(|(_, bin)| {
-            let path = release.join(bin);
+            let dir = if *bin == "podwirectl" {
+                &quick
+            } else {
+                &release
+            };
+            let path = dir.join(bin);
             if let Some(why) = dynamic_linking(&path) {
                 panic!("{} is not static: {why}", path.display());
             }

@@ -198,8 +198,12 @@ pub fn workspace_binary(package: &str, bin: &str) -> std::path::PathBuf {
     let mut cmd = Command::new(cargo);
     cmd.args(["build", "--quiet", "-p", package, "--bin", bin])
         .env("CARGO_TARGET_DIR", &target);
-    if profile.file_name().unwrap() == "release" {
-        cmd.arg("--release");
+    // The profile's directory is named after it, but for `dev`'s (debug).
+    match profile.file_name().unwrap().to_str().unwrap() {
+        "debug" => {}
+        name => {
+            cmd.args(["--profile", name]);
+        }
     }
     let status = cmd.status().expect("run cargo build");
     assert!(status.success(), "building {bin} failed");
