@@ -154,7 +154,8 @@ fn on_host(mounts: &BTreeMap<PathBuf, PathBuf>, p: &Path) -> PathBuf {
         .collect()
 }
 
-/// What every podwire container may have: root (hostPath writes), NET_ADMIN at most.
+/// What every podwire container may have: root (hostPath writes), NET_ADMIN and NET_RAW (the
+/// direct-path probe's raw sockets) at most.
 fn check_least_privilege(c: &Container) {
     let sc = c.security_context.as_ref().expect("securityContext");
     assert_ne!(sc.privileged, Some(true), "{}: privileged", c.name);
@@ -168,7 +169,11 @@ fn check_least_privilege(c: &Container) {
         c.name
     );
     for cap in caps.add.iter().flatten() {
-        assert_eq!(cap, "NET_ADMIN", "{}: more than NET_ADMIN", c.name);
+        assert!(
+            cap == "NET_ADMIN" || cap == "NET_RAW",
+            "{}: {cap}, more than NET_ADMIN and NET_RAW",
+            c.name
+        );
     }
 }
 

@@ -707,7 +707,7 @@ mod tests {
             .as_ref()
             .unwrap();
         let caps = sc.capabilities.as_ref().unwrap();
-        assert_eq!(caps.add_capabilities, vec!["NET_ADMIN"]);
+        assert_eq!(caps.add_capabilities, vec!["NET_ADMIN", "NET_RAW"]);
         assert_eq!(caps.drop_capabilities, vec!["ALL"]);
         assert!(sc.readonly_rootfs && sc.no_new_privs && !sc.privileged);
         assert_eq!(sc.run_as_user.as_ref().unwrap().value, 0);

@@ -404,8 +404,10 @@ fn the_daemonset_pod_spec_runs_under_cri_in_a_node_and_routes_as_the_agent_run_d
     ] {
         assert!(!log.contains(refused), "{refused}:\n{log}");
     }
-    // The agent process as the runtime made it: the node's netns, NET_ADMIN alone, a read-only
-    // root.
+    // It could verify direct paths: the probe's raw sockets were allowed (NET_RAW).
+    assert!(!log.contains("not verified yet (probe"), "{log}");
+    // The agent process as the runtime made it: the node's netns, NET_ADMIN and NET_RAW alone,
+    // a read-only root.
     let pids = cmd::pids_with_cmdline(&["podwirectl", &n1.name]);
     assert_eq!(pids.len(), 1, "one agent process in the pod: {pids:?}");
     let proc_file = |f: &str| std::fs::read_to_string(format!("/proc/{}/{f}", pids[0])).unwrap();
@@ -418,8 +420,8 @@ fn the_daemonset_pod_spec_runs_under_cri_in_a_node_and_routes_as_the_agent_run_d
     let status = proc_file("status");
     for set in ["CapEff", "CapPrm", "CapBnd"] {
         let line = status.lines().find(|l| l.starts_with(set)).unwrap();
-        // CAP_NET_ADMIN is capability 12.
-        assert!(line.ends_with("0000000000001000"), "{line}");
+        // CAP_NET_ADMIN is capability 12, CAP_NET_RAW 13.
+        assert!(line.ends_with("0000000000003000"), "{line}");
     }
     assert!(
         status.lines().any(|l| l == "NoNewPrivs:\t1"),

@@ -38,10 +38,14 @@ pub struct ProbeBook {
 
 impl ProbeBook {
     fn interval(e: &Entry) -> Duration {
-        if e.misses > 0 && e.misses < MISSES {
-            RETRY
-        } else {
-            REPROBE
+        match e.misses {
+            0 => REPROBE,
+            m if m < MISSES => RETRY,
+            // Filtered: checked again soon, then less and less often up to REPROBE. The peer's
+            // agent may only not have routed this node's pod CIDR yet (a node that just
+            // joined: its Node object is there before its agent runs), and then its direct
+            // path is found within seconds of the agent starting, not half a minute.
+            m => (RETRY * 2u32.pow((m - MISSES + 1).min(5))).min(REPROBE),
         }
     }
 
@@ -190,20 +194,28 @@ mod tests {
         assert_eq!(book.due(&addrs, t0 + RETRY), vec![addrs[1]]);
         book.record(&addrs[1..], &[], t0 + RETRY);
         assert!(!book.verdicts()[&addrs[1]], "two misses: filtered");
-        assert!(book.due(&addrs, t0 + RETRY * 2).is_empty());
-        assert_eq!(book.due(&addrs, t0 + REPROBE), vec![addrs[0]]);
-        assert_eq!(
-            book.due(&addrs, t0 + RETRY + REPROBE),
-            addrs,
-            "both again later"
-        );
+        // Filtered is checked again soon, then less and less often, up to REPROBE.
+        let mut at = t0 + RETRY;
+        for wait in [4, 8, 16, 30, 30] {
+            let next = at + Duration::from_secs(wait);
+            let before = next - Duration::from_millis(1);
+            assert!(book.due(&addrs[1..], before).is_empty(), "after {wait} s");
+            assert_eq!(book.due(&addrs[1..], next), vec![addrs[1]], "{wait} s");
+            book.record(&addrs[1..], &[], next);
+            assert!(!book.verdicts()[&addrs[1]]);
+            at = next;
+        }
+        // The one that answered: again REPROBE after its answer.
+        assert!(book.due(&addrs[..1], t0 + REPROBE - RETRY).is_empty());
+        assert_eq!(book.due(&addrs[..1], t0 + REPROBE), vec![addrs[0]]);
         // A filtered peer that answers again is direct at once.
-        book.record(&addrs[1..], &addrs[1..], t0 + RETRY + REPROBE);
+        let later = at + REPROBE;
+        book.record(&addrs[1..], &addrs[1..], later);
         assert!(book.verdicts()[&addrs[1]]);
         // A peer that does not answer its node address either keeps its verdict.
-        book.unreachable(&addrs[1..], t0 + REPROBE * 2);
+        book.unreachable(&addrs[1..], later + REPROBE);
         assert!(book.verdicts()[&addrs[1]]);
-        assert!(book.due(&addrs[1..], t0 + REPROBE * 2 + RETRY).is_empty());
+        assert!(book.due(&addrs[1..], later + REPROBE + RETRY).is_empty());
         book.retain(&addrs[..1]);
         assert_eq!(book.verdicts().len(), 1);
     }
