@@ -10,23 +10,23 @@ prepare_host
 phase() { echo "== [$(date -u +%M:%S -d @$SECONDS)] $*"; }
 phase "cargo fmt --check"
 cargo fmt --all -- --check
-phase "cargo clippy"
+# The suites exec the shipped plugins from target/release (the `plugin` profile) and a static
+# podwirectl from target/quick (the DaemonSet's distroless image); every other binary they need
+# (podwirectl, kubesim, podwire-cri) they build themselves in the tests' own profile. Those two
+# builds go to directories of their own, so they run beside clippy (which has target/debug) and
+# fill the cores clippy leaves idle (the plugins' one-unit LTO, the largest crates).
+phase "cargo clippy; beside it, the plugins as shipped and podwirectl static (scripts/setup-host.sh)"
+(link_plugins_static && link_podwirectl_static) &
+static_builds=$!
 cargo clippy --workspace --all-targets --quiet -- -D warnings
-# The suites exec the shipped plugins from target/release (built here with the `plugin` profile)
-# and a static podwirectl from target/quick (the DaemonSet's distroless image); every other binary they need
-# (podwirectl, kubesim, podwire-cri) they build themselves in the tests' own profile.
-phase "the plugins as shipped, into target/release (scripts/setup-host.sh's link_plugins_static)"
-link_plugins_static
+wait "$static_builds"
+require_static "${CARGO_TARGET_DIR:-target}/quick/podwirectl"
 phase "scripts/install-plugins.sh (the documented install: static plugins, checked after install)"
 plugins_dir="$(mktemp -d)"
 ./scripts/install-plugins.sh "$plugins_dir"
 require_static "$plugins_dir"/{podwire,podwire-ipam,podwire-portmap,loopback}
 cmp "$plugins_dir/podwire" "${CARGO_TARGET_DIR:-target}/release/podwire" # the suites exec these
 rm -rf "$plugins_dir"
-# The DaemonSet's image (tests/runtimes/tests/daemonset.rs) is distroless: podwirectl static too.
-phase "podwirectl static (the DaemonSet image)"
-link_podwirectl_static
-require_static "${CARGO_TARGET_DIR:-target}/quick/podwirectl"
 phase "cargo test: building the test targets"
 cargo test --workspace --no-run --quiet
 phase "cargo test: running"
