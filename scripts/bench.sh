@@ -10,7 +10,7 @@
 #
 # Other arguments go to podwire-bench (see `podwire-bench --help`). SKIP_IPAM_BENCH=1 leaves out
 # item 5 (podwire-ipam's own benchmark, about a minute); SKIP_SCALE_BENCH=1 the multi-node agent's,
-# SKIP_DATAPATH_BENCH=1 the data path's (about 4 minutes).
+# SKIP_DATAPATH_BENCH=1 the data path's (about 9 minutes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -83,7 +83,10 @@ fi
 if [ "${SKIP_DATAPATH_BENCH:-0}" != 1 ]; then
     # The data path (issue #23 part 4): node to node (the floor), pod to pod on one node, across
     # nodes direct and over VXLAN, IPv4 and IPv6, each against the same path built by hand
-    # (tests/cluster/benches/datapath.rs): its own section of the page and a chart beside it.
+    # (tests/cluster/benches/datapath.rs): its own section of the page and a chart beside it;
+    # then the offloads tried, two tunnels (a pod VXLAN inside a cloud's), and a perf profile.
+    # The offload experiment toggles GRO with ethtool; the profile is taken with perf.
+    install_apt_packages ethtool linux-perf
     echo "== cargo bench -p podwire-cluster-tests --bench datapath"
     cargo bench --quiet -p podwire-cluster-tests --bench datapath -- --write "$(realpath "$out_dir")/benchmarks.md"
     link_plugins_static
