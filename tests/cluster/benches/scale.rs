@@ -19,6 +19,7 @@ use cluster::kubesim::Fleet;
 use cluster::Cluster;
 use kernel::{KernelEvent, Monitor, Netlink};
 use std::time::{Duration, Instant};
+use testkit::bench_page::arg;
 
 struct Figures {
     nodes: u32,
@@ -30,14 +31,6 @@ struct Figures {
     rss_kib: u64,
     hwm_kib: u64,
     idle_cpu: f64,
-}
-
-fn arg(name: &str, default: &str) -> String {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
-        .unwrap_or_else(|| default.to_string())
 }
 
 fn proc_status(pid: u32, key: &str) -> u64 {

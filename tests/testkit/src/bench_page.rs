@@ -25,6 +25,16 @@ pub fn write_section(path: &Path, heading: &str, section: &str) {
     std::fs::write(path, out).unwrap();
 }
 
+/// A benchmark's `--name value` argument, or `default` (the benches take a few flags and no
+/// parser).
+pub fn arg(name: &str, default: &str) -> String {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+        .unwrap_or_else(|| default.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
