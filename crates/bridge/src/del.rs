@@ -12,12 +12,20 @@ use kernel::{Netlink, Netns};
 pub fn del(a: &CmdArgs) -> Result<()> {
     let config = trace::timed("config", || Config::from_netconf(&a.conf))?;
     let tag = names::attachment_tag(&a.conf.name, &a.container_id, &a.ifname);
-    // spoofCheck's elements go first, on a socket that stays open while the link is deleted:
-    // closing it right after the removal would wait ~10 ms for the elements to be freed. (The
-    // pod's end goes down one request later; the pod is already stopped when a runtime DELs.)
-    let nft = config.bridge.spoof_check.then(antispoof::socket);
-    let unguarded = match &nft {
-        Some(Ok(nft)) => {
+    let gated = crate::unclassified::tag(a).is_some();
+    // One nftables socket for every table DEL touches, when it touches any. spoofCheck's
+    // elements go first, and the socket stays open while the link is deleted: closing it right
+    // after the removal would wait ~10 ms for the elements to be freed. (The pod's end goes down
+    // one request later; the pod is already stopped when a runtime DELs.)
+    let wants_nft = config.bridge.spoof_check || config.bridge.ip_masq || gated;
+    let nft = wants_nft.then(antispoof::socket);
+    let on_nft = |f: &mut dyn FnMut(&kernel::nft::Nftables) -> Result<()>| match &nft {
+        Some(Ok(nft)) => f(nft),
+        Some(Err(e)) => Err(e.clone()),
+        None => Ok(()),
+    };
+    let unguarded = if config.bridge.spoof_check {
+        on_nft(&mut |nft| {
             let mut s = trace::step("antispoof");
             antispoof::delete_on(nft, |t| t == tag).map(|n| {
                 s.detail(format_args!(
@@ -25,35 +33,39 @@ pub fn del(a: &CmdArgs) -> Result<()> {
                     antispoof::TABLE
                 ))
             })
-        }
-        Some(Err(e)) => Err(e.clone()),
-        None => Ok(()),
+        })
+    } else {
+        Ok(())
     };
     let mut s = trace::step("link");
     let unlinked = delete_link(a, &config, &tag).map(|what| s.detail(what));
     s.end();
     let unmasked = if config.bridge.ip_masq {
-        let mut s = trace::step("nftables");
-        masq::delete_handles(&tag).map(|handles| {
-            s.detail(format_args!(
-                "removed {} masquerade rule(s) {handles:?} from inet {} (comment {tag})",
-                handles.len(),
-                masq::table().name
-            ))
+        on_nft(&mut |nft| {
+            let mut s = trace::step("nftables");
+            masq::delete_handles_on(nft, &tag).map(|handles| {
+                s.detail(format_args!(
+                    "removed {} masquerade rule(s) {handles:?} from inet {} (comment {tag})",
+                    handles.len(),
+                    masq::table().name
+                ))
+            })
+        })
+    } else {
+        Ok(())
+    };
+    // The policy gate's elements (normally the agent removed them long ago): before the
+    // release, so a reused address is never gated under the old pod's name.
+    let ungated = if gated {
+        on_nft(&mut |nft| {
+            let mut s = trace::step("policy-gate");
+            crate::unclassified::withdraw_on(nft, &a.container_id)
+                .map(|n| s.detail(format_args!("removed {n} unclassified address(es)")))
         })
     } else {
         Ok(())
     };
     drop(nft);
-    // The policy gate's elements (normally the agent removed them long ago): before the
-    // release, so a reused address is never gated under the old pod's name.
-    let ungated = if crate::unclassified::tag(a).is_some() {
-        let mut s = trace::step("policy-gate");
-        crate::unclassified::withdraw(&a.container_id)
-            .map(|n| s.detail(format_args!("removed {n} unclassified address(es)")))
-    } else {
-        Ok(())
-    };
     let released = ipam::del(a, &config);
     unlinked
         .and(unmasked)

@@ -23,7 +23,11 @@ pub fn delete(tag: &str) -> Result<()> {
 
 /// Deletes the attachment's rules; returns their handles.
 pub fn delete_handles(tag: &str) -> Result<Vec<u64>> {
-    let nft = Nftables::new()?;
+    delete_handles_on(&Nftables::new()?, tag)
+}
+
+/// As `delete_handles`, on a socket the caller already has (DEL's one for all its tables).
+pub fn delete_handles_on(nft: &Nftables, tag: &str) -> Result<Vec<u64>> {
     nft.delete_by_tag_handles(&table(), tag)
         .map_err(cni::Error::from)
 }

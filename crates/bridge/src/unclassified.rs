@@ -40,8 +40,12 @@ fn same_container(tagged: &str, container_id: &str) -> bool {
 
 /// Removes the container's announced addresses (DEL, and an ADD's rollback). Returns how many.
 pub fn withdraw(container_id: &str) -> cni::Result<usize> {
-    let nft = Nftables::new()?;
-    kernel::unclassified::withdraw_where(&nft, |_, t| {
+    withdraw_on(&Nftables::new()?, container_id)
+}
+
+/// As `withdraw`, on a socket the caller already has (DEL's one for all its tables).
+pub fn withdraw_on(nft: &Nftables, container_id: &str) -> cni::Result<usize> {
+    kernel::unclassified::withdraw_where(nft, |_, t| {
         t.is_some_and(|t| same_container(&t.container_id, container_id))
     })
     .map_err(cni::Error::from)

@@ -149,17 +149,7 @@ pub fn echo(
     let send = |seq: usize, t: IpAddr| {
         let p = echo_request(v6, id, seq as u16);
         let (da, dlen) = sockaddr(t);
-        // SAFETY: p is a valid buffer, da/dlen a valid sockaddr.
-        unsafe {
-            libc::sendto(
-                sock.as_raw_fd(),
-                p.as_ptr().cast(),
-                p.len(),
-                libc::MSG_DONTWAIT,
-                &da as *const _ as *const libc::sockaddr,
-                dlen,
-            )
-        };
+        send_to(&sock, &p, &da, dlen);
     };
     collect(&sock, v6, id, targets, tries, timeout, send)
 }
@@ -206,17 +196,8 @@ pub fn echo_on_link(
         ll.sll_ifindex = ifindex as i32;
         ll.sll_halen = 6;
         ll.sll_addr[..6].copy_from_slice(&mac.0);
-        // SAFETY: packet is a valid buffer, ll a valid sockaddr_ll.
-        unsafe {
-            libc::sendto(
-                pkt.as_raw_fd(),
-                packet.as_ptr().cast(),
-                packet.len(),
-                libc::MSG_DONTWAIT,
-                &ll as *const _ as *const libc::sockaddr,
-                std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-            )
-        };
+        let len = std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+        send_to(&pkt, &packet, &ll, len);
     };
     collect(&sock, v6, id, &addrs, tries, timeout, send)
 }
@@ -256,6 +237,22 @@ fn ip_packet(src: IpAddr, dst: IpAddr, mut icmp: Vec<u8>) -> Vec<u8> {
         }
         _ => icmp,
     }
+}
+
+/// One datagram to `addr` (any sockaddr type, `len` bytes of it), without blocking; a failed
+/// send is an unanswered probe, so its result is not looked at.
+fn send_to<A>(sock: &OwnedFd, data: &[u8], addr: &A, len: libc::socklen_t) {
+    // SAFETY: data is a valid buffer; addr points at a sockaddr of `len` bytes.
+    unsafe {
+        libc::sendto(
+            sock.as_raw_fd(),
+            data.as_ptr().cast(),
+            data.len(),
+            libc::MSG_DONTWAIT,
+            (addr as *const A).cast::<libc::sockaddr>(),
+            len,
+        )
+    };
 }
 
 /// Sends rounds with `send(seq, target)` and gathers the echo replies `sock` hears.

@@ -508,6 +508,22 @@ impl Cluster {
     }
 
     /// Waits for node `i`'s conflist (its setup ran), then adds a pod there.
+    /// Every pod pings every pod on another node, both families; the pairs that got no answer
+    /// (`a (node) -> b (node)`), none when the cluster is one pod network.
+    pub fn unanswered_cross_node_pings(&self) -> Vec<String> {
+        let mut failed = Vec::new();
+        for a in &self.pods {
+            for b in self.pods.iter().filter(|b| b.node != a.node) {
+                for to in [b.v4, b.v6] {
+                    if !a.ping(to) {
+                        failed.push(format!("{} ({}) -> {to} ({})", a.v4, a.node, b.node));
+                    }
+                }
+            }
+        }
+        failed
+    }
+
     pub fn add_pod(&mut self, i: usize) -> &Pod {
         self.add_pod_with(i, TestNs::new("pwcp"), "").0
     }

@@ -21,19 +21,7 @@ fn four_nodes() -> Cluster {
 
 /// Every pod pings every pod on every other node, both families.
 fn all_pairs_ping(c: &Cluster) {
-    let mut failed = Vec::new();
-    for a in &c.pods {
-        for b in c.pods.iter().filter(|b| b.node != a.node) {
-            for (to, fam) in [(b.v4, "v4"), (b.v6, "v6")] {
-                if !a.ping(to) {
-                    failed.push(format!(
-                        "{} ({}) -> {} ({}) {fam}",
-                        a.v4, a.node, to, b.node
-                    ));
-                }
-            }
-        }
-    }
+    let failed = c.unanswered_cross_node_pings();
     assert!(failed.is_empty(), "no answer: {failed:#?}");
 }
 

@@ -316,16 +316,7 @@ fn a_segment_that_drops_pod_sources_gets_vxlan_and_the_other_keeps_direct_routes
     for i in 0..4 {
         c.add_pod(i);
     }
-    let mut failed = Vec::new();
-    for a in &c.pods {
-        for b in c.pods.iter().filter(|b| b.node != a.node) {
-            for to in [b.v4, b.v6] {
-                if !a.ping(to) {
-                    failed.push(format!("{} -> {to} ({})", a.node, b.node));
-                }
-            }
-        }
-    }
+    let failed = c.unanswered_cross_node_pings();
     assert!(failed.is_empty(), "no answer: {failed:#?}");
     let (n3log, n1log) = (c.node(2).agent_log(), c.node(0).agent_log());
     let n4 = &c.node(3).name;

@@ -486,20 +486,7 @@ fn the_daemonset_pod_spec_runs_under_cri_in_a_node_and_routes_as_the_agent_run_d
     for i in 0..3 {
         c.add_pod(i);
     }
-    let pings = |c: &Cluster| {
-        let mut failed = Vec::new();
-        for a in &c.pods {
-            for b in c.pods.iter().filter(|b| b.node != a.node) {
-                for to in [b.v4, b.v6] {
-                    if !a.ping(to) {
-                        failed.push(format!("{} -> {to} ({})", a.node, b.node));
-                    }
-                }
-            }
-        }
-        failed
-    };
-    let failed = pings(&c);
+    let failed = c.unanswered_cross_node_pings();
     assert!(failed.is_empty(), "no answer: {failed:#?}");
 
     // NetworkPolicy, with the manifest's RBAC: the DaemonSet's agent isolates its pod x/a.
@@ -560,7 +547,7 @@ fn the_daemonset_pod_spec_runs_under_cri_in_a_node_and_routes_as_the_agent_run_d
     let left = cmd::pids_with_cmdline(&["podwirectl", &c.nodes[0].name]);
     assert!(left.is_empty(), "agent processes left: {left:?}");
     assert!(routes_to_all_others(&c.nodes[0], &c.api.nodes()));
-    let failed = pings(&c);
+    let failed = c.unanswered_cross_node_pings();
     assert!(
         failed.is_empty(),
         "traffic stopped with the agent: {failed:#?}"

@@ -65,20 +65,24 @@ pub fn report(rows: &[Row], reps: usize, secs: f64, mtu: u32) -> String {
             Some(paired) => (ratio_cells(paired), ratio(f, fl)),
             None => ("–".into(), "1".into()),
         };
+        let cells = |f: Figures| {
+            format!(
+                "{} | {} | {}",
+                cell(f.one, 2),
+                cell(f.four, 2),
+                cell(f.rr, 0)
+            )
+        };
         s += &format!(
-            "| {} | {fam} | {} | {} | {} | {vs_hand} | {vs_floor} |\n",
+            "| {} | {fam} | {} | {vs_hand} | {vs_floor} |\n",
             r.path,
-            cell(f.one, 2),
-            cell(f.four, 2),
-            cell(f.rr, 0),
+            cells(f)
         );
         if let Some(h) = r.hand {
             s += &format!(
-                "| {} (hand) | {fam} | {} | {} | {} | | {} |\n",
+                "| {} (hand) | {fam} | {} | | {} |\n",
                 r.path,
-                cell(h.one, 2),
-                cell(h.four, 2),
-                cell(h.rr, 0),
+                cells(h),
                 ratio(h, fl)
             );
         }
